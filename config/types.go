@@ -1,0 +1,194 @@
+// Package config loads and validates Vantage's YAML configuration.
+//
+// Load parses a file strictly: unknown keys, wrong types, duplicate check
+// names, impossible values and unset ${VAR} references are all reported at
+// once, each as FILE:LINE:COL: message (see Errors).
+package config
+
+import (
+	"net"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// Config is a whole, validated configuration file.
+type Config struct {
+	// Path is the file name as given to Load.
+	Path        string
+	Node        Node
+	Cluster     Cluster
+	Defaults    Defaults
+	Checks      []Check
+	Notifiers   []Notifier
+	StatusPage  StatusPage
+	Maintenance []Maintenance
+	Store       Store
+}
+
+// Node holds the settings of `vantage run` that may also be given as flags
+// (key `node:`). A flag wins over the file.
+type Node struct {
+	Name           string   // --node; default: host name
+	Region         string   // --region; default: "local"
+	Gossip         string   // --gossip; default: 0.0.0.0:7946
+	Advertise      string   // --advertise; default: the bind address
+	Join           []string // --join
+	HTTP           string   // --http; default: :8080
+	Data           string   // --data; default: ./data
+	GossipKeyFile  string   // --gossip-key-file
+	InsecureGossip bool     // --insecure-gossip
+	LogFormat      string   // --log-format: text (default) or json
+	LogLevel       string   // --log-level: debug, info (default), warn, error
+}
+
+// Cluster describes the regions that vote (key `cluster:`).
+type Cluster struct {
+	Regions  []string // the quorum denominator; empty: single region
+	Quorum   int      // regions that must agree; default: majority of Regions (1 when empty)
+	Gossip   string   // memberlist profile: wan (default), lan, local
+	Canaries []string // tcp://HOST:PORT or http(s):// URLs
+}
+
+// Defaults apply to every check that does not set the key itself.
+type Defaults struct {
+	Interval     time.Duration // default 30s, at least 1s
+	Timeout      time.Duration // default 10s, less than Interval
+	FailAfter    int           // default 2
+	RecoverAfter int           // default 2
+}
+
+// Check types.
+const (
+	TypeHTTP = "http"
+	TypeTCP  = "tcp"
+	TypeICMP = "icmp"
+)
+
+// Check is one probe definition with defaults already merged in.
+type Check struct {
+	Name   string // unique, [a-z0-9-_.]
+	Type   string // http | tcp | icmp
+	URL    string // http
+	Target string // tcp: HOST:PORT; icmp: HOST
+
+	Method          string            // http; default GET
+	Headers         map[string]string // http
+	Body            string            // http request body
+	BodyLimit       int64             // http: bytes of body read for matching; default 1 MiB
+	FollowRedirects bool              // http; default true (at most 10)
+	InsecureTLS     bool              // http: skip certificate verification (key insecure_skip_verify)
+
+	Send string // tcp: bytes written after connecting
+
+	Count   int     // icmp: echo requests per probe; default 3
+	MaxLoss float64 // icmp: loss percentage above which the probe fails; default 50
+
+	IP string // "4", "6" or "any" (default)
+
+	Expect Expect
+
+	Interval     time.Duration
+	Timeout      time.Duration
+	FailAfter    int
+	RecoverAfter int
+
+	Group       string            // status page group
+	DisplayName string            // status page name; default Name
+	Description string            // status page description
+	Notify      []string          // notifier names
+	Labels      map[string]string // free-form, for routing
+	Severity    string            // critical (default), warning, info
+
+	// Line and Column locate the check's entry in the file.
+	Line, Column int
+}
+
+// Expect lists what a successful probe must show.
+type Expect struct {
+	Status       []StatusRange  // http; default 200-299
+	BodyContains string         // http body (or tcp reply) must contain this
+	BodyRegex    *regexp.Regexp // http body must match; nil when unset
+	MaxLatency   time.Duration  // slower counts as failure; 0 = no limit
+	CertExpiry   time.Duration  // https: a certificate expiring sooner fails; 0 = off
+	Banner       string         // tcp: what the server sends (first, or in reply to Send) must contain this
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Min, Max int }
+
+// Contains reports whether code lies in the range.
+func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r.Max }
+
+// TargetString is what a notification names as the check's target: the URL of
+// an http check, HOST:PORT of a tcp check, the host of an icmp check.
+func (c *Check) TargetString() string {
+	if c.Type == TypeHTTP {
+		return c.URL
+	}
+	return c.Target
+}
+
+// Host returns the host name the check contacts.
+func (c *Check) Host() string {
+	switch c.Type {
+	case TypeHTTP:
+		if u, err := url.Parse(c.URL); err == nil {
+			return u.Hostname()
+		}
+	case TypeTCP:
+		if h, _, err := net.SplitHostPort(c.Target); err == nil {
+			return h
+		}
+	}
+	return c.Target
+}
+
+// Notifier is one notification channel. Only the keys of its Type are set.
+type Notifier struct {
+	Name          string
+	Type          string // pagerduty, opsgenie, slack, discord, msteams, telegram, webhook, email
+	Fallback      []string
+	FallbackAfter time.Duration
+
+	URL        string            // all HTTP-based providers
+	RoutingKey string            // pagerduty
+	Severity   string            // pagerduty; default critical
+	APIKey     string            // opsgenie
+	Priority   string            // opsgenie
+	BotToken   string            // telegram
+	ChatID     string            // telegram
+	Secret     string            // webhook
+	Headers    map[string]string // webhook
+	SMTP       string            // email HOST:PORT
+	TLS        string            // email: starttls (default), implicit, none
+	Username   string            // email
+	Password   string            // email
+	From       string            // email
+	To         []string          // email
+
+	Line, Column int
+}
+
+// StatusPage configures the public page.
+type StatusPage struct {
+	Title       string // default "Status"
+	Description string
+	URL         string // public base URL, used in notification links
+}
+
+// Maintenance is a window during which the listed checks are shown as in
+// maintenance and never paged.
+type Maintenance struct {
+	Title  string
+	Checks []string
+	Start  time.Time
+	End    time.Time
+}
+
+// Store configures history retention (key `store:`). Zero means keep forever.
+type Store struct {
+	RetainRaw    time.Duration // retention.raw; default 7 days (168h)
+	RetainMinute time.Duration // retention.minute; default 30 days (720h)
+	RetainDaily  time.Duration // retention.daily; default 0 (forever)
+}
