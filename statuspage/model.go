@@ -1,0 +1,76 @@
+package statuspage
+
+import "time"
+
+// Status is a node's view of the cluster: the body of GET /api/v1/status.
+// Field names and meanings follow the contract; fields beyond it are
+// additions.
+type Status struct {
+	GeneratedAt time.Time     `json:"generated_at"`
+	Node        NodeInfo      `json:"node"`
+	Cluster     ClusterInfo   `json:"cluster"`
+	Checks      []CheckStatus `json:"checks"`
+}
+
+// NodeInfo names the node that answers.
+type NodeInfo struct {
+	Name    string `json:"name"`
+	Region  string `json:"region"`
+	Version string `json:"version,omitempty"`
+}
+
+// ClusterInfo is the membership and voting view.
+type ClusterInfo struct {
+	Members []Member              `json:"members"`
+	Quorum  int                   `json:"quorum"`
+	Regions map[string]RegionInfo `json:"regions"`
+}
+
+// Member is one node as seen in gossip: state alive, suspect, dead or left.
+type Member struct {
+	Name       string `json:"name"`
+	Region     string `json:"region"`
+	State      string `json:"state"`
+	Addr       string `json:"addr,omitempty"`
+	Version    string `json:"version,omitempty"`
+	ConfigHash string `json:"config_hash,omitempty"`
+	// ConfigMismatch is true when the member's checks config differs from
+	// this node's.
+	ConfigMismatch bool `json:"config_mismatch,omitempty"`
+}
+
+// RegionInfo tells whether a region may vote, and why not.
+type RegionInfo struct {
+	Eligible bool   `json:"eligible"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// CheckStatus is one check's cluster-wide state and per-region votes.
+type CheckStatus struct {
+	Name       string                `json:"name"`
+	State      string                `json:"state"`
+	Since      time.Time             `json:"since"`
+	IncidentID string                `json:"incident_id"`
+	Regions    map[string]RegionVote `json:"regions"`
+	Type       string                `json:"type,omitempty"`
+	Target     string                `json:"target,omitempty"`
+	Group      string                `json:"group,omitempty"`
+}
+
+// RegionVote is one region's current vote on a check and its latest result.
+type RegionVote struct {
+	Vote      string    `json:"vote"`
+	LatencyMS float64   `json:"latency_ms"`
+	CheckedAt time.Time `json:"checked_at"`
+	Error     string    `json:"error"`
+	Message   string    `json:"message,omitempty"`
+	Phases    *Phases   `json:"phases,omitempty"`
+}
+
+// Phases are a result's phase timings in milliseconds.
+type Phases struct {
+	DNSMS       float64 `json:"dns_ms"`
+	ConnectMS   float64 `json:"connect_ms"`
+	TLSMS       float64 `json:"tls_ms"`
+	FirstByteMS float64 `json:"first_byte_ms"`
+}
