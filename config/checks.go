@@ -1,0 +1,444 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// checkKeys lists the keys of a check and the check types they apply to
+// (nil: every type).
+var checkKeys = map[string][]string{
+	"name": nil, "type": nil, "ip": nil, "expect": nil,
+	"interval": nil, "timeout": nil, "fail_after": nil, "recover_after": nil,
+	"group": nil, "display_name": nil, "description": nil, "notify": nil, "labels": nil, "severity": nil,
+
+	"url": {TypeHTTP}, "method": {TypeHTTP}, "headers": {TypeHTTP}, "body": {TypeHTTP},
+	"body_limit": {TypeHTTP}, "follow_redirects": {TypeHTTP}, "insecure_skip_verify": {TypeHTTP},
+
+	"target": {TypeTCP, TypeICMP},
+	"send":   {TypeTCP},
+	"count":  {TypeICMP}, "max_loss": {TypeICMP},
+}
+
+// expectKeys lists the keys of expect and the check types they apply to.
+var expectKeys = map[string][]string{
+	"status":        {TypeHTTP},
+	"body_contains": {TypeHTTP, TypeTCP},
+	"body_regex":    {TypeHTTP},
+	"max_latency":   nil,
+	"cert_expiry":   {TypeHTTP},
+	"banner":        {TypeTCP},
+}
+
+// applies reports whether a key listed with types applies to type t.
+func applies(types []string, t string) bool { return types == nil || oneOf(t, types...) }
+
+// dropInapplicable reports (and marks used) every key of m that is known
+// but does not apply to check type t.
+func (p *parser) dropInapplicable(m *mapping, keys map[string][]string, t, where string) {
+	for _, f := range m.fields {
+		types, known := keys[f.name]
+		if known && !applies(types, t) {
+			f.used = true
+			delete(m.by, f.name)
+			p.errorf(f.key, "key %q%s does not apply to %s checks (it is for %s checks)", f.name, where, t, choiceList(types...))
+		}
+	}
+}
+
+// checks reads the checks list. It returns the position of every check name.
+func (p *parser) checks(f *field, c *Config, d *defaultsInfo, notifiers map[string]*yaml.Node) map[string]*yaml.Node {
+	names := map[string]*yaml.Node{}
+	items, _ := p.items(f)
+	for _, it := range items {
+		if ck, ok := p.check(it, d, notifiers, names); ok {
+			c.Checks = append(c.Checks, ck)
+		}
+	}
+	return names
+}
+
+func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[string]*yaml.Node) (Check, bool) {
+	m, ok := p.mapOf(it, "check")
+	if !ok {
+		return Check{}, false
+	}
+	if m.node == nil {
+		p.errorf(it, "check must be a mapping with at least name and type, got an empty value")
+		return Check{}, false
+	}
+	ck := Check{Line: m.node.Line, Column: m.node.Column}
+
+	// name
+	nf := m.get("name")
+	if s, ok := p.str(nf); ok {
+		switch {
+		case !nameRE.MatchString(s):
+			p.errorf(nf.key, "check name %q may only contain a-z, 0-9, '.', '_' and '-'", s)
+		case names[s] != nil:
+			p.errorf(nf.key, "duplicate check name %q (first at line %d)", s, names[s].Line)
+		default:
+			names[s] = nf.key
+		}
+		ck.Name = s
+	} else if !set(nf) {
+		p.errorf(keyOr(nf, m.pos()), "check needs a name")
+	}
+	what := "check"
+	if ck.Name != "" {
+		what = fmt.Sprintf("check %q", ck.Name)
+	}
+	m.what = what
+
+	// type
+	tf := m.get("type")
+	typeOK := false
+	if s, ok := p.str(tf); ok {
+		if oneOf(s, TypeHTTP, TypeTCP, TypeICMP) {
+			ck.Type, typeOK = s, true
+		} else {
+			p.errorf(tf.key, "check type must be http, tcp or icmp, got %q", s)
+		}
+	} else if !set(tf) {
+		p.errorf(keyOr(tf, m.pos()), "%s needs a type: http, tcp or icmp", what)
+	}
+	if typeOK {
+		p.dropInapplicable(m, checkKeys, ck.Type, "")
+	}
+	is := func(t string) bool { return !typeOK || ck.Type == t }
+
+	// http
+	if is(TypeHTTP) {
+		if typeOK {
+			if u, uf, ok := p.required(m, "url", "http "+what+" needs a url"); ok {
+				if pr := httpURLProblem(u); pr != "" {
+					p.errorf(uf.key, "url %s", pr)
+				}
+				ck.URL = u
+			}
+		} else if u, ok := p.str(m.get("url")); ok {
+			ck.URL = u
+		}
+		ck.Method = defaultHTTPMethod
+		if mf := m.get("method"); set(mf) {
+			if s, ok := p.str(mf); ok {
+				if s = strings.ToUpper(strings.TrimSpace(s)); isToken(s) {
+					ck.Method = s
+				} else {
+					p.errorf(mf.key, "method %q is not a valid HTTP method", s)
+				}
+			}
+		}
+		ck.Headers = p.headers(m.get("headers"))
+		if s, ok := p.str(m.get("body")); ok {
+			ck.Body = s
+		}
+		ck.BodyLimit = DefaultBodyLimit
+		if bf := m.get("body_limit"); set(bf) {
+			if v, ok := p.integer(bf); ok {
+				if v <= 0 {
+					p.errorf(bf.key, "body_limit must be a positive number of bytes, got %d", v)
+				} else {
+					ck.BodyLimit = int64(v)
+				}
+			}
+		}
+		ck.FollowRedirects = defaultFollowRedirect
+		if b, ok := p.boolean(m.get("follow_redirects")); ok {
+			ck.FollowRedirects = b
+		}
+		if b, ok := p.boolean(m.get("insecure_skip_verify")); ok {
+			ck.InsecureTLS = b
+		}
+	}
+
+	// tcp and icmp
+	if is(TypeTCP) || is(TypeICMP) {
+		if typeOK {
+			form := "HOST:PORT"
+			if ck.Type == TypeICMP {
+				form = "HOST"
+			}
+			if t, tf, ok := p.required(m, "target", fmt.Sprintf("%s %s needs a target (%s)", ck.Type, what, form)); ok {
+				if pr := targetProblem(ck.Type, t); pr != "" {
+					p.errorf(tf.key, "target %s", pr)
+				}
+				ck.Target = t
+			}
+		} else if t, ok := p.str(m.get("target")); ok {
+			ck.Target = t
+		}
+	}
+	if is(TypeTCP) {
+		if s, ok := p.str(m.get("send")); ok {
+			ck.Send = s
+		}
+	}
+	if is(TypeICMP) {
+		if typeOK {
+			ck.Count, ck.MaxLoss = DefaultICMPCount, DefaultMaxLoss
+		}
+		if cf := m.get("count"); set(cf) {
+			if v, ok := p.integer(cf); ok {
+				if v < 1 || v > maxICMPCount {
+					p.errorf(cf.key, "count must be between 1 and %d, got %d", maxICMPCount, v)
+				} else {
+					ck.Count = v
+				}
+			}
+		}
+		if lf := m.get("max_loss"); set(lf) {
+			if v, ok := p.number(lf); ok {
+				if !(v >= 0 && v <= 100) {
+					p.errorf(lf.key, "max_loss must be a percentage between 0 and 100, got %v", v)
+				} else {
+					ck.MaxLoss = v
+				}
+			}
+		}
+	}
+
+	// common keys
+	ck.IP = defaultIPFamily
+	if ipf := m.get("ip"); set(ipf) {
+		if s, ok := p.str(ipf); ok {
+			if oneOf(s, "4", "6", "any") {
+				ck.IP = s
+			} else {
+				p.errorf(ipf.key, "ip must be 4, 6 or any, got %q", s)
+			}
+		}
+	}
+
+	// interval and timeout, merged with the defaults
+	ck.Interval, ck.Timeout = d.interval, d.timeout
+	intervalOK, timeoutOK := d.intervalOK, d.timeoutOK
+	intervalKey, timeoutKey := d.intervalKey, d.timeoutKey
+	own := false
+	if kf := m.get("interval"); set(kf) {
+		own = true
+		intervalKey = kf.key
+		ck.Interval, intervalOK = p.interval(kf)
+	}
+	if kf := m.get("timeout"); set(kf) {
+		own = true
+		timeoutKey = kf.key
+		ck.Timeout, timeoutOK = p.timeout(kf)
+	}
+	if own && intervalOK && timeoutOK && ck.Timeout >= ck.Interval {
+		switch {
+		case timeoutKey == nil:
+			p.errorf(intervalKey, "interval %s must be longer than the default timeout %s: set a shorter timeout", ck.Interval, ck.Timeout)
+		case timeoutKey == d.timeoutKey:
+			p.errorf(timeoutKey, "timeout %s must be less than interval %s of %s", ck.Timeout, ck.Interval, what)
+		default:
+			p.errorf(timeoutKey, "timeout %s must be less than interval %s", ck.Timeout, ck.Interval)
+		}
+	}
+	ck.FailAfter, ck.RecoverAfter = d.failAfter, d.recoverAfter
+	if v, ok := p.atLeastOne(m.get("fail_after")); ok {
+		ck.FailAfter = v
+	}
+	if v, ok := p.atLeastOne(m.get("recover_after")); ok {
+		ck.RecoverAfter = v
+	}
+
+	// expect
+	if ef := m.get("expect"); set(ef) {
+		p.expect(ef, &ck, typeOK, timeoutOK)
+	}
+	if ck.Expect.Status == nil && ck.Type == TypeHTTP {
+		ck.Expect.Status = []StatusRange{{200, 299}}
+	}
+
+	// status page and routing
+	if s, ok := p.str(m.get("group")); ok {
+		ck.Group = s
+	}
+	ck.DisplayName = ck.Name
+	if s, ok := p.str(m.get("display_name")); ok && s != "" {
+		ck.DisplayName = s
+	}
+	if s, ok := p.str(m.get("description")); ok {
+		ck.Description = s
+	}
+	if ns, ok := p.strings(m.get("notify")); ok {
+		seen := map[string]bool{}
+		for _, n := range ns {
+			switch {
+			case notifiers[n.s] == nil:
+				p.errorf(n.n, "unknown notifier %q", n.s)
+			case seen[n.s]:
+				p.errorf(n.n, "notifier %q is listed twice", n.s)
+			default:
+				seen[n.s] = true
+				ck.Notify = append(ck.Notify, n.s)
+			}
+		}
+	}
+	if lm, _, ok := p.strMap(m.get("labels")); ok {
+		ck.Labels = lm
+	}
+	ck.Severity = defaultSeverity
+	if sf := m.get("severity"); set(sf) {
+		if s, ok := p.str(sf); ok {
+			if oneOf(s, "critical", "warning", "info") {
+				ck.Severity = s
+			} else {
+				p.errorf(sf.key, "severity must be critical, warning or info, got %q", s)
+			}
+		}
+	}
+	m.unknown()
+	return ck, true
+}
+
+// required reads a string key that must be present and not empty; msg is
+// the problem reported when it is missing.
+func (p *parser) required(m *mapping, name, msg string) (string, *field, bool) {
+	f := m.get(name)
+	s, ok := p.str(f)
+	switch {
+	case ok && strings.TrimSpace(s) != "":
+		return s, f, true
+	case ok:
+		p.errorf(f.key, "%s must not be empty", name)
+	case !set(f):
+		p.errorf(keyOr(f, m.pos()), "%s", msg)
+	}
+	return s, f, false
+}
+
+// targetProblem checks a tcp (HOST:PORT) or icmp (HOST) target.
+func targetProblem(typ, s string) string {
+	if typ == TypeTCP {
+		return hostPortProblem(s, false)
+	}
+	if validHost(s) {
+		return ""
+	}
+	if strings.Contains(s, ":") {
+		return "must be a host or IP address without a port"
+	}
+	return fmt.Sprintf("has an invalid host %q", s)
+}
+
+// headers reads an http check's or webhook's headers.
+func (p *parser) headers(f *field) map[string]string {
+	hm, keys, ok := p.strMap(f)
+	if !ok {
+		return nil
+	}
+	for _, k := range keys {
+		if !isToken(k.s) {
+			p.errorf(k.n, "header name %q is not valid", k.s)
+			delete(hm, k.s)
+		} else if v := hm[k.s]; strings.ContainsAny(v, "\r\n\x00") {
+			p.errorf(k.n, "header %q must not contain line breaks", k.s)
+			delete(hm, k.s)
+		}
+	}
+	return hm
+}
+
+func (p *parser) expect(f *field, ck *Check, typeOK, timeoutOK bool) {
+	m, ok := p.mapOf(f.val, "expect")
+	if !ok {
+		return
+	}
+	if typeOK {
+		p.dropInapplicable(m, expectKeys, ck.Type, " in expect")
+	}
+	e := &ck.Expect
+	if sf := m.get("status"); set(sf) {
+		items, _ := p.items(sf)
+		for _, it := range items {
+			if r, ok := p.statusRange(it); ok {
+				e.Status = append(e.Status, r)
+			}
+		}
+		if len(items) == 0 {
+			p.errorf(sf.key, "status must list at least one code or range")
+		}
+	}
+	if s, ok := p.str(m.get("body_contains")); ok {
+		e.BodyContains = s
+	}
+	if rf := m.get("body_regex"); set(rf) {
+		if s, ok := p.str(rf); ok && s != "" {
+			re, err := regexp.Compile(s)
+			if err != nil {
+				p.errorf(rf.key, "body_regex does not compile: %v", err)
+			} else {
+				e.BodyRegex = re
+			}
+		}
+	}
+	if lf := m.get("max_latency"); set(lf) {
+		if d, ok := p.nonNegative(lf); ok {
+			if d > 0 && timeoutOK && d >= ck.Timeout {
+				p.errorf(lf.key, "max_latency %s must be less than the timeout %s", d, ck.Timeout)
+			} else {
+				e.MaxLatency = d
+			}
+		}
+	}
+	if d, ok := p.nonNegative(m.get("cert_expiry")); ok {
+		e.CertExpiry = d
+	}
+	if s, ok := p.str(m.get("banner")); ok {
+		e.Banner = s
+	}
+	m.unknown()
+}
+
+// statusRange reads one entry of expect.status: a code (200), a range
+// ("200-299") or a class ("2xx").
+func (p *parser) statusRange(it *yaml.Node) (StatusRange, bool) {
+	r := resolve(it)
+	if isNull(r) || r.Kind != yaml.ScalarNode {
+		p.errorf(it, "each status must be a code such as 200 or a range such as \"200-299\", got %s", describe(r))
+		return StatusRange{}, false
+	}
+	s, _, ok := p.expand(it, r.Value)
+	if !ok {
+		return StatusRange{}, false
+	}
+	s = strings.TrimSpace(s)
+	bad := func() (StatusRange, bool) {
+		p.errorf(it, "status %q must be a code from 100 to 599 or a range such as \"200-299\"", s)
+		return StatusRange{}, false
+	}
+	code := func(s string) (int, bool) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		return n, err == nil && n >= 100 && n <= 599 && !strings.HasPrefix(strings.TrimSpace(s), "+")
+	}
+	var sr StatusRange
+	switch lo, hi, isRange := strings.Cut(s, "-"); {
+	case isRange:
+		a, okA := code(lo)
+		b, okB := code(hi)
+		if !okA || !okB {
+			return bad()
+		}
+		if a > b {
+			p.errorf(it, "status range %q is backwards", s)
+			return StatusRange{}, false
+		}
+		sr = StatusRange{a, b}
+	case len(s) == 3 && (s[1:] == "xx" || s[1:] == "XX") && s[0] >= '1' && s[0] <= '5':
+		base := int(s[0]-'0') * 100
+		sr = StatusRange{base, base + 99}
+	default:
+		c, ok := code(s)
+		if !ok {
+			return bad()
+		}
+		sr = StatusRange{c, c}
+	}
+	return sr, true
+}

@@ -1,0 +1,51 @@
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// CheckByName returns the check called name, or nil.
+func (c *Config) CheckByName(name string) *Check {
+	if c == nil {
+		return nil
+	}
+	for i := range c.Checks {
+		if c.Checks[i].Name == name {
+			return &c.Checks[i]
+		}
+	}
+	return nil
+}
+
+// NotifierByName returns the notifier called name, or nil.
+func (c *Config) NotifierByName(name string) *Notifier {
+	if c == nil {
+		return nil
+	}
+	for i := range c.Notifiers {
+		if c.Notifiers[i].Name == name {
+			return &c.Notifiers[i]
+		}
+	}
+	return nil
+}
+
+// InMaintenance reports whether check is inside a maintenance window at t.
+// A window covers [Start, End): it begins at Start and is over at End.
+func (c *Config) InMaintenance(check string, t time.Time) bool {
+	if c == nil {
+		return false
+	}
+	for _, w := range c.Maintenance {
+		if w.Contains(t) && slices.Contains(w.Checks, check) {
+			return true
+		}
+	}
+	return false
+}
+
+// Contains reports whether t lies in the window [Start, End).
+func (w Maintenance) Contains(t time.Time) bool {
+	return !t.Before(w.Start) && t.Before(w.End)
+}
