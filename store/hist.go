@@ -125,6 +125,9 @@ func (h *hist) quantile(q float64, minUS, maxUS int64) int64 {
 // non-empty bucket, one byte of bucket index followed by the count as an
 // unsigned varint. An empty histogram encodes as an empty blob.
 func (h *hist) encode(dst []byte) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, 32) // never nil: nil would be stored as NULL
+	}
 	dst = dst[:0]
 	for i, c := range h {
 		if c == 0 {

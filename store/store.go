@@ -409,10 +409,15 @@ func (s *Store) recordBatch(n int, d time.Duration, err error) {
 	s.st.counts[i]++
 }
 
-func (s *Store) recordPrune(n int64, at time.Time) {
+func (s *Store) recordPruned(n int64) {
 	s.statMu.Lock()
 	defer s.statMu.Unlock()
 	s.st.pruned += uint64(n)
+}
+
+func (s *Store) recordPruneDone(at time.Time) {
+	s.statMu.Lock()
+	defer s.statMu.Unlock()
 	s.st.lastPrune = at
 }
 

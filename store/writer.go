@@ -404,7 +404,6 @@ func (w *writer) startPrune(done chan error) {
 	w.prune.active = true
 	w.prune.phase = 0
 	w.prune.now = w.s.opts.Now()
-	w.prune.deleted = 0
 	w.prune.err = nil
 	if done != nil {
 		w.prune.waiters = append(w.prune.waiters, done)
@@ -463,6 +462,7 @@ func (w *writer) pruneChunk() {
 			ok = false // give up on this phase for this pass
 		} else {
 			p.deleted += n
+			w.s.recordPruned(n)
 			if n > 0 && table != "results" {
 				// Rows of the cache may be gone: forget them all.
 				clear(w.cache)
@@ -477,10 +477,11 @@ func (w *writer) pruneChunk() {
 		return
 	}
 	p.active = false
-	w.s.recordPrune(p.deleted, p.now)
+	w.s.recordPruneDone(p.now)
 	if p.deleted > 0 {
 		w.s.log.Debug("retention done", "deleted", p.deleted)
 	}
+	p.deleted = 0
 	for _, c := range p.waiters {
 		c <- p.err
 	}
