@@ -232,7 +232,7 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	if own && intervalOK && timeoutOK && ck.Timeout >= ck.Interval {
 		switch {
 		case timeoutKey == nil:
-			p.errorf(intervalKey, "interval %s must be longer than the default timeout %s: set a shorter timeout", ck.Interval, ck.Timeout)
+			p.errorf(intervalKey, "interval %s must be longer than the timeout %s (the default): set a shorter timeout", ck.Interval, ck.Timeout)
 		case timeoutKey == d.timeoutKey:
 			p.errorf(timeoutKey, "timeout %s must be less than interval %s of %s", ck.Timeout, ck.Interval, what)
 		default:
@@ -355,14 +355,15 @@ func (p *parser) expect(f *field, ck *Check, typeOK, timeoutOK bool) {
 	}
 	e := &ck.Expect
 	if sf := m.get("status"); set(sf) {
-		items, _ := p.items(sf)
-		for _, it := range items {
-			if r, ok := p.statusRange(it); ok {
-				e.Status = append(e.Status, r)
+		if items, ok := p.items(sf); ok {
+			for _, it := range items {
+				if r, ok := p.statusRange(it); ok {
+					e.Status = append(e.Status, r)
+				}
 			}
-		}
-		if len(items) == 0 {
-			p.errorf(sf.key, "status must list at least one code or range")
+			if len(items) == 0 {
+				p.errorf(sf.key, "status must list at least one code or range")
+			}
 		}
 	}
 	if s, ok := p.str(m.get("body_contains")); ok {

@@ -184,7 +184,7 @@ func (p *parser) cluster(f *field, c *Cluster) {
 	if cs, ok := p.strings(m.get("canaries")); ok {
 		for _, cn := range cs {
 			if pr := canaryProblem(cn.s); pr != "" {
-				p.errorf(cn.n, "canary %s", pr)
+				p.errorf(cn.n, "canary %q %s", cn.s, pr)
 				continue
 			}
 			c.Canaries = append(c.Canaries, cn.s)
@@ -276,7 +276,7 @@ func (p *parser) defaults(f *field, d *Defaults) *defaultsInfo {
 		if info.timeoutKey != nil {
 			p.errorf(info.timeoutKey, "timeout %s must be less than interval %s", info.timeout, info.interval)
 		} else {
-			p.errorf(info.intervalKey, "interval %s must be longer than the default timeout %s: set a shorter timeout", info.interval, info.timeout)
+			p.errorf(info.intervalKey, "interval %s must be longer than the timeout %s (the default): set a shorter timeout", info.interval, info.timeout)
 		}
 	}
 	if v, ok := p.atLeastOne(m.get("fail_after")); ok {
