@@ -28,6 +28,8 @@ const (
 	CodeICMPLoss       = "icmp_loss"       // more echo replies lost than max_loss allows
 	CodeICMPPermission = "icmp_permission" // neither datagram nor raw ICMP sockets allowed
 	CodeProtocol       = "protocol"        // malformed answer, too many redirects, ...
+	CodeConfig         = "config"          // the check cannot run as written (bad URL, unknown type, wrong ip family for a literal address)
+	CodeInternal       = "internal"        // a bug in the prober (a recovered panic); never the target's fault
 )
 
 // Phases are the timings of a probe's steps; a phase that did not happen is 0.
