@@ -62,6 +62,8 @@ type Options struct {
 
 	// ReadConns is the size of the read pool; default 4.
 	ReadConns int
+
+	cacheLimit int // rollup rows cached by the writer; tests shrink it
 }
 
 func (o *Options) setDefaults() {
@@ -97,6 +99,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ReadConns <= 0 {
 		o.ReadConns = 4
+	}
+	if o.cacheLimit <= 0 {
+		o.cacheLimit = defaultCacheLimit
 	}
 }
 

@@ -604,3 +604,101 @@ func TestConcurrentAddersAndReaders(t *testing.T) {
 		t.Fatalf("%d rows", n)
 	}
 }
+
+// checkRollupsAgainstRaw recomputes every rollup row from the raw rows and
+// compares them, histogram included.
+func checkRollupsAgainstRaw(t testing.TB, s *Store, checks ...string) {
+	t.Helper()
+	ctx := ctxT(t)
+	want := map[rkey]*agg{}
+	for _, c := range checks {
+		rs, err := s.History(ctx, c, time.Unix(0, 0), time.Unix(1<<40, 0), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rs {
+			r := &rs[i]
+			ts := r.Time.UnixMilli()
+			for _, k := range []rkey{{c, r.Region, floorTo(ts, minuteMS), false}, {c, r.Region, floorTo(ts, dayMS), true}} {
+				if want[k] == nil {
+					want[k] = new(agg)
+				}
+				want[k].add(r)
+			}
+		}
+	}
+	got := map[rkey]*agg{}
+	for _, q := range []struct {
+		sql   string
+		daily bool
+	}{
+		{`SELECT check_name, region, minute, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist FROM minute_rollups`, false},
+		{`SELECT check_name, region, day, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist FROM daily_rollups`, true},
+	} {
+		rows, err := s.rdb.Query(q.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k rkey
+			a := new(agg)
+			var blob []byte
+			if err := rows.Scan(&k.check, &k.region, &k.start, &a.count, &a.failures, &a.latN, &a.latMin, &a.latMax, &a.latSum, &blob); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.h.addEncoded(blob); err != nil {
+				t.Fatal(err)
+			}
+			k.daily = q.daily
+			got[k] = a
+		}
+		rows.Close()
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rollup rows, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if g == nil {
+			t.Fatalf("rollup %+v missing", k)
+		}
+		if g.latN == 0 {
+			g.latMin, g.latMax = w.latMin, w.latMax // unset when no latency
+		}
+		if *g != *w {
+			t.Fatalf("rollup %+v:\n got %+v\nwant %+v", k, *g, *w)
+		}
+	}
+}
+
+// TestRollupCacheEviction uses a tiny cache so rows are evicted and
+// reloaded, with late and out-of-order results, across a reopen.
+func TestRollupCacheEviction(t *testing.T) {
+	o := Options{BatchSize: 13, FlushInterval: time.Hour, cacheLimit: 8}
+	s := openTest(t, "", o)
+	rng := rand.New(rand.NewPCG(5, 6))
+	gen := func(n int) []Result {
+		var rs []Result
+		for i := 0; i < n; i++ {
+			rs = append(rs, Result{Check: fmt.Sprintf("c%d", rng.IntN(3)), Region: fmt.Sprintf("r%d", rng.IntN(2)), Node: "n",
+				Time: t0.Add(-time.Duration(rng.IntN(3*24*60)) * time.Minute).Add(time.Duration(rng.IntN(60000)) * time.Millisecond),
+				OK:   rng.IntN(4) != 0, Latency: time.Duration(rng.IntN(5_000_000)) * time.Microsecond})
+		}
+		return rs
+	}
+	for _, r := range gen(700) {
+		s.Add(r)
+	}
+	// many results in the same few minutes: cache hits and evictions mixed
+	for i := 0; i < 300; i++ {
+		s.Add(Result{Check: "c0", Region: "r0", Node: "n", Time: t0.Add(time.Duration(i%3) * time.Minute), OK: true, Latency: time.Millisecond})
+	}
+	mustFlush(t, s)
+	checkRollupsAgainstRaw(t, s, "c0", "c1", "c2")
+	path := s.Path()
+	s.Close()
+	s = openTest(t, path, o)
+	s.AddBatch(gen(500))
+	mustFlush(t, s)
+	checkRollupsAgainstRaw(t, s, "c0", "c1", "c2")
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -12,9 +13,9 @@ const (
 	minuteMS = int64(60_000)
 	dayMS    = int64(86_400_000)
 
-	// cacheSoftLimit is the number of rollup rows the writer keeps in memory
-	// before evicting old ones.
-	cacheSoftLimit = 16384
+	// defaultCacheLimit is the number of rollup rows the writer keeps in
+	// memory before evicting old ones.
+	defaultCacheLimit = 16384
 )
 
 // agg is one rollup row: the aggregate of the results of one check in one
@@ -93,8 +94,13 @@ type writer struct {
 	errSinceFlush error
 	finalErr      error
 
-	cache                   map[rkey]*agg
-	newestMinute, newestDay int64
+	// cache holds current rollup rows. maxStart[i] is the newest start of
+	// any row of kind i (0 minute, 1 day) in the database; every existing
+	// row with start >= authFrom[i] is in the cache, so a miss there means
+	// a new row and needs no SELECT.
+	cache    map[rkey]*agg
+	maxStart [2]int64
+	authFrom [2]int64
 	deltas                  map[rkey]*agg
 	blob                    []byte
 
@@ -141,6 +147,10 @@ func newWriter(s *Store) (*writer, error) {
 		VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(check_name, day, region) DO UPDATE SET ` + upsertCols)
 	if w.finalErr != nil {
 		err := w.finalErr
+		w.close()
+		return nil, err
+	}
+	if err := w.loadWatermarks(); err != nil {
 		w.close()
 		return nil, err
 	}
@@ -328,8 +338,10 @@ func (w *writer) commit(batch []Result) (err error) {
 		cur := new(agg)
 		if c, ok := w.cache[k]; ok {
 			*cur = *c
-		} else if err = loadAgg(ctx, sel[i], k, cur); err != nil {
-			return err
+		} else if k.start < w.authFrom[i] {
+			if err = loadAgg(ctx, sel[i], k, cur); err != nil {
+				return err
+			}
 		}
 		cur.merge(d)
 		w.blob = cur.h.encode(w.blob)
@@ -344,11 +356,8 @@ func (w *writer) commit(batch []Result) (err error) {
 	}
 	for k, a := range w.deltas {
 		w.cache[k] = a
-		if k.daily {
-			w.newestDay = max(w.newestDay, k.start)
-		} else {
-			w.newestMinute = max(w.newestMinute, k.start)
-		}
+		i := kindOf(k)
+		w.maxStart[i] = max(w.maxStart[i], k.start)
 	}
 	clear(w.deltas)
 	w.evict()
@@ -369,20 +378,56 @@ func loadAgg(ctx context.Context, st *sql.Stmt, k rkey, a *agg) error {
 	return a.h.addEncoded(blob)
 }
 
+func kindOf(k rkey) int {
+	if k.daily {
+		return 1
+	}
+	return 0
+}
+
 // evict keeps the rollup cache bounded: rows well behind the newest ones
 // are dropped (a late result reloads its row from the database).
 func (w *writer) evict() {
-	if len(w.cache) <= cacheSoftLimit {
+	if len(w.cache) <= w.s.opts.cacheLimit {
 		return
 	}
+	thr := [2]int64{w.maxStart[0] - 5*minuteMS, w.maxStart[1] - dayMS}
 	for k := range w.cache {
-		if k.daily && k.start < w.newestDay-dayMS || !k.daily && k.start < w.newestMinute-5*minuteMS {
+		if k.start < thr[kindOf(k)] {
 			delete(w.cache, k)
 		}
 	}
-	if len(w.cache) > cacheSoftLimit {
-		clear(w.cache)
+	for i := range thr {
+		w.authFrom[i] = max(w.authFrom[i], thr[i])
 	}
+	if len(w.cache) > w.s.opts.cacheLimit {
+		w.resetCache()
+	}
+}
+
+// resetCache empties the rollup cache; rows newer than any in the
+// database cannot exist, so misses beyond them still need no SELECT.
+func (w *writer) resetCache() {
+	clear(w.cache)
+	for i := range w.authFrom {
+		w.authFrom[i] = w.maxStart[i] + 1
+	}
+}
+
+// loadWatermarks initialises maxStart and authFrom from the database.
+func (w *writer) loadWatermarks() error {
+	for i, q := range []string{`SELECT max(minute) FROM minute_rollups`, `SELECT max(day) FROM daily_rollups`} {
+		var m sql.NullInt64
+		if err := w.s.wdb.QueryRow(q).Scan(&m); err != nil {
+			return fmt.Errorf("store: read rollups: %w", err)
+		}
+		w.maxStart[i] = math.MinInt64 + 1
+		if m.Valid {
+			w.maxStart[i] = m.Int64
+		}
+	}
+	w.resetCache()
+	return nil
 }
 
 // execTx runs fn in its own write transaction.
@@ -465,7 +510,7 @@ func (w *writer) pruneChunk() {
 			w.s.recordPruned(n)
 			if n > 0 && table != "results" {
 				// Rows of the cache may be gone: forget them all.
-				clear(w.cache)
+				w.resetCache()
 			}
 			if n >= int64(w.s.opts.PruneChunk) {
 				return // more to do in this phase
