@@ -1,0 +1,83 @@
+// Command vantage is a multi-region synthetic uptime checker: one binary for
+// probe nodes, config validation, the demo and operator tools.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// Set with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+const usage = `vantage: multi-region synthetic uptime checker
+
+Usage:
+  vantage run --config FILE [flags]     run one probe node
+  vantage validate --config FILE        check a config without running it
+  vantage status --addr URL             print a node's view as a table
+  vantage version                       print version information
+
+Run "vantage COMMAND -h" for a command's flags.
+`
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "vantage: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// buildVersion returns the version and commit, from -ldflags or, failing
+// that, from the module build information.
+func buildVersion() (string, string) {
+	v, c := version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		if c == "" {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					c = s.Value
+				}
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return v, c
+}
+
+func versionString() string {
+	v, c := buildVersion()
+	return fmt.Sprintf("vantage %s (commit %s, %s %s/%s)", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
