@@ -109,20 +109,21 @@ type MinuteStat struct {
 	Aggregate
 }
 
-func scanAgg(rows *sql.Rows, start *int64, a *agg, blob *[]byte) error {
-	if err := rows.Scan(start, &a.count, &a.failures, &a.latN, &a.latMin, &a.latMax, &a.latSum, blob); err != nil {
-		return err
-	}
-	return a.h.addEncoded(*blob)
+// startAgg is the merged rollup of one minute or day.
+type startAgg struct {
+	start int64
+	a     agg
 }
 
 // rollups reads the rollup rows of check with from <= start <= to, merged
-// over regions (or of one region when region != ""), keyed by start.
-func (s *Store) rollups(ctx context.Context, daily bool, check, region string, from, to int64) (map[int64]*agg, []int64, error) {
+// over regions (or of one region when region != ""), oldest first.
+func (s *Store) rollups(ctx context.Context, daily bool, check, region string, from, to int64) ([]startAgg, error) {
 	table, col := "minute_rollups", "minute"
 	if daily {
 		table, col = "daily_rollups", "day"
 	}
+	// The primary key (check_name, start, region) returns rows grouped by
+	// start, so merging needs no map.
 	q := fmt.Sprintf(`SELECT %[2]s, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
 		FROM %[1]s WHERE check_name = ? AND %[2]s >= ? AND %[2]s <= ?`, table, col)
 	args := []any{check, from, to}
@@ -130,34 +131,39 @@ func (s *Store) rollups(ctx context.Context, daily bool, check, region string, f
 		q += ` AND region = ?`
 		args = append(args, region)
 	}
+	q += fmt.Sprintf(` ORDER BY %s`, col)
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: read rollups: %w", err)
+		return nil, fmt.Errorf("store: read rollups: %w", err)
 	}
 	defer rows.Close()
-	m := make(map[int64]*agg)
-	var keys []int64
-	var blob []byte
-	var row agg
+	var (
+		out  []startAgg
+		row  agg
+		blob sql.RawBytes
+	)
 	for rows.Next() {
 		var start int64
-		row = agg{}
-		if err := scanAgg(rows, &start, &row, &blob); err != nil {
-			return nil, nil, fmt.Errorf("store: read rollups: %w", err)
+		row.latN, row.latMin, row.latMax = 0, 0, 0
+		if err := rows.Scan(&start, &row.count, &row.failures, &row.latN, &row.latMin, &row.latMax, &row.latSum, &blob); err != nil {
+			return nil, fmt.Errorf("store: read rollups: %w", err)
 		}
-		a := m[start]
-		if a == nil {
-			a = new(agg)
-			m[start] = a
-			keys = append(keys, start)
+		if len(out) == 0 || out[len(out)-1].start != start {
+			out = append(out, startAgg{start: start})
 		}
-		a.merge(&row)
+		cur := &out[len(out)-1].a
+		// merge without materialising the row's histogram
+		h := cur.h
+		cur.merge(&row)
+		cur.h = h
+		if err := cur.h.addEncoded(blob); err != nil {
+			return nil, fmt.Errorf("store: read rollups: %w", err)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store: read rollups: %w", err)
+		return nil, fmt.Errorf("store: read rollups: %w", err)
 	}
-	slices.Sort(keys)
-	return m, keys, nil
+	return out, nil
 }
 
 // DailyUptime returns one entry per UTC day for the last days days up to
@@ -174,16 +180,19 @@ func (s *Store) DailyUptimeRegion(ctx context.Context, check, region string, day
 	}
 	today := floorTo(now.UnixMilli(), dayMS)
 	first := today - int64(days-1)*dayMS
-	m, _, err := s.rollups(ctx, true, check, region, first, today)
+	rs, err := s.rollups(ctx, true, check, region, first, today)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]DayStat, days)
+	var empty agg
+	j := 0
 	for i := range out {
 		d := first + int64(i)*dayMS
-		a := m[d]
-		if a == nil {
-			a = &agg{}
+		a := &empty
+		if j < len(rs) && rs[j].start == d {
+			a = &rs[j].a
+			j++
 		}
 		out[i] = DayStat{Day: msTime(d), Aggregate: a.aggregate()}
 	}
@@ -203,13 +212,13 @@ func (s *Store) MinuteStats(ctx context.Context, check, region string, from, to 
 	if hi < lo {
 		return nil, nil
 	}
-	m, keys, err := s.rollups(ctx, false, check, region, lo, hi)
+	rs, err := s.rollups(ctx, false, check, region, lo, hi)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]MinuteStat, len(keys))
-	for i, k := range keys {
-		out[i] = MinuteStat{Minute: msTime(k), Aggregate: m[k].aggregate()}
+	out := make([]MinuteStat, len(rs))
+	for i := range rs {
+		out[i] = MinuteStat{Minute: msTime(rs[i].start), Aggregate: rs[i].a.aggregate()}
 	}
 	return out, nil
 }
