@@ -101,8 +101,8 @@ type writer struct {
 	cache    map[rkey]*agg
 	maxStart [2]int64
 	authFrom [2]int64
-	deltas                  map[rkey]*agg
-	blob                    []byte
+	deltas   map[rkey]*agg
+	blob     []byte
 
 	prune pruneState
 }
