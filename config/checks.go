@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 
@@ -77,6 +79,8 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	nf := m.get("name")
 	if s, ok := p.str(nf); ok {
 		switch {
+		case s == "":
+			p.errorf(nf.key, "check name must not be empty")
 		case !nameRE.MatchString(s):
 			p.errorf(nf.key, "check name %q may only contain a-z, 0-9, '.', '_' and '-'", s)
 		case names[s] != nil:
@@ -373,7 +377,15 @@ func (p *parser) expect(f *field, ck *Check, typeOK, timeoutOK bool) {
 		if s, ok := p.str(rf); ok && s != "" {
 			re, err := regexp.Compile(s)
 			if err != nil {
-				p.errorf(rf.key, "body_regex does not compile: %v", err)
+				msg := err.Error()
+				var se *syntax.Error
+				if errors.As(err, &se) {
+					msg = string(se.Code)
+					if se.Expr != "" && se.Expr != s {
+						msg += " in " + strconv.Quote(se.Expr)
+					}
+				}
+				p.errorf(rf.key, "body_regex %q does not compile: %s", s, msg)
 			} else {
 				e.BodyRegex = re
 			}

@@ -566,6 +566,12 @@ checks:
 `, nil, []string{`t.yaml:8:5: duplicate check name "api" (first at line 2)`}},
 		{"bad check name", "checks: [{name: My_API, type: tcp, target: 'a:1'}]\n", nil,
 			[]string{`t.yaml:1:11: check name "My_API" may only contain a-z, 0-9, '.', '_' and '-'`}},
+		{"empty names", `
+checks: [{name: "", type: tcp, target: "a:1"}]
+notifiers: [{name: "", type: slack, url: "https://a"}]
+`, nil, []string{
+			"t.yaml:1:11: check name must not be empty",
+			"t.yaml:2:14: notifier name must not be empty"}},
 		{"missing name and type", "checks: [{url: 'http://a'}]\n", nil, []string{
 			"t.yaml:1:10: check needs a name",
 			"t.yaml:1:10: check needs a type: http, tcp or icmp"}},
@@ -693,7 +699,7 @@ checks:
     url: http://a
     expect:
       body_regex: "a(b"
-`, nil, []string{"t.yaml:6:7: body_regex does not compile: error parsing regexp: missing closing ): `a(b`"}},
+`, nil, []string{`t.yaml:6:7: body_regex "a(b" does not compile: missing closing )`}},
 		{"max_latency not below timeout", `
 checks:
   - name: a
@@ -841,7 +847,7 @@ cluster:
 			`t.yaml:5:73: canary "https://" has no host`,
 			`t.yaml:5:85: canary "ftp://x" must be tcp://HOST:PORT or an http:// or https:// URL`}},
 		{"quorum above regions", "cluster: {regions: [a, b], quorum: 3}\n", nil,
-			[]string{"t.yaml:1:28: quorum 3 is more than the 2 regions in cluster.regions"}},
+			[]string{"t.yaml:1:28: quorum 3 is more than the number of regions in cluster.regions (2)"}},
 		{"node", `
 node:
   gossip: "0.0.0.0"

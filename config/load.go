@@ -166,7 +166,7 @@ func (p *parser) cluster(f *field, c *Cluster) {
 			case q < 1:
 				p.errorf(qf.key, "quorum must be at least 1, got %d", q)
 			case len(c.Regions) > 0 && q > len(c.Regions):
-				p.errorf(qf.key, "quorum %d is more than the %d regions in cluster.regions", q, len(c.Regions))
+				p.errorf(qf.key, "quorum %d is more than the number of regions in cluster.regions (%d)", q, len(c.Regions))
 			default:
 				c.Quorum = q
 			}

@@ -120,6 +120,8 @@ func (p *parser) notifier(it *yaml.Node, names map[string]*yaml.Node) (Notifier,
 	nf := m.get("name")
 	if s, ok := p.str(nf); ok {
 		switch {
+		case s == "":
+			p.errorf(nf.key, "notifier name must not be empty")
 		case !nameRE.MatchString(s):
 			p.errorf(nf.key, "notifier name %q may only contain a-z, 0-9, '.', '_' and '-'", s)
 		case names[s] != nil:
