@@ -3,6 +3,47 @@
 // Load parses a file strictly: unknown keys, wrong types, duplicate check
 // names, impossible values and unset ${VAR} references are all reported at
 // once, each as FILE:LINE:COL: message (see Errors).
+//
+// # Errors
+//
+// Load and Parse return an Errors value, unwrapped, listing every problem
+// sorted by line and column; its Error method gives one line per problem,
+// FILE:LINE:COL: message, FILE exactly as given. A problem is located at the
+// offending key, except:
+//   - a value of the wrong type (a string where a list is wanted, "two" for
+//     an integer, "30" for a duration, a bad RFC 3339 time) and a ${NAME}
+//     problem are located at the value;
+//   - a problem with one entry of a list (an unknown notifier in notify, a
+//     bad status code) is located at that entry;
+//   - a missing required key is located at the start of the check, notifier
+//     or window that lacks it (at the key itself if it is there but empty);
+//   - a duplicate check or notifier name is located at the second `name` key;
+//   - timeout >= interval is located at the timeout key in effect: the
+//     check's own timeout key if it has one, else the timeout key under
+//     defaults. When neither sets timeout (the built-in 10s applies), it is
+//     located at the interval key in effect instead;
+//   - a YAML syntax error is one problem at the line the YAML library names,
+//     column 1.
+//
+// A file that cannot be read gives a plain error ("load config: ...").
+//
+// # Environment variables
+//
+// ${NAME} anywhere in a scalar value (not in a key) is replaced by the
+// environment variable NAME, which must match [A-Za-z_][A-Za-z0-9_]*. An unset
+// variable is an error; a variable set to the empty string gives "". $${
+// stands for a literal ${; any other $ is literal. Substitution happens before
+// the value is interpreted, so `interval: ${INTERVAL}` and `quorum: ${Q}`
+// work: a substituted value is typed as if written unquoted.
+//
+// # YAML
+//
+// A file holds one YAML document (empty or comment-only files are valid and
+// have no checks). An empty value (`key:` or `key: ~`, but not `key: ""`) is
+// the same as leaving the key out. Anchors, aliases and merge keys
+// (<<: *anchor) may be used; keys written in a mapping win over merged ones.
+// Top-level keys starting with "x-" are ignored, as a place to define
+// anchors.
 package config
 
 import (
