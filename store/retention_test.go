@@ -178,3 +178,44 @@ func TestRetentionRunsAtOpenAndPeriodically(t *testing.T) {
 	clk.Advance(2 * day)
 	waitRaw(s, 0)
 }
+
+// TestPruneUnderLoad: retention makes progress while results keep coming,
+// and results keep being written while retention runs.
+func TestPruneUnderLoad(t *testing.T) {
+	clk := newClock(t0)
+	s := openTest(t, "", Options{Now: clk.Now, PruneChunk: 50, BatchSize: 100, FlushInterval: time.Millisecond})
+	ctx := ctxT(t)
+	if err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ageResults(s, t0, 1000, 8*day) // 2000 old raw rows: 40 chunks
+	mustFlush(t, s)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.Add(Result{Check: "live", Region: "eu", Node: "n", Time: t0.Add(time.Duration(i) * time.Millisecond), OK: true})
+		}
+	}()
+	before := s.Stats().ResultsWritten
+	if err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	during := s.Stats().ResultsWritten - before
+	close(stop)
+	<-done
+	mustFlush(t, s)
+	var old int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM results WHERE check_name = 'api'`).Scan(&old); err != nil || old != 0 {
+		t.Fatalf("old rows left: %d %v", old, err)
+	}
+	if during == 0 {
+		t.Fatal("no results written while retention ran")
+	}
+}

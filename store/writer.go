@@ -176,18 +176,21 @@ func (w *writer) run() {
 	w.startPrune(nil)
 	for {
 		if w.prune.active {
-			// Retention runs in chunks, between which queued work is served.
-			select {
-			case o, ok := <-w.s.ops:
-				if !w.handle(o, ok) {
-					return
+			// Retention runs in chunks; between two chunks up to BatchSize
+			// queued ops are served, so neither starves the other.
+		serve:
+			for i := 0; i < w.s.opts.BatchSize; i++ {
+				select {
+				case o, ok := <-w.s.ops:
+					if !w.handle(o, ok) {
+						return
+					}
+				case <-w.flushT.C:
+					w.timerOn = false
+					w.commitPending()
+				default:
+					break serve
 				}
-				continue
-			case <-w.flushT.C:
-				w.timerOn = false
-				w.commitPending()
-				continue
-			default:
 			}
 			w.pruneChunk()
 			continue
