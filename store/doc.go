@@ -12,7 +12,9 @@
 // Stats.Dropped and logging (never silently). The writer commits queued
 // results in transactions of up to Options.BatchSize results, or after
 // Options.FlushInterval, whichever comes first; Flush commits what was
-// queued before it and waits. State changes and incident writes are
+// queued before it and waits, and reports the first write error since the
+// previous Flush (a failed batch is logged and counted in
+// Stats.ResultsFailed; it is not retried). State changes and incident writes are
 // synchronous: they run in their own transaction on the same goroutine and
 // return once committed. Reads use a separate pool of query_only
 // connections and never wait for the writer (WAL readers see the last
@@ -46,7 +48,8 @@
 //
 // Rollups are maintained as results arrive, in the same transaction as the
 // raw insert: the writer merges the batch into the current rows (kept in an
-// in-memory cache, read from the database on a miss) and upserts them. So
+// in-memory cache of recent rows; a miss reads the row from the database
+// unless it is newer than any stored row) and upserts them. So
 // DailyUptime (the 90-day bar), MinuteStats and Uptime never scan raw rows.
 //
 // # Latency histogram
