@@ -404,7 +404,14 @@ checks:
   - name: a
 	type: http
 `, nil, []string{"t.yaml:2:1: invalid YAML: found a tab character that violates indentation"}},
-		{"unclosed flow", "a: [1, 2\n", nil, []string{"t.yaml:1:1: invalid YAML: did not find expected ',' or ']'"}},
+		{"unclosed flow", "a: [1, 2\nb: 3\n", nil, []string{"t.yaml:2:1: invalid YAML: did not find expected ',' or ']'"}},
+		{"bad indentation", `
+statuspage:
+  title: a
+  url: https://a
+ description: b
+`, nil, []string{"t.yaml:4:1: invalid YAML: did not find expected key"}},
+		{"unknown anchor", "statuspage: *nope\n", nil, []string{"t.yaml:1:1: invalid YAML: unknown anchor 'nope' referenced"}},
 		{"two documents", `
 checks: []
 ---

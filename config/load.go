@@ -107,18 +107,39 @@ func (p *parser) decode(data []byte) (root *yaml.Node, yerr *Error) {
 	}
 }
 
+// yamlParserProblems are the problems the YAML library's parser (as
+// opposed to its scanner) reports. For these it prints a 0-based line
+// number (and none for the first line), so one is added.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 // yamlError turns a syntax error from the YAML library into an Error. The
-// library gives a line (not always exactly the right one) and no column.
+// library gives a line (that of the problem or of the start of the
+// enclosing block) and no column.
 func (p *parser) yamlError(err error) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 1
+	line := 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		if n, err := strconv.Atoi(m[1]); err == nil && n > 0 {
 			line = n
 		}
 		msg = msg[len(m[0]):]
 	}
-	return &Error{File: p.file, Line: line, Column: 1, Msg: "invalid YAML: " + msg}
+	if yamlParserProblems[msg] {
+		line++
+	}
+	return &Error{File: p.file, Line: max(line, 1), Column: 1, Msg: "invalid YAML: " + msg}
 }
 
 // config walks the root mapping.
