@@ -1,0 +1,72 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// opsgenie creates an alert with alias = incident id on trigger and closes
+// it by alias on resolve. url is https://api.opsgenie.com (default) or
+// https://api.eu.opsgenie.com.
+type opsgenie struct{ base }
+
+// ogPriority maps a check severity to an Opsgenie priority when the notifier
+// sets none.
+var ogPriority = map[string]string{"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+
+func (o *opsgenie) priority(e Event) string {
+	if o.cfg.Priority != "" {
+		return o.cfg.Priority
+	}
+	if e.Action == ActionTest {
+		return "P5"
+	}
+	if p := ogPriority[e.Severity]; p != "" {
+		return p
+	}
+	return "P1"
+}
+
+func (o *opsgenie) createBody(e Event) map[string]any {
+	details := map[string]string{}
+	for _, f := range fields(e) {
+		details[f.Name] = f.Value
+	}
+	for _, name := range sortedRegions(e.Regions) {
+		details["region "+name] = regionDetail(e.Regions[name])
+	}
+	tags := []string{"vantage"}
+	if e.Check != "" {
+		tags = append(tags, e.Check)
+	}
+	body := map[string]any{
+		"message":     truncate(Summary(e), 130),
+		"alias":       e.IncidentID,
+		"description": truncate(Text(e), 15000),
+		"priority":    o.priority(e),
+		"source":      "vantage",
+		"tags":        tags,
+		"details":     details,
+	}
+	if e.Target != "" {
+		body["entity"] = e.Target
+	}
+	return body
+}
+
+func (o *opsgenie) Send(ctx context.Context, e Event) (Receipt, error) {
+	h := http.Header{}
+	h.Set("Authorization", "GenieKey "+o.cfg.APIKey)
+	if e.Action == ActionResolve {
+		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Summary(e)})
+		u := o.url + "/v2/alerts/" + url.PathEscape(e.IncidentID) + "/close?identifierType=alias"
+		return o.postJSON(ctx, u, b, h)
+	}
+	b, err := json.Marshal(o.createBody(e))
+	if err != nil {
+		return Receipt{}, &SendError{Body: err.Error()}
+	}
+	return o.postJSON(ctx, o.url+"/v2/alerts", b, h)
+}

@@ -1,0 +1,123 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// pagerDuty sends PagerDuty Events API v2 events to url (default
+// https://events.pagerduty.com/v2/enqueue). dedup_key is the incident id, so
+// PagerDuty itself also deduplicates a repeated trigger or resolve.
+type pagerDuty struct{ base }
+
+type pdEvent struct {
+	RoutingKey  string     `json:"routing_key"`
+	EventAction string     `json:"event_action"`
+	DedupKey    string     `json:"dedup_key,omitempty"`
+	Payload     *pdPayload `json:"payload,omitempty"`
+	Links       []pdLink   `json:"links,omitempty"`
+	Client      string     `json:"client,omitempty"`
+	ClientURL   string     `json:"client_url,omitempty"`
+}
+
+type pdPayload struct {
+	Summary       string         `json:"summary"`
+	Source        string         `json:"source"`
+	Severity      string         `json:"severity"`
+	Timestamp     string         `json:"timestamp,omitempty"`
+	Component     string         `json:"component,omitempty"`
+	Group         string         `json:"group,omitempty"`
+	Class         string         `json:"class,omitempty"`
+	CustomDetails map[string]any `json:"custom_details,omitempty"`
+}
+
+type pdLink struct {
+	Href string `json:"href"`
+	Text string `json:"text"`
+}
+
+// pdSeverities are the severities PagerDuty accepts.
+var pdSeverities = map[string]bool{"critical": true, "error": true, "warning": true, "info": true}
+
+// severity is the notifier's severity, else the event's (the check's) when
+// PagerDuty accepts it, else critical.
+func (p *pagerDuty) severity(e Event) string {
+	if pdSeverities[p.cfg.Severity] {
+		return p.cfg.Severity
+	}
+	if pdSeverities[e.Severity] {
+		return e.Severity
+	}
+	return "critical"
+}
+
+func (p *pagerDuty) body(e Event) pdEvent {
+	ev := pdEvent{RoutingKey: p.cfg.RoutingKey, DedupKey: e.IncidentID}
+	if e.Action == ActionResolve {
+		ev.EventAction = "resolve"
+		return ev
+	}
+	ev.EventAction = "trigger"
+	source := e.Target
+	if source == "" {
+		source = e.Check
+	}
+	if source == "" {
+		source = "vantage"
+	}
+	summary := Summary(e)
+	if len(summary) > 1024 {
+		summary = summary[:1021] + "..."
+	}
+	details := map[string]any{
+		"incident_id":  e.IncidentID,
+		"regions":      nonNilRegions(e.Regions),
+		"down_regions": nonNilStrings(DownRegions(e)),
+	}
+	if !e.StartedAt.IsZero() {
+		details["started_at"] = formatTime(e.StartedAt)
+	}
+	if e.Action == ActionTest {
+		details["test"] = true
+	}
+	ev.Payload = &pdPayload{
+		Summary:       summary,
+		Source:        source,
+		Severity:      p.severity(e),
+		Component:     e.Check,
+		Group:         e.Group,
+		Class:         "uptime",
+		CustomDetails: details,
+	}
+	if !e.StartedAt.IsZero() {
+		ev.Payload.Timestamp = formatTime(e.StartedAt)
+	}
+	ev.Client = "Vantage"
+	if e.StatusPageURL != "" {
+		ev.ClientURL = e.StatusPageURL
+		ev.Links = []pdLink{{Href: e.StatusPageURL, Text: "Status page"}}
+	}
+	return ev
+}
+
+func (p *pagerDuty) Send(ctx context.Context, e Event) (Receipt, error) {
+	b, err := json.Marshal(p.body(e))
+	if err != nil {
+		return Receipt{}, &SendError{Body: err.Error()}
+	}
+	return p.postJSON(ctx, p.url, b, nil)
+}
+
+func nonNilRegions(m map[string]RegionVote) map[string]RegionVote {
+	if m == nil {
+		return map[string]RegionVote{}
+	}
+	return m
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
