@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -996,5 +997,22 @@ func TestErrorFormat(t *testing.T) {
 	errs := Errors{{File: "a.yaml", Line: 3, Column: 7, Msg: "boom"}, {File: "a.yaml", Line: 4, Column: 1, Msg: "bang"}}
 	if got, want := errs.Error(), "a.yaml:3:7: boom\na.yaml:4:1: bang"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestAliasExpansionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-big: &big\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  k%d: v\n", i)
+	}
+	b.WriteString("checks:\n")
+	for i := range 3000 {
+		fmt.Fprintf(&b, "  - {name: c%d, type: tcp, target: 'a:1', labels: *big}\n", i)
+	}
+	_, err := Parse("big.yaml", []byte(b.String()), env(nil))
+	var errs Errors
+	if !errors.As(err, &errs) || !strings.HasSuffix(errs[len(errs)-1].Msg, "aliases expand the configuration to too many values") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -60,12 +60,12 @@ func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Confi
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
-	p := &parser{file: path, getenv: getenv}
+	p := &parser{file: path, getenv: getenv, budget: 100_000 + 10*len(data)}
 	root, yerr := p.decode(data)
 	if yerr != nil {
 		return nil, Errors{yerr}
 	}
-	cfg := p.config(root)
+	cfg := p.walk(root)
 	if len(p.errs) > 0 {
 		return nil, p.errs.sorted()
 	}
@@ -140,6 +140,20 @@ func (p *parser) yamlError(err error) *Error {
 		line++
 	}
 	return &Error{File: p.file, Line: max(line, 1), Column: 1, Msg: "invalid YAML: " + msg}
+}
+
+// walk is config, stopped early (with the problem reported) when aliases
+// expand the document too much.
+func (p *parser) walk(root *yaml.Node) (c *Config) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(tooLarge); !ok {
+				panic(r)
+			}
+			c = nil
+		}
+	}()
+	return p.config(root)
 }
 
 // config walks the root mapping.

@@ -15,6 +15,20 @@ type parser struct {
 	file   string
 	getenv func(string) (string, bool)
 	errs   Errors
+	budget int // keys and list entries left to visit; see spend
+}
+
+// tooLarge aborts the walk when aliases make the document expand far beyond
+// its size (a "billion laughs" file). Parse recovers it.
+type tooLarge struct{}
+
+// spend accounts for visiting n keys or list entries at node at.
+func (p *parser) spend(n int, at *yaml.Node) {
+	p.budget -= n
+	if p.budget < 0 {
+		p.errorf(at, "aliases expand the configuration to too many values")
+		panic(tooLarge{})
+	}
 }
 
 // errorf records a problem at n's position (1:1 when n has none).
@@ -142,6 +156,7 @@ func (p *parser) collect(m *mapping, n *yaml.Node, seen map[*yaml.Node]bool, dep
 			continue // set by an outer mapping, which wins over a merge
 		}
 		f := &field{name: name, key: k, val: v}
+		p.spend(1, k)
 		m.fields = append(m.fields, f)
 		m.by[name] = f
 	}
@@ -376,6 +391,7 @@ func (p *parser) items(f *field) ([]*yaml.Node, bool) {
 		p.errorf(f.val, "%s must be a list, got %s", f.name, describe(r))
 		return nil, false
 	}
+	p.spend(len(r.Content), f.val)
 	return r.Content, true
 }
 
