@@ -1003,11 +1003,11 @@ func TestErrorFormat(t *testing.T) {
 func TestAliasExpansionIsBounded(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("x-big: &big\n")
-	for i := range 1000 {
+	for i := range 500 {
 		fmt.Fprintf(&b, "  k%d: v\n", i)
 	}
 	b.WriteString("checks:\n")
-	for i := range 2000 {
+	for i := range 1000 {
 		fmt.Fprintf(&b, "  - {name: c%d, type: tcp, target: 'a:1', labels: *big}\n", i)
 	}
 	_, err := Parse("big.yaml", []byte(b.String()), env(nil))

@@ -60,7 +60,7 @@ func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Confi
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
-	p := &parser{file: path, getenv: getenv, budget: 100_000 + 10*len(data)}
+	p := &parser{file: path, getenv: getenv, budget: 50_000 + 4*len(data)}
 	root, yerr := p.decode(data)
 	if yerr != nil {
 		return nil, Errors{yerr}
