@@ -270,7 +270,9 @@ func classifyConnect(addr string, err error) *probeError {
 
 // classifyTLS classifies a failed TLS handshake with addr (a connection existed).
 func classifyTLS(addr string, err error) *probeError {
-	if isTimeout(err) || errors.Is(err, context.Canceled) {
+	// The probe closes its connection when ctx ends: a closed connection
+	// during the handshake is the deadline too.
+	if isTimeout(err) || errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) {
 		return perr(CodeTimeout, "tls handshake with %s: timed out", addr)
 	}
 	var (

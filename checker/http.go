@@ -53,6 +53,7 @@ type httpState struct {
 	connected bool   // the current hop has a TCP connection
 	remote    string
 	dialErr   error
+	dialDone  chan struct{} // closed when the current hop's dial returns
 	tlsStart  time.Time
 	inTLS     bool
 	tlsErr    error
@@ -158,13 +159,16 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 		// The transport detaches dials from the request's context; dial with
 		// the probe's own ctx so nothing outlives the probe.
 		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+			done := make(chan struct{})
 			st.mu.Lock()
 			st.addr, st.connected, st.dialErr, st.tlsErr = addr, false, nil, nil
+			st.dialDone = done
 			st.mu.Unlock()
 			var ph Phases
 			conn, err := p.opts.connect(ctx, addr, c.IP, &ph)
 			st.mu.Lock()
 			defer st.mu.Unlock()
+			defer close(done)
 			st.ph.DNS += ph.DNS
 			st.ph.Connect += ph.Connect
 			if err != nil {
@@ -272,6 +276,20 @@ func classifyHTTP(ctx context.Context, st *httpState, u *url.URL, err error) err
 			last = ue.URL
 		}
 		return perr(CodeProtocol, "more than %d redirects (last to %s)", MaxRedirects, last)
+	}
+	// The transport returns at the deadline without waiting for a dial in
+	// progress; that dial uses the same (now expired) ctx and returns at
+	// once: wait for it, so a slow DNS lookup is reported as such.
+	st.mu.Lock()
+	dialDone := st.dialDone
+	st.mu.Unlock()
+	if dialDone != nil {
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-dialDone:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
