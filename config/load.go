@@ -16,29 +16,34 @@ import (
 
 // Default values filled in by Parse.
 const (
-	DefaultInterval       = 30 * time.Second
-	DefaultTimeout        = 10 * time.Second
-	DefaultFailAfter      = 2
-	DefaultRecoverAfter   = 2
-	DefaultBodyLimit      = 1 << 20
-	DefaultICMPCount      = 3
-	DefaultMaxLoss        = 50
-	DefaultFallbackAfter  = time.Minute
-	DefaultPagerDutyURL   = "https://events.pagerduty.com/v2/enqueue"
-	DefaultOpsgenieURL    = "https://api.opsgenie.com"
-	DefaultTelegramURL    = "https://api.telegram.org"
-	DefaultStatusTitle    = "Status"
-	DefaultRetainRaw      = 168 * time.Hour
-	DefaultRetainMinute   = 720 * time.Hour
-	MinInterval           = time.Second
+	DefaultInterval      = 30 * time.Second
+	DefaultTimeout       = 10 * time.Second
+	DefaultFailAfter     = 2
+	DefaultRecoverAfter  = 2
+	DefaultBodyLimit     = 1 << 20 // bytes
+	DefaultICMPCount     = 3
+	DefaultMaxLoss       = 50 // percent
+	DefaultFallbackAfter = time.Minute
+	DefaultPagerDutyURL  = "https://events.pagerduty.com/v2/enqueue"
+	DefaultOpsgenieURL   = "https://api.opsgenie.com"
+	DefaultTelegramURL   = "https://api.telegram.org"
+	DefaultStatusTitle   = "Status"
+	DefaultRetainRaw     = 168 * time.Hour
+	DefaultRetainMinute  = 720 * time.Hour
+)
+
+// MinInterval is the shortest interval a check may have.
+const MinInterval = time.Second
+
+const (
 	defaultSeverity       = "critical"
 	defaultPDSeverity     = "critical"
 	defaultEmailTLS       = "starttls"
 	defaultClusterGossip  = "wan"
 	defaultIPFamily       = "any"
 	defaultHTTPMethod     = "GET"
-	maxICMPCount          = 100
 	defaultFollowRedirect = true
+	maxICMPCount          = 100
 )
 
 // Load reads and parses the configuration file at path. ${NAME} references
