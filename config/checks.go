@@ -96,7 +96,6 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	if ck.Name != "" {
 		what = fmt.Sprintf("check %q", ck.Name)
 	}
-	m.what = what
 
 	// type
 	tf := m.get("type")

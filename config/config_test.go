@@ -436,11 +436,11 @@ checks:
     type: tcp
     target: a:1
     foo: 1
-`, nil, []string{`t.yaml:5:5: unknown key "foo" in check "a"`}},
+`, nil, []string{`t.yaml:5:5: unknown key "foo" in check`}},
 		{"unknown key in expect", "checks: [{name: a, type: tcp, target: 'a:1', expect: {latency: 1s}}]\n", nil,
 			[]string{`t.yaml:1:55: unknown key "latency" in expect`}},
 		{"unknown key in notifier", "notifiers: [{name: a, type: slack, url: 'https://x', channel: c}]\n", nil,
-			[]string{`t.yaml:1:54: unknown key "channel" in notifier "a"`}},
+			[]string{`t.yaml:1:54: unknown key "channel" in notifier`}},
 		{"unknown keys in sections", `
 node: {port: 1}
 cluster: {voters: 1}

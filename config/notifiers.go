@@ -138,7 +138,6 @@ func (p *parser) notifier(it *yaml.Node, names map[string]*yaml.Node) (Notifier,
 	if n.Name != "" {
 		what = fmt.Sprintf("notifier %q", n.Name)
 	}
-	m.what = what
 
 	tf := m.get("type")
 	typeOK := false
