@@ -1,0 +1,708 @@
+package notifier
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vantage-dev/vantage/config"
+
+	_ "modernc.org/sqlite" // driver "sqlite"
+)
+
+// Outbox entry states.
+const (
+	StatePending   = "pending"   // written, not yet accepted by the provider
+	StateDelivered = "delivered" // the provider accepted it
+	StateFailed    = "failed"    // the provider refused it permanently (non-429 4xx)
+)
+
+// Clock is the time source of an Outbox; tests may inject their own.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Fallback is a notifier's fallback chain: when it has not delivered an
+// entry within After of enqueueing it (After 0: never by time) or failed
+// permanently, the same event is enqueued once to each of To.
+type Fallback struct {
+	To    []string
+	After time.Duration
+}
+
+// FallbacksFrom collects the fallback chains of the configured notifiers.
+func FallbacksFrom(ns []config.Notifier) map[string]Fallback {
+	m := map[string]Fallback{}
+	for _, n := range ns {
+		if len(n.Fallback) > 0 {
+			m[n.Name] = Fallback{To: append([]string(nil), n.Fallback...), After: n.FallbackAfter}
+		}
+	}
+	return m
+}
+
+// Attempt describes one delivery attempt, reported to OutboxOptions.OnAttempt.
+type Attempt struct {
+	Notifier   string
+	IncidentID string
+	Action     Action
+	Attempt    int           // 1 for the first attempt of this entry
+	Receipt    Receipt       // when delivered
+	Err        error         // nil when delivered
+	State      string        // the entry's state after the attempt
+	RetryIn    time.Duration // when still pending: the wait before the next attempt
+}
+
+// OutboxOptions tune an Outbox. The zero value is usable.
+type OutboxOptions struct {
+	Logger *slog.Logger
+	Clock  Clock // default: the real clock
+	// BaseBackoff is the wait after the first failed attempt (default 1 s);
+	// it doubles with each further failure up to MaxBackoff (default 30 s).
+	// Each wait is jittered to between half and all of its value.
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+	// MaxRetryAfter caps a provider's Retry-After (default 10 min).
+	MaxRetryAfter time.Duration
+	// SendTimeout bounds one attempt (default 30 s).
+	SendTimeout time.Duration
+	// Fallbacks by notifier name; see FallbacksFrom.
+	Fallbacks map[string]Fallback
+	// OnAttempt, when set, is called after every delivery attempt (metrics).
+	OnAttempt func(Attempt)
+}
+
+func (o *OutboxOptions) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.BaseBackoff <= 0 {
+		o.BaseBackoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = 10 * time.Minute
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 30 * time.Second
+	}
+}
+
+// Entry is one row of the outbox.
+type Entry struct {
+	ID           int64
+	IncidentID   string
+	Notifier     string
+	Action       Action
+	State        string
+	Attempts     int
+	EnqueuedAt   time.Time
+	NextAt       time.Time
+	DeliveredAt  time.Time // zero until delivered
+	LastError    string
+	Receipt      string
+	FallbackDone bool   // the entry has been handed to its notifier's fallbacks
+	FallbackOf   string // the notifier this entry is a fallback for ("" for a direct entry)
+	Event        Event
+}
+
+// Outbox is a durable, per-node notification queue in its own SQLite file.
+//
+// Every (incident_id, notifier, action) is stored once: Enqueue writes it
+// before anything is sent, a worker goroutine per notifier delivers its
+// entries in order, and an entry is marked delivered only after the provider
+// accepted it. Entries left pending by a crash or shutdown are sent when the
+// outbox is opened again.
+type Outbox struct {
+	db        *sql.DB
+	opts      OutboxOptions
+	log       *slog.Logger
+	providers map[string]Provider
+	wake      map[string]chan struct{}
+	fbWake    chan struct{}
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const outboxSchema = `
+CREATE TABLE IF NOT EXISTS outbox (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	incident_id   TEXT    NOT NULL,
+	notifier      TEXT    NOT NULL,
+	action        TEXT    NOT NULL,
+	event         TEXT    NOT NULL,
+	state         TEXT    NOT NULL DEFAULT 'pending',
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	enqueued_at   INTEGER NOT NULL,
+	next_at       INTEGER NOT NULL,
+	delivered_at  INTEGER NOT NULL DEFAULT 0,
+	last_error    TEXT    NOT NULL DEFAULT '',
+	receipt       TEXT    NOT NULL DEFAULT '',
+	fallback_done INTEGER NOT NULL DEFAULT 0,
+	fallback_of   TEXT    NOT NULL DEFAULT '',
+	UNIQUE (incident_id, notifier, action)
+);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (notifier, state, id);
+PRAGMA user_version = 1;
+`
+
+func outboxDSN(path string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path) + "?" + strings.Join([]string{
+		"_pragma=busy_timeout(5000)",
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(FULL)",
+		"_txlock=immediate",
+	}, "&")
+}
+
+// OpenOutbox opens (creating if needed) the outbox database at path and
+// starts one delivery worker per provider. Every fallback target must be
+// among providers.
+func OpenOutbox(path string, providers []Provider, opts OutboxOptions) (*Outbox, error) {
+	opts.setDefaults()
+	o := &Outbox{
+		opts:      opts,
+		log:       opts.Logger.With("component", "outbox"),
+		providers: map[string]Provider{},
+		wake:      map[string]chan struct{}{},
+		fbWake:    make(chan struct{}, 1),
+	}
+	for _, p := range providers {
+		if _, dup := o.providers[p.Name()]; dup {
+			return nil, fmt.Errorf("outbox: duplicate notifier %q", p.Name())
+		}
+		o.providers[p.Name()] = p
+		o.wake[p.Name()] = make(chan struct{}, 1)
+	}
+	for from, fb := range opts.Fallbacks {
+		for _, to := range fb.To {
+			if o.providers[to] == nil {
+				return nil, fmt.Errorf("outbox: notifier %q falls back to unknown notifier %q", from, to)
+			}
+		}
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+	}
+	db, err := sql.Open("sqlite", outboxDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	ctx := context.Background()
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, fmt.Errorf("outbox: open %s: journal_mode %q, want wal (%v)", path, mode, err)
+	}
+	if _, err := db.ExecContext(ctx, outboxSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: open %s: schema: %w", path, err)
+	}
+	o.db = db
+
+	rows, err := db.QueryContext(ctx, `SELECT notifier, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY notifier`)
+	if err == nil {
+		for rows.Next() {
+			var name string
+			var n int
+			if rows.Scan(&name, &n) == nil {
+				if o.providers[name] == nil {
+					o.log.Warn("outbox: pending notifications for a notifier that is not configured; they stay queued",
+						"notifier", name, "pending", n)
+				} else {
+					o.log.Info("outbox: resuming pending notifications", "notifier", name, "pending", n)
+				}
+			}
+		}
+		rows.Close()
+	}
+
+	wctx, cancel := context.WithCancel(context.Background())
+	o.cancel = cancel
+	for name := range o.providers {
+		o.wg.Add(1)
+		go o.worker(wctx, name)
+	}
+	o.wg.Add(1)
+	go o.fallbackLoop(wctx)
+	return o, nil
+}
+
+// Close stops the workers (an attempt in flight is abandoned and its entry
+// stays pending) and closes the database.
+func (o *Outbox) Close() error {
+	o.closeOnce.Do(func() {
+		o.cancel()
+		o.wg.Wait()
+		o.closeErr = o.db.Close()
+	})
+	return o.closeErr
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Enqueue durably queues e for each named notifier. An (incident_id,
+// notifier, action) already in the outbox, whatever its state, is left
+// alone: each is delivered at most once by this node. A resolve for an
+// incident whose trigger was handed to fallbacks is queued for those
+// fallbacks too. Enqueue returns once the entries are committed to disk.
+func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) error {
+	if e.IncidentID == "" {
+		return errors.New("outbox: event without incident_id")
+	}
+	if e.Action != ActionTrigger && e.Action != ActionResolve && e.Action != ActionTest {
+		return fmt.Errorf("outbox: unknown action %q", e.Action)
+	}
+	for _, n := range notifiers {
+		if o.providers[n] == nil {
+			return fmt.Errorf("outbox: unknown notifier %q", n)
+		}
+	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	now := o.opts.Clock.Now().UnixNano()
+	woken := map[string]bool{}
+	err = o.tx(ctx, func(tx *sql.Tx) error {
+		for _, n := range notifiers {
+			ins, err := insertEntry(ctx, tx, e.IncidentID, n, e.Action, raw, now, "")
+			if err != nil {
+				return err
+			}
+			if !ins {
+				continue
+			}
+			woken[n] = true
+			if e.Action != ActionResolve {
+				continue
+			}
+			// The trigger went to the fallbacks: so does the resolve.
+			var done int
+			err = tx.QueryRowContext(ctx, `SELECT fallback_done FROM outbox WHERE incident_id = ? AND notifier = ? AND action = ?`,
+				e.IncidentID, n, string(ActionTrigger)).Scan(&done)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && done == 0) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := o.fallBack(ctx, tx, e.IncidentID, n, e.Action, raw, now, woken); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: enqueue: %w", err)
+	}
+	for n := range woken {
+		poke(o.wake[n])
+	}
+	poke(o.fbWake)
+	return nil
+}
+
+func insertEntry(ctx context.Context, tx *sql.Tx, incident, notifier string, action Action, event []byte, now int64, fallbackOf string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (incident_id, notifier, action, event, enqueued_at, next_at, fallback_of)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, notifier, action) DO NOTHING`,
+		incident, notifier, string(action), string(event), now, now, fallbackOf)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// fallBack queues (incident, action) of notifier for each of its fallbacks
+// and marks the entry as handed over.
+func (o *Outbox) fallBack(ctx context.Context, tx *sql.Tx, incident, notifier string, action Action, event []byte, now int64, woken map[string]bool) error {
+	fb, ok := o.opts.Fallbacks[notifier]
+	if !ok || len(fb.To) == 0 {
+		return nil
+	}
+	for _, to := range fb.To {
+		ins, err := insertEntry(ctx, tx, incident, to, action, event, now, notifier)
+		if err != nil {
+			return err
+		}
+		if ins {
+			woken[to] = true
+			o.log.Warn("outbox: handing notification to fallback", "notifier", notifier, "fallback", to,
+				"incident_id", incident, "action", action)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET fallback_done = 1 WHERE incident_id = ? AND notifier = ? AND action = ?`,
+		incident, notifier, string(action))
+	return err
+}
+
+func (o *Outbox) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := o.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// wait blocks for d, or until ctx ends (false); wake, when not nil, ends the
+// wait early.
+func (o *Outbox) wait(ctx context.Context, d time.Duration, wake chan struct{}) bool {
+	var timer <-chan time.Time
+	if d >= 0 {
+		timer = o.opts.Clock.After(d)
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer:
+	case <-wake:
+	}
+	return true
+}
+
+type pendingRow struct {
+	id       int64
+	incident string
+	action   Action
+	event    Event
+	attempts int
+	nextAt   int64
+}
+
+func (o *Outbox) worker(ctx context.Context, name string) {
+	defer o.wg.Done()
+	p := o.providers[name]
+	log := o.log.With("notifier", name)
+	for ctx.Err() == nil {
+		var r pendingRow
+		var raw, action string
+		err := o.db.QueryRowContext(ctx, `SELECT id, incident_id, action, event, attempts, next_at FROM outbox
+			WHERE notifier = ? AND state = 'pending' ORDER BY id LIMIT 1`, name).
+			Scan(&r.id, &r.incident, &action, &raw, &r.attempts, &r.nextAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			o.wait(ctx, -1, o.wake[name])
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("outbox: reading queue", "err", err)
+				o.wait(ctx, time.Second, nil)
+			}
+			continue
+		}
+		r.action = Action(action)
+		if err := json.Unmarshal([]byte(raw), &r.event); err != nil {
+			log.Error("outbox: undecodable entry; marking failed", "id", r.id, "err", err)
+			o.finish(ctx, r.id, StateFailed, 0, "", "undecodable event: "+err.Error())
+			continue
+		}
+		if d := time.Duration(r.nextAt - o.opts.Clock.Now().UnixNano()); d > 0 {
+			o.wait(ctx, d, nil)
+			continue
+		}
+		o.attempt(ctx, p, r, log)
+	}
+}
+
+func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slog.Logger) {
+	sctx, cancel := context.WithTimeout(ctx, o.opts.SendTimeout)
+	rc, err := p.Send(sctx, r.event)
+	cancel()
+	if ctx.Err() != nil {
+		return // shutting down: the entry stays pending, the attempt is not counted
+	}
+	n := r.attempts + 1
+	a := Attempt{Notifier: p.Name(), IncidentID: r.incident, Action: r.action, Attempt: n, Receipt: rc, Err: err}
+	switch {
+	case err == nil:
+		a.State = StateDelivered
+		o.finish(ctx, r.id, StateDelivered, n, rc.String(), "")
+		log.Info("outbox: delivered", "incident_id", r.incident, "action", r.action, "attempt", n, "answer", rc.String())
+	case IsRetryable(err):
+		a.State = StatePending
+		a.RetryIn = o.backoff(n, err)
+		next := o.opts.Clock.Now().Add(a.RetryIn).UnixNano()
+		o.retryLater(ctx, r.id, n, next, err.Error())
+		log.Warn("outbox: delivery failed; will retry", "incident_id", r.incident, "action", r.action,
+			"attempt", n, "retry_in", a.RetryIn, "err", err)
+	default:
+		a.State = StateFailed
+		o.finish(ctx, r.id, StateFailed, n, "", err.Error())
+		log.Error("outbox: delivery refused permanently; not retrying", "incident_id", r.incident,
+			"action", r.action, "attempt", n, "err", err)
+		poke(o.fbWake)
+	}
+	if o.opts.OnAttempt != nil {
+		o.opts.OnAttempt(a)
+	}
+}
+
+// backoff is the wait after the n-th failed attempt: BaseBackoff·2^(n-1)
+// capped at MaxBackoff, jittered to [½, 1] of that, and at least the
+// provider's Retry-After (capped at MaxRetryAfter).
+func (o *Outbox) backoff(n int, err error) time.Duration {
+	d := o.opts.MaxBackoff
+	if n-1 < 30 {
+		if b := o.opts.BaseBackoff << (n - 1); b > 0 && b < d {
+			d = b
+		}
+	}
+	d = d/2 + rand.N(d/2+1)
+	var se *SendError
+	if errors.As(err, &se) && se.RetryAfter > d {
+		d = min(se.RetryAfter, o.opts.MaxRetryAfter)
+	}
+	return d
+}
+
+// dbRetry runs f until it succeeds or ctx ends: a delivered entry that could
+// not be marked would be sent again.
+func (o *Outbox) dbRetry(ctx context.Context, what string, f func() error) {
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		o.log.Error("outbox: "+what, "err", err)
+		if !o.wait(ctx, 100*time.Millisecond, nil) {
+			return
+		}
+	}
+}
+
+func (o *Outbox) finish(ctx context.Context, id int64, state string, attempts int, receipt, lastErr string) {
+	now := o.opts.Clock.Now().UnixNano()
+	o.dbRetry(ctx, "marking entry "+state, func() error {
+		delivered := int64(0)
+		if state == StateDelivered {
+			delivered = now
+		}
+		_, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET state = ?, attempts = ?, delivered_at = ?,
+			receipt = ?, last_error = ? WHERE id = ?`, state, attempts, delivered, receipt, lastErr, id)
+		return err
+	})
+}
+
+func (o *Outbox) retryLater(ctx context.Context, id int64, attempts int, next int64, lastErr string) {
+	o.dbRetry(ctx, "scheduling retry", func() error {
+		_, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
+			attempts, next, lastErr, id)
+		return err
+	})
+}
+
+// fallbackLoop hands entries to fallbacks when their notifier failed them
+// permanently or has not delivered them within Fallback.After.
+func (o *Outbox) fallbackLoop(ctx context.Context) {
+	defer o.wg.Done()
+	if len(o.opts.Fallbacks) == 0 {
+		return
+	}
+	for ctx.Err() == nil {
+		next, err := o.checkFallbacks(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			o.log.Error("outbox: fallback check", "err", err)
+			next = time.Second
+		}
+		o.wait(ctx, next, o.fbWake)
+	}
+}
+
+// checkFallbacks hands over every due entry and returns the wait until the
+// next one is due (-1: none).
+func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
+	now := o.opts.Clock.Now().UnixNano()
+	next := time.Duration(-1)
+	woken := map[string]bool{}
+	err := o.tx(ctx, func(tx *sql.Tx) error {
+		for name, fb := range o.opts.Fallbacks {
+			cond := `state = 'failed'`
+			args := []any{name}
+			if fb.After > 0 {
+				cond = `(state = 'failed' OR (state = 'pending' AND enqueued_at <= ?))`
+				args = append(args, now-int64(fb.After))
+			}
+			rows, err := tx.QueryContext(ctx, `SELECT incident_id, action, event FROM outbox
+				WHERE notifier = ? AND fallback_done = 0 AND `+cond+` ORDER BY id`, args...)
+			if err != nil {
+				return err
+			}
+			type due struct {
+				incident string
+				action   Action
+				event    []byte
+			}
+			var dues []due
+			for rows.Next() {
+				var d due
+				var action, raw string
+				if err := rows.Scan(&d.incident, &action, &raw); err != nil {
+					rows.Close()
+					return err
+				}
+				d.action, d.event = Action(action), []byte(raw)
+				dues = append(dues, d)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			handed := map[string]bool{}
+			for _, d := range dues {
+				if err := o.fallBack(ctx, tx, d.incident, name, d.action, d.event, now, woken); err != nil {
+					return err
+				}
+				if d.action == ActionTrigger {
+					handed[d.incident] = true
+				}
+			}
+			// A trigger handed over takes its queued resolve along, so the
+			// fallback's page gets closed too.
+			for incident := range handed {
+				var raw string
+				err := tx.QueryRowContext(ctx, `SELECT event FROM outbox WHERE incident_id = ? AND notifier = ?
+					AND action = ? AND fallback_done = 0`, incident, name, string(ActionResolve)).Scan(&raw)
+				if errors.Is(err, sql.ErrNoRows) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if err := o.fallBack(ctx, tx, incident, name, ActionResolve, []byte(raw), now, woken); err != nil {
+					return err
+				}
+			}
+			if fb.After > 0 {
+				var oldest sql.NullInt64
+				if err := tx.QueryRowContext(ctx, `SELECT MIN(enqueued_at) FROM outbox
+					WHERE notifier = ? AND state = 'pending' AND fallback_done = 0`, name).Scan(&oldest); err != nil {
+					return err
+				}
+				if oldest.Valid {
+					d := max(time.Duration(oldest.Int64+int64(fb.After)-now), 0)
+					if next < 0 || d < next {
+						next = d
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for n := range woken {
+		poke(o.wake[n])
+	}
+	return next, nil
+}
+
+// Entries lists the outbox entries of an incident (every incident when
+// incidentID is empty), oldest first.
+func (o *Outbox) Entries(ctx context.Context, incidentID string) ([]Entry, error) {
+	q := `SELECT id, incident_id, notifier, action, event, state, attempts, enqueued_at, next_at, delivered_at,
+		last_error, receipt, fallback_done, fallback_of FROM outbox`
+	var args []any
+	if incidentID != "" {
+		q += ` WHERE incident_id = ?`
+		args = append(args, incidentID)
+	}
+	rows, err := o.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var action, raw string
+		var enq, next, deliv int64
+		var fb int
+		if err := rows.Scan(&e.ID, &e.IncidentID, &e.Notifier, &action, &raw, &e.State, &e.Attempts, &enq, &next,
+			&deliv, &e.LastError, &e.Receipt, &fb, &e.FallbackOf); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		e.Action = Action(action)
+		e.EnqueuedAt, e.NextAt = time.Unix(0, enq), time.Unix(0, next)
+		if deliv != 0 {
+			e.DeliveredAt = time.Unix(0, deliv)
+		}
+		e.FallbackDone = fb != 0
+		_ = json.Unmarshal([]byte(raw), &e.Event)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Pending counts the entries not yet delivered, by notifier.
+func (o *Outbox) Pending(ctx context.Context) (map[string]int, error) {
+	rows, err := o.db.QueryContext(ctx, `SELECT notifier, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY notifier`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]int{}
+	for rows.Next() {
+		var n string
+		var c int
+		if err := rows.Scan(&n, &c); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
+		m[n] = c
+	}
+	return m, rows.Err()
+}
+
+// Prune deletes delivered and failed entries enqueued before t. Pruned
+// entries no longer deduplicate, so t should lie well before any incident
+// that may still be re-announced.
+func (o *Outbox) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := o.db.ExecContext(ctx, `DELETE FROM outbox WHERE state IN ('delivered', 'failed') AND enqueued_at < ?`,
+		before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("outbox: %w", err)
+	}
+	return res.RowsAffected()
+}
