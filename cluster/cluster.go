@@ -1,0 +1,508 @@
+// Package cluster is Vantage's gossip transport: it wraps hashicorp/memberlist
+// to form the probe mesh, advertises each node's region, version and checks
+// config hash as node metadata, and exchanges votes.
+//
+// Votes travel as small named broadcasts (one name per node and check, so a
+// newer vote replaces an older one still in the queue) piggybacked on
+// memberlist's gossip; the full vote table travels through memberlist's TCP
+// push-pull, which gives anti-entropy and brings a late joiner up to date.
+// Callers define further message kinds (>= MinUserKind) and send them with
+// BroadcastMessage.
+//
+// With a key, every packet and stream is encrypted and authenticated with
+// AES-GCM (memberlist's keyring); GossipVerifyIncoming and
+// GossipVerifyOutgoing are on, so a node without the key can neither join
+// nor inject messages.
+//
+// A background joiner contacts the seeds until one answers, then, every
+// RejoinInterval while a seed or a previously seen member is missing, it
+// contacts them again so that the two halves of a healed partition merge.
+//
+// Member states are alive, suspect, dead and left. memberlist does not
+// expose its suspect state, so suspect here means this node's own probe of
+// the member failed and the member has neither answered a probe since nor
+// been declared dead; left means the member announced its Leave.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Profiles.
+const (
+	ProfileWAN   = "wan"
+	ProfileLAN   = "lan"
+	ProfileLocal = "local"
+)
+
+// DefaultPort is the gossip port (TCP and UDP).
+const DefaultPort = 7946
+
+// DefaultRejoinInterval is how often missing seeds and members are
+// re-contacted.
+const DefaultRejoinInterval = 10 * time.Second
+
+// deadRetention is how long a dead member is remembered and re-contacted.
+const deadRetention = 24 * time.Hour
+
+// Config configures a node's gossip.
+type Config struct {
+	Name       string // unique node name
+	Region     string
+	Version    string
+	ConfigHash string // hash of the checks config, compared with peers'
+
+	Bind      string   // HOST:PORT to bind, TCP and UDP; default 0.0.0.0:7946; port 0 picks a free port
+	Advertise string   // HOST:PORT peers use to reach us; default: the bind address
+	Join      []string // seeds, HOST:PORT; our own address may be listed
+
+	Profile string // wan (default), lan or local
+
+	Key      []byte // 16, 24 or 32 bytes: AES-128/192/256-GCM
+	Insecure bool   // allow a nil Key: no encryption, no authentication
+
+	Logger         *slog.Logger
+	RejoinInterval time.Duration // default 10s
+}
+
+// Handler receives what the cluster delivers. Its methods are called from
+// memberlist's goroutines, concurrently; they must be safe for that and
+// must not block (OnVote and OnMessage run on the packet receive loop).
+type Handler interface {
+	// OnVote is called for every new vote from another node.
+	OnVote(VoteMsg)
+	// OnMessage is called for every new message of a caller-defined kind
+	// (>= MinUserKind) from another node.
+	OnMessage(kind byte, payload []byte)
+	// LocalState returns the full vote table (or any state) to send to a
+	// peer during push-pull; MergeRemoteState receives a peer's.
+	LocalState() []byte
+	MergeRemoteState([]byte)
+	// OnMembership is called, asynchronously and coalesced, after members
+	// join, leave, fail or change their metadata.
+	OnMembership()
+}
+
+// NopHandler implements Handler doing nothing; embed it to implement only
+// some methods.
+type NopHandler struct{}
+
+func (NopHandler) OnVote(VoteMsg)          {}
+func (NopHandler) OnMessage(byte, []byte)  {}
+func (NopHandler) LocalState() []byte      { return nil }
+func (NopHandler) MergeRemoteState([]byte) {}
+func (NopHandler) OnMembership()           {}
+
+// Cluster is a running gossip node.
+type Cluster struct {
+	cfg   Config
+	h     Handler
+	log   *slog.Logger
+	ml    *memberlist.Memberlist
+	mlc   *memberlist.Config
+	queue *memberlist.TransmitLimitedQueue
+	self  string // our advertised HOST:PORT
+
+	mu          sync.Mutex
+	peers       map[string]*peer     // by node name, including ourselves
+	leaving     map[string]bool      // nodes that announced Leave
+	seen        map[string]seenEntry // origin+"\x00"+name -> newest stamp
+	warnedHash  map[string]string    // node -> config hash we warned about
+	lastStamp   uint64               // our last broadcast stamp
+	configHash  string               // ours, may change with SetConfigHash
+	suspectTTL  time.Duration
+	left        bool
+	closed      bool
+	memberEvent chan struct{}
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+type peer struct {
+	node      memberlist.Node
+	meta      nodeMeta
+	metaErr   error
+	state     string
+	changedAt time.Time
+}
+
+type seenEntry struct {
+	stamp  uint64
+	recvAt time.Time
+}
+
+// Member is one node as seen in gossip. Its fields match
+// statuspage.Member, so a value converts with statuspage.Member(m).
+type Member struct {
+	Name           string
+	Region         string
+	State          string // alive, suspect, dead or left
+	Addr           string // HOST:PORT
+	Version        string
+	ConfigHash     string
+	ConfigMismatch bool // ConfigHash differs from ours
+}
+
+// Member states.
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// profileConfig returns memberlist's configuration for a profile.
+func profileConfig(profile string) (*memberlist.Config, error) {
+	switch profile {
+	case "", ProfileWAN:
+		c := memberlist.DefaultWANConfig()
+		c.DeadNodeReclaimTime = 30 * time.Second
+		return c, nil
+	case ProfileLAN:
+		c := memberlist.DefaultLANConfig()
+		c.DeadNodeReclaimTime = 30 * time.Second
+		return c, nil
+	case ProfileLocal:
+		c := memberlist.DefaultLocalConfig()
+		// One machine: detect a dead node within 5 s. A node is probed by
+		// each peer in turn every ProbeInterval; a failed probe (direct
+		// after ProbeTimeout, then indirect until the end of the interval)
+		// makes it suspect; it is declared dead after the suspicion timeout,
+		// SuspicionMult*max(1,log10(n))*ProbeInterval = 1.2 s with one
+		// confirmation, at most SuspicionMaxTimeoutMult times that (2.4 s).
+		// Worst case with three nodes: 0.8 s + 0.4 s + 2.4 s ≈ 3.6 s.
+		c.ProbeInterval = 400 * time.Millisecond
+		c.ProbeTimeout = 200 * time.Millisecond
+		c.SuspicionMult = 3
+		c.SuspicionMaxTimeoutMult = 2
+		c.GossipInterval = 100 * time.Millisecond
+		c.PushPullInterval = 15 * time.Second
+		c.TCPTimeout = time.Second
+		c.GossipToTheDeadTime = 5 * time.Second
+		c.DeadNodeReclaimTime = 2 * time.Second
+		return c, nil
+	}
+	return nil, fmt.Errorf("cluster: unknown gossip profile %q (want wan, lan or local)", profile)
+}
+
+// splitHostPort parses HOST:PORT; an empty host means all addresses.
+func splitHostPort(s string, defPort int) (string, int, error) {
+	host, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port := defPort
+	if ps != "" {
+		p, err := strconv.Atoi(ps)
+		if err != nil || p < 0 || p > 65535 {
+			return "", 0, fmt.Errorf("bad port %q", ps)
+		}
+		port = p
+	}
+	return host, port, nil
+}
+
+// New starts a gossip node and its background joiner.
+func New(cfg Config, h Handler) (*Cluster, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("cluster: node name is required")
+	}
+	if len(cfg.Name) > MaxNameLen || len(cfg.Region) > MaxRegionLen {
+		return nil, fmt.Errorf("cluster: node name (max %d bytes) or region (max %d) too long", MaxNameLen, MaxRegionLen)
+	}
+	if h == nil {
+		h = NopHandler{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RejoinInterval <= 0 {
+		cfg.RejoinInterval = DefaultRejoinInterval
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = net.JoinHostPort("0.0.0.0", strconv.Itoa(DefaultPort))
+	}
+	mlc, err := profileConfig(cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Key != nil:
+		if err := memberlist.ValidateKey(cfg.Key); err != nil {
+			return nil, fmt.Errorf("cluster: gossip key: %w", err)
+		}
+		kr, err := memberlist.NewKeyring([][]byte{cfg.Key}, cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: gossip key: %w", err)
+		}
+		mlc.Keyring = kr
+		mlc.SecretKey = cfg.Key
+		mlc.GossipVerifyIncoming = true
+		mlc.GossipVerifyOutgoing = true
+	case !cfg.Insecure:
+		return nil, errors.New("cluster: a gossip key is required (or Insecure)")
+	}
+
+	bindHost, bindPort, err := splitHostPort(cfg.Bind, DefaultPort)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: bind address %q: %w", cfg.Bind, err)
+	}
+	if bindHost == "" {
+		bindHost = "0.0.0.0"
+	}
+	mlc.Name = cfg.Name
+	mlc.BindAddr = bindHost
+	mlc.BindPort = bindPort
+	mlc.AdvertisePort = bindPort
+	if cfg.Advertise != "" {
+		ah, ap, err := splitHostPort(cfg.Advertise, bindPort)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: advertise address %q: %w", cfg.Advertise, err)
+		}
+		if ah != "" && net.ParseIP(ah) == nil {
+			ips, err := net.LookupIP(ah)
+			if err != nil || len(ips) == 0 {
+				return nil, fmt.Errorf("cluster: advertise address %q: cannot resolve %s: %v", cfg.Advertise, ah, err)
+			}
+			ah = ips[0].String()
+		}
+		mlc.AdvertiseAddr = ah
+		if ap != 0 {
+			mlc.AdvertisePort = ap
+		}
+	}
+
+	c := &Cluster{
+		cfg:         cfg,
+		h:           h,
+		log:         cfg.Logger.With("component", "cluster"),
+		mlc:         mlc,
+		peers:       map[string]*peer{},
+		leaving:     map[string]bool{},
+		seen:        map[string]seenEntry{},
+		warnedHash:  map[string]string{},
+		configHash:  cfg.ConfigHash,
+		memberEvent: make(chan struct{}, 1),
+		done:        make(chan struct{}),
+	}
+	c.suspectTTL = time.Duration(mlc.SuspicionMult*mlc.SuspicionMaxTimeoutMult) * mlc.ProbeInterval * 2
+	c.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return max(1, c.NumAlive()) },
+		RetransmitMult: mlc.RetransmitMult,
+	}
+	d := &delegate{c: c}
+	mlc.Delegate = d
+	mlc.Events = d
+	mlc.Ping = d
+	mlc.Logger = log.New(&mlLogWriter{c: c}, "", 0)
+
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.Bind, err)
+	}
+	c.ml = ml
+	ln := ml.LocalNode()
+	c.mu.Lock()
+	c.self = ln.Address()
+	c.mu.Unlock()
+	c.log.Info("gossip started", "node", cfg.Name, "region", cfg.Region, "bind", net.JoinHostPort(bindHost, strconv.Itoa(mlc.BindPort)),
+		"advertise", c.self, "profile", profileName(cfg.Profile), "encrypted", cfg.Key != nil, "seeds", cfg.Join)
+
+	c.wg.Add(2)
+	go c.notifyLoop()
+	go c.joinLoop()
+	return c, nil
+}
+
+func profileName(p string) string {
+	if p == "" {
+		return ProfileWAN
+	}
+	return p
+}
+
+// LocalAddr is the HOST:PORT peers use to reach this node (with bind port 0,
+// the port actually bound).
+func (c *Cluster) LocalAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self
+}
+
+// Name is this node's name.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Region is this node's region.
+func (c *Cluster) Region() string { return c.cfg.Region }
+
+// Leave announces that this node leaves, so peers show it as left rather
+// than dead, and waits up to timeout for the announcement to go out. The
+// node keeps answering until Shutdown.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("cluster: shut down")
+	}
+	c.left = true
+	c.mu.Unlock()
+
+	// Tell every live peer directly over TCP (ordered before memberlist's
+	// dead message), and gossip it for those we cannot reach.
+	msg := c.envelope(kindLeave, "leave", nil)
+	c.queue.QueueBroadcast(&broadcast{name: c.cfg.Name + "/leave", msg: msg})
+	var wg sync.WaitGroup
+	for _, n := range c.ml.Members() {
+		if n.Name == c.cfg.Name {
+			continue
+		}
+		wg.Add(1)
+		go func(n memberlist.Node) {
+			defer wg.Done()
+			_ = c.ml.SendReliable(&n, msg)
+		}(*n)
+	}
+	waitTimeout(&wg, timeout/2)
+	err := c.ml.Leave(timeout / 2)
+	c.log.Info("left the cluster", "err", err)
+	return err
+}
+
+// Shutdown stops gossip at once (peers will see this node dead unless it
+// left first) and stops the background goroutines.
+func (c *Cluster) Shutdown() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.done)
+	err := c.ml.Shutdown()
+	// Join attempts in flight end within the profile's TCP timeout.
+	waitTimeout(&c.wg, c.mlc.TCPTimeout+time.Second)
+	return err
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// SetConfigHash changes the checks config hash this node advertises (after
+// a config reload) and pushes the new metadata to peers.
+func (c *Cluster) SetConfigHash(hash string) error {
+	c.mu.Lock()
+	c.configHash = hash
+	clear(c.warnedHash)
+	c.mu.Unlock()
+	return c.ml.UpdateNode(c.mlc.TCPTimeout)
+}
+
+// Broadcast gossips this node's vote on a check. Only the latest vote per
+// check circulates: a newer one replaces an older one still queued. Node and
+// Region default to this node's.
+func (c *Cluster) Broadcast(v VoteMsg) error {
+	v.Node = c.cfg.Name
+	if v.Region == "" {
+		v.Region = c.cfg.Region
+	}
+	if v.Check == "" || len(v.Check) > MaxNameLen || len(v.Region) > MaxRegionLen {
+		return fmt.Errorf("cluster: vote needs a check name of at most %d bytes and a region of at most %d", MaxNameLen, MaxRegionLen)
+	}
+	msg := c.envelope(KindVote, v.Check, appendVote(nil, v, false))
+	if len(msg) > MaxMessageSize {
+		return fmt.Errorf("cluster: vote message of %d bytes exceeds %d", len(msg), MaxMessageSize)
+	}
+	c.queue.QueueBroadcast(&broadcast{name: v.Node + "/" + v.Check, msg: msg})
+	return nil
+}
+
+// BroadcastMessage gossips a caller-defined message. kind must be at least
+// MinUserKind; name identifies what the message is about: a newer message
+// with the same name replaces an older one still queued (use a unique name
+// for messages that must all be delivered). The payload must fit a packet:
+// the whole message is limited to MaxMessageSize bytes.
+func (c *Cluster) BroadcastMessage(kind byte, name string, payload []byte) error {
+	if kind < MinUserKind {
+		return fmt.Errorf("cluster: message kind %#x is reserved (want >= %#x)", kind, MinUserKind)
+	}
+	if len(name) > 2*MaxNameLen {
+		return fmt.Errorf("cluster: message name longer than %d bytes", 2*MaxNameLen)
+	}
+	qname := c.cfg.Name + "/" + string(rune(kind)) + "/" + name
+	msg := c.envelope(kind, name, payload)
+	if len(msg) > MaxMessageSize {
+		return fmt.Errorf("cluster: message of %d bytes exceeds %d", len(msg), MaxMessageSize)
+	}
+	c.queue.QueueBroadcast(&broadcast{name: qname, msg: msg})
+	return nil
+}
+
+// envelope wraps a payload with our name and a fresh stamp.
+func (c *Cluster) envelope(kind byte, name string, payload []byte) []byte {
+	c.mu.Lock()
+	s := uint64(time.Now().UnixNano())
+	if s <= c.lastStamp {
+		s = c.lastStamp + 1
+	}
+	c.lastStamp = s
+	c.mu.Unlock()
+	return encodeEnvelope(kind, c.cfg.Name, name, s, payload)
+}
+
+// broadcast is a named memberlist broadcast.
+type broadcast struct {
+	name string
+	msg  []byte
+}
+
+func (b *broadcast) Name() string    { return b.name }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(memberlist.NamedBroadcast)
+	return ok && o.Name() == b.name
+}
+
+var _ memberlist.NamedBroadcast = (*broadcast)(nil)
+
+// notifyLoop calls OnMembership outside memberlist's locks, coalescing
+// bursts of events.
+func (c *Cluster) notifyLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.memberEvent:
+			c.h.OnMembership()
+		}
+	}
+}
+
+func (c *Cluster) membershipChanged() {
+	select {
+	case c.memberEvent <- struct{}{}:
+	default:
+	}
+}
