@@ -5,8 +5,11 @@
 //     of the check's name, spread over min(interval, MaxSpread), so a
 //     thousand checks at 30 s do not fire in one burst and a restart keeps
 //     each check's phase;
-//   - it never overlaps itself (singleton mode, LimitModeReschedule: a run
-//     still going when the next is due skips that slot);
+//   - it never overlaps itself: a run still going when the next is due skips
+//     that slot. These are the semantics of gocron's singleton
+//     LimitModeReschedule, implemented with a per-check flag because gocron's
+//     singleton mode keeps a goroutine and a 1,000-slot queue per job (16 MB
+//     of heap for 1,000 checks);
 //   - it runs with a context that carries the check's timeout and is
 //     cancelled on Shutdown or when the check is removed.
 //
@@ -21,6 +24,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -54,10 +58,11 @@ type Scheduler struct {
 }
 
 type job struct {
-	id     uuid.UUID
-	job    gocron.Job
-	check  *config.Check
-	cancel context.CancelFunc
+	id      uuid.UUID
+	job     gocron.Job
+	check   *config.Check
+	cancel  context.CancelFunc
+	running atomic.Bool
 }
 
 // New returns a scheduler that calls run for each due probe. Call Start.
@@ -118,23 +123,24 @@ func (s *Scheduler) Set(checks []config.Check) error {
 
 func (s *Scheduler) addLocked(c *config.Check) error {
 	jctx, cancel := context.WithCancel(s.ctx)
+	jb := &job{check: c, cancel: cancel}
 	start := gocron.WithStartImmediately()
 	if off := Offset(c.Name, c.Interval, s.opts.MaxSpread); off > 10*time.Millisecond {
 		start = gocron.WithStartDateTime(time.Now().Add(off))
 	}
 	j, err := s.s.NewJob(
 		gocron.DurationJob(c.Interval),
-		gocron.NewTask(func(ctx context.Context) { s.probe(ctx, c) }),
+		gocron.NewTask(func(ctx context.Context) { s.probe(ctx, jb) }),
 		gocron.WithName(c.Name),
 		gocron.WithContext(jctx),
-		gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithStartAt(start),
 	)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("schedule check %q: %w", c.Name, err)
 	}
-	s.jobs[c.Name] = &job{id: j.ID(), job: j, check: c, cancel: cancel}
+	jb.id, jb.job = j.ID(), j
+	s.jobs[c.Name] = jb
 	return nil
 }
 
@@ -147,10 +153,12 @@ func (s *Scheduler) removeLocked(name string) {
 	delete(s.jobs, name)
 }
 
-func (s *Scheduler) probe(ctx context.Context, c *config.Check) {
-	if ctx.Err() != nil {
-		return
+func (s *Scheduler) probe(ctx context.Context, j *job) {
+	if ctx.Err() != nil || !j.running.CompareAndSwap(false, true) {
+		return // shut down, or the previous run is still going: skip this slot
 	}
+	defer j.running.Store(false)
+	c := j.check
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	s.run(ctx, c)
