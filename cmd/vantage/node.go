@@ -70,9 +70,9 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	}
 	st, err := store.Open(o.DBPath, store.Options{
 		Logger:       o.Logger,
-		RetainRaw:    o.Config.Store.RetainRaw,
-		RetainMinute: o.Config.Store.RetainMinute,
-		RetainDaily:  o.Config.Store.RetainDaily,
+		RetainRaw:    forever(o.Config.Store.RetainRaw),
+		RetainMinute: forever(o.Config.Store.RetainMinute),
+		RetainDaily:  forever(o.Config.Store.RetainDaily),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -94,6 +94,14 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	n.sched = sched
 	n.http = statuspage.New(statuspage.Options{Source: n, Logger: o.Logger})
 	return n, nil
+}
+
+// forever maps the config's "0 = keep forever" to the store's negative value.
+func forever(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // restoreIncidents reopens, after a restart, the incidents that were open:

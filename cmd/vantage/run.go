@@ -26,7 +26,7 @@ type runFlags struct {
 	config                                string
 	node, region, gossip, advertise, join string
 	http, data, gossipKeyFile             string
-	logFormat, logLevel                   string
+	logFormat, logLevel, debugAddr        string
 	insecureGossip                        bool
 	set                                   map[string]bool
 }
@@ -47,6 +47,7 @@ func newRunFlags(stderr io.Writer) (*flag.FlagSet, *runFlags) {
 	fs.BoolVar(&f.insecureGossip, "insecure-gossip", false, "allow a clustered node without a gossip key (unencrypted, unauthenticated)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text (default) or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info (default), warn, error")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof) on this separate address, e.g. 127.0.0.1:6060 (default: off)")
 	return fs, f
 }
 
@@ -56,7 +57,7 @@ type settings struct {
 	Join                                        []string
 	GossipKey                                   []byte
 	InsecureGossip                              bool
-	LogFormat, LogLevel                         string
+	LogFormat, LogLevel, DebugAddr              string
 }
 
 // resolveSettings merges flags, the node: section and defaults, and checks
@@ -87,6 +88,7 @@ func resolveSettings(f *runFlags, cfg *config.Config, getenv func(string) string
 		LogLevel:  pick("log-level", f.logLevel, n.LogLevel, "info"),
 	}
 	s.InsecureGossip = n.InsecureGossip || f.insecureGossip
+	s.DebugAddr = f.debugAddr
 	if f.set["join"] {
 		s.Join = splitList(f.join)
 	} else {
@@ -237,6 +239,16 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
+	if s.DebugAddr != "" {
+		dbg, err := startDebugServer(s.DebugAddr)
+		if err != nil {
+			_ = srv.Close()
+			n.Close()
+			return err
+		}
+		defer dbg.Close()
+		log.Info("profiling enabled", "addr", s.DebugAddr)
+	}
 	if err := n.Start(); err != nil {
 		_ = srv.Close()
 		n.Close()

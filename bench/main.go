@@ -1,0 +1,192 @@
+// Command bench measures Vantage on this machine. Figures go to stdout with
+// the command that produced them; docs/performance.md keeps the latest.
+//
+//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 2m]
+//
+// node: builds vantage, starts a target HTTP server on loopback (in this
+// process), writes a config with N http checks against it, runs `vantage run`
+// as a child process and samples its CPU time and RSS from /proc. CPU share is
+// measured after a warm-up of one interval plus the first-run spread (so
+// start-up costs are excluded), RSS at the end.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench node [--checks N] [--interval D] [--duration D]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "node":
+		err = benchNode(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func benchNode(args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	checks := fs.Int("checks", 1000, "number of http checks")
+	interval := fs.Duration("interval", 10*time.Second, "check interval")
+	duration := fs.Duration("duration", 2*time.Minute, "total run time")
+	keep := fs.Bool("keep", false, "keep the temporary directory")
+	debug := fs.String("debug-addr", "", "pass --debug-addr to vantage (profiling)")
+	fs.Parse(args)
+
+	dir, err := os.MkdirTemp("", "vantage-bench")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	bin := filepath.Join(dir, "vantage")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/vantage").CombinedOutput(); err != nil {
+		return fmt.Errorf("build vantage: %v\n%s", err, out)
+	}
+
+	var hits atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, `{"status":"ok"}`)
+	})}
+	go target.Serve(ln)
+	defer target.Close()
+
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "defaults:\n  interval: %s\n  timeout: %s\n", *interval, *interval/2)
+	cfg.WriteString("checks:\n")
+	for i := range *checks {
+		fmt.Fprintf(&cfg, "  - name: c%04d\n    type: http\n    url: http://%s/c/%d\n    expect:\n      body_contains: ok\n", i, ln.Addr(), i)
+	}
+	cfgPath := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
+		return err
+	}
+	httpLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	httpAddr := httpLn.Addr().String()
+	httpLn.Close()
+
+	runArgs := []string{"run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--log-level", "warn"}
+	if *debug != "" {
+		runArgs = append(runArgs, "--debug-addr", *debug)
+	}
+	cmd := exec.Command(bin, runArgs...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	fmt.Printf("vantage run: %d http checks every %s against %s, pid %d, %s\n", *checks, *interval, ln.Addr(), pid, *duration)
+
+	start := time.Now()
+	warm := *interval + min(*interval, 30*time.Second)
+	if warm > *duration/2 {
+		warm = *duration / 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	defer cancel()
+	sleepCtx(ctx, warm)
+	cpu0, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	t0, hits0 := time.Now(), hits.Load()
+	<-ctx.Done()
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return err
+	}
+	t1, hits1 := time.Now(), hits.Load()
+	rss, hwm, err := memory(pid)
+	if err != nil {
+		return err
+	}
+	wall := t1.Sub(t0)
+	share := float64(cpu1-cpu0) / float64(wall) * 100
+	fmt.Printf("after %s (steady state measured over the last %s):\n", time.Since(start).Round(time.Second), wall.Round(time.Second))
+	fmt.Printf("  probes/s      %.1f\n", float64(hits1-hits0)/wall.Seconds())
+	fmt.Printf("  cpu           %.2f%% of one core\n", share)
+	fmt.Printf("  rss           %.1f MB (peak %.1f MB)\n", float64(rss)/1e6, float64(hwm)/1e6)
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// cpuTime returns the process's user+system CPU time from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read stat: %w", err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+2:])
+	// fields after ")" start at field 3 (state); utime is field 14, stime 15.
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
+}
+
+// memory returns VmRSS and VmHWM in bytes.
+func memory(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read status: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb * 1024
+		case "VmHWM:":
+			hwm = kb * 1024
+		}
+	}
+	return rss, hwm, nil
+}
