@@ -186,7 +186,10 @@ func profileConfig(profile string) (*memberlist.Config, error) {
 		c.SuspicionMult = 3
 		c.SuspicionMaxTimeoutMult = 2
 		c.GossipInterval = 100 * time.Millisecond
-		c.PushPullInterval = 15 * time.Second
+		// Loopback is cheap: retransmit more and sync full state often, so
+		// membership and votes converge within seconds even under load.
+		c.RetransmitMult = 4
+		c.PushPullInterval = 5 * time.Second
 		c.TCPTimeout = time.Second
 		c.GossipToTheDeadTime = 5 * time.Second
 		c.DeadNodeReclaimTime = 2 * time.Second

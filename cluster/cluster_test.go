@@ -278,6 +278,39 @@ func TestVoteBroadcastReachesOthers(t *testing.T) {
 	}
 }
 
+func TestVotesReachEveryNodeOfALargerCluster(t *testing.T) {
+	t.Parallel()
+	// Six nodes: more peers than the local profile's GossipNodes (3), so
+	// receivers relay what the origin's own gossip may not reach.
+	key := testKey(t)
+	a := start(t, "n0", "r0", key, nil)
+	nodes := []*node{a}
+	for i := 1; i < 6; i++ {
+		nodes = append(nodes, start(t, fmt.Sprintf("n%d", i), fmt.Sprintf("r%d", i%3), key, []string{a.LocalAddr()}))
+	}
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, n.Name()+" to see 6 alive", func() bool { return n.NumAlive() == 6 })
+	}
+	if ar := a.AliveRegions(); ar["r0"] != 2 || ar["r1"] != 2 || ar["r2"] != 2 {
+		t.Errorf("AliveRegions %v", ar)
+	}
+	for i := range 20 {
+		if err := nodes[5].Broadcast(VoteMsg{Check: fmt.Sprintf("c%d", i), Vote: "up", At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes[:5] {
+		waitFor(t, 5*time.Second, n.Name()+" to get all votes", func() bool {
+			for i := range 20 {
+				if _, ok := n.rec.vote("n5", fmt.Sprintf("c%d", i)); !ok {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 func TestLateJoinerGetsTableByPushPull(t *testing.T) {
 	t.Parallel()
 	key := testKey(t)
@@ -404,9 +437,15 @@ func TestShutdownNodeSeenDead(t *testing.T) {
 	if err := c.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
+	sawSuspect := false
 	took := waitFor(t, 10*time.Second, "c dead on a and b", func() bool {
-		return memberState(a.Cluster, "c") == StateDead && memberState(b.Cluster, "c") == StateDead
+		sa, sb := memberState(a.Cluster, "c"), memberState(b.Cluster, "c")
+		sawSuspect = sawSuspect || sa == StateSuspect || sb == StateSuspect
+		return sa == StateDead && sb == StateDead
 	})
+	if !sawSuspect {
+		t.Error("neither a nor b showed c suspect before dead")
+	}
 	t.Logf("dead noticed after %v", took)
 	if took > 5*time.Second {
 		t.Errorf("dead noticed after %v, local profile promises 5s", took)
