@@ -22,6 +22,8 @@ Usage:
   vantage run --config FILE [flags]     run one probe node
   vantage validate --config FILE        check a config without running it
   vantage status --addr URL             print a node's view as a table
+  vantage notify test --config FILE --notifier NAME
+                                        send a test notification
   vantage version                       print version information
 
 Run "vantage COMMAND -h" for a command's flags.
@@ -43,6 +45,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
+	case "notify":
+		return cmdNotify(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0

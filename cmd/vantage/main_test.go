@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -229,6 +232,31 @@ func TestRunSingleNodeLifecycle(t *testing.T) {
 	defer target.Close()
 	tcpTarget := strings.TrimPrefix(target.URL, "http://")
 
+	// The on-call side: a webhook receiver recording every event.
+	var hookMu sync.Mutex
+	var events []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mac := hmac.New(sha256.New, []byte("s3cret"))
+		mac.Write(body)
+		if r.Header.Get("X-Vantage-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ev map[string]any
+		json.Unmarshal(body, &ev)
+		hookMu.Lock()
+		events = append(events, ev)
+		hookMu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer hook.Close()
+	hookEvents := func() []map[string]any {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		return append([]map[string]any(nil), events...)
+	}
+
 	httpAddr := freePort(t)
 	data := t.TempDir()
 	cfg := writeFile(t, "run.yaml", fmt.Sprintf(`
@@ -244,10 +272,16 @@ checks:
     expect:
       status: ["200-299"]
       body_contains: '"status":"ok"'
+    notify: [hook]
   - name: port
     type: tcp
     target: %s
-`, target.URL, tcpTarget))
+notifiers:
+  - name: hook
+    type: webhook
+    url: %s
+    secret: s3cret
+`, target.URL, tcpTarget, hook.URL))
 
 	cmd := exec.Command(binPath, "run", "--config", cfg, "--node", "n1", "--region", "eu-west", "--http", httpAddr, "--data", data, "--gossip", "127.0.0.1:0")
 	var stderr lockedBuffer
@@ -305,6 +339,27 @@ checks:
 		return a.State == "up" && a.IncidentID == ""
 	})
 
+	// Exactly one down and one up event reached on-call, for this incident.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(hookEvents()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	evs := hookEvents()
+	if len(evs) != 2 || evs[0]["event"] != "down" || evs[1]["event"] != "up" {
+		t.Fatalf("webhook events %v, want one down then one up", evs)
+	}
+	for _, ev := range evs {
+		if ev["incident_id"] != incident || ev["check"] != "api" || ev["target"] != target.URL+"/health" {
+			t.Fatalf("webhook event %v", ev)
+		}
+	}
+	if evs[0]["resolved_at"] != nil || evs[1]["resolved_at"] == nil {
+		t.Fatalf("resolved_at: down %v, up %v", evs[0]["resolved_at"], evs[1]["resolved_at"])
+	}
+	if rv := evs[0]["regions"].(map[string]any)["eu-west"].(map[string]any); rv["vote"] != "down" || rv["error"] != "http_status" {
+		t.Fatalf("down event region vote %v", rv)
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -345,5 +400,39 @@ checks:
 	}
 	if inc.Check != "api" || inc.ResolvedAt == nil {
 		t.Fatalf("incident %+v not stored as resolved", inc)
+	}
+}
+
+func TestNotifyTest(t *testing.T) {
+	var got atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, "queued")
+	}))
+	defer hook.Close()
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "bad token", http.StatusForbidden)
+	}))
+	defer broken.Close()
+	cfg := writeFile(t, "n.yaml", fmt.Sprintf(`
+notifiers:
+  - name: hook
+    type: webhook
+    url: %s
+  - name: broken
+    type: slack
+    url: %s
+`, hook.URL, broken.URL))
+	out, errOut, code := vantage(t, nil, "notify", "test", "--config", cfg, "--notifier", "hook")
+	if code != 0 || !strings.Contains(out, "delivered to hook (webhook): 202") || got.Load() != 1 {
+		t.Fatalf("notify test hook: code %d out %q err %q hits %d", code, out, errOut, got.Load())
+	}
+	_, errOut, code = vantage(t, nil, "notify", "test", "--config", cfg, "--notifier", "broken")
+	if code != 1 || !strings.Contains(errOut, "not delivered") || !strings.Contains(errOut, "403") {
+		t.Fatalf("notify test broken: code %d err %q", code, errOut)
+	}
+	if _, _, code := vantage(t, nil, "notify", "test", "--config", cfg, "--notifier", "nope"); code != 2 {
+		t.Fatalf("unknown notifier: code %d, want 2", code)
 	}
 }

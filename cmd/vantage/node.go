@@ -12,6 +12,7 @@ import (
 
 	"github.com/vantage-dev/vantage/checker"
 	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/notifier"
 	"github.com/vantage-dev/vantage/quorum"
 	"github.com/vantage-dev/vantage/scheduler"
 	"github.com/vantage-dev/vantage/statuspage"
@@ -26,7 +27,9 @@ type nodeOptions struct {
 	Name   string
 	Region string
 	DBPath string
-	Logger *slog.Logger
+	// OutboxPath is the notification outbox's SQLite file.
+	OutboxPath string
+	Logger     *slog.Logger
 	// Prober overrides the real checker (tests).
 	Prober checker.Prober
 	// Now overrides the clock (tests).
@@ -45,12 +48,13 @@ type checkState struct {
 // node is one probe node: it runs the checks, keeps their history and
 // decides their state.
 type node struct {
-	opts  nodeOptions
-	log   *slog.Logger
-	store *store.Store
-	sched *scheduler.Scheduler
-	http  *statuspage.Server
-	now   func() time.Time
+	opts   nodeOptions
+	log    *slog.Logger
+	store  *store.Store
+	outbox *notifier.Outbox
+	sched  *scheduler.Scheduler
+	http   *statuspage.Server
+	now    func() time.Time
 
 	mu     sync.Mutex
 	cfg    *config.Config
@@ -78,17 +82,30 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	n.store = st
+	providers, err := notifier.NewAll(o.Config.Notifiers, notifier.Options{Logger: o.Logger})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("notifiers: %w", err)
+	}
+	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
+		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	n.outbox = ob
 	for i := range o.Config.Checks {
 		c := &o.Config.Checks[i]
 		n.checks[c.Name] = &checkState{cfg: c, tracker: quorum.NewTracker(c.Name, n.now())}
 	}
 	if err := n.restoreIncidents(ctx); err != nil {
-		st.Close()
+		n.Close()
 		return nil, err
 	}
 	sched, err := scheduler.New(n.probe, scheduler.Options{Logger: o.Logger})
 	if err != nil {
-		st.Close()
+		n.Close()
 		return nil, err
 	}
 	n.sched = sched
@@ -139,6 +156,9 @@ func (n *node) Close() error {
 				n.closeErr = err
 			}
 		}
+		if err := n.outbox.Close(); err != nil {
+			n.closeErr = errors.Join(n.closeErr, fmt.Errorf("close outbox: %w", err))
+		}
 		if err := n.store.Close(); err != nil {
 			n.closeErr = errors.Join(n.closeErr, fmt.Errorf("close store: %w", err))
 		}
@@ -187,6 +207,10 @@ func (n *node) observe(c *config.Check, r checker.Result) {
 	vote := cs.streak.Observe(r.OK, c.FailAfter, c.RecoverAfter)
 	cs.last, cs.have = r, true
 	tr, changed := n.evaluateLocked(cs)
+	var ev notifier.Event
+	if tr.Opened || tr.Resolved {
+		ev = n.eventLocked(cs, tr)
+	}
 	n.mu.Unlock()
 
 	if !r.OK {
@@ -198,6 +222,36 @@ func (n *node) observe(c *config.Check, r checker.Result) {
 	if changed {
 		n.recordTransition(c, tr)
 	}
+	if ev.IncidentID != "" && len(c.Notify) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.outbox.Enqueue(ctx, ev, c.Notify...); err != nil {
+			n.log.Error("queue notification", "check", c.Name, "incident_id", ev.IncidentID, "action", ev.Action, "err", err)
+		}
+	}
+}
+
+// eventLocked describes an incident's trigger or resolve for the notifiers.
+func (n *node) eventLocked(cs *checkState, tr quorum.Transition) notifier.Event {
+	c := cs.cfg
+	ev := notifier.Event{
+		Action: notifier.ActionTrigger, IncidentID: tr.IncidentID, Check: c.Name, Target: c.TargetString(),
+		Severity: c.Severity, StatusPageURL: n.cfg.StatusPage.URL, Group: c.Group,
+		Regions: map[string]notifier.RegionVote{},
+	}
+	_, ev.StartedAt = cs.tracker.Incident()
+	if tr.Resolved {
+		ev.Action = notifier.ActionResolve
+		at := tr.At.UTC()
+		ev.ResolvedAt = &at
+		if inc, err := n.store.Incident(context.Background(), tr.IncidentID); err == nil {
+			ev.StartedAt = inc.StartedAt
+		}
+	}
+	if cs.have {
+		ev.Regions[n.opts.Region] = notifier.RegionVote{Vote: string(cs.streak.Vote()), Error: cs.last.Code, LatencyMS: statuspage.MS(cs.last.Latency)}
+	}
+	return ev
 }
 
 func (n *node) evaluateLocked(cs *checkState) (quorum.Transition, bool) {

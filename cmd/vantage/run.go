@@ -227,7 +227,8 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	dbPath := filepath.Join(s.Data, "vantage.db")
-	n, err := newNode(ctx, nodeOptions{Config: cfg, Name: s.Node, Region: s.Region, DBPath: dbPath, Logger: log})
+	n, err := newNode(ctx, nodeOptions{Config: cfg, Name: s.Node, Region: s.Region, DBPath: dbPath,
+		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log})
 	if err != nil {
 		return err
 	}
