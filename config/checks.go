@@ -232,6 +232,9 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 		timeoutKey = kf.key
 		ck.Timeout, timeoutOK = p.timeout(kf)
 	}
+	if timeoutKey == nil && intervalOK {
+		ck.Timeout = ImplicitTimeout(ck.Interval)
+	}
 	if own && intervalOK && timeoutOK && ck.Timeout >= ck.Interval {
 		switch {
 		case timeoutKey == nil:

@@ -546,15 +546,14 @@ checks:
 `, nil, []string{
 			`t.yaml:2:3: timeout 10s must be less than interval 5s of check "a"`,
 			`t.yaml:2:3: timeout 10s must be less than interval 8s of check "b"`}},
-		{"implicit timeout >= check interval", `
+		{"implicit timeout against a written defaults timeout", `
+defaults: {timeout: 10s}
 checks:
   - name: a
     type: tcp
     target: a:1
     interval: 10s
-`, nil, []string{"t.yaml:5:5: interval 10s must be longer than the timeout 10s (the default): set a shorter timeout"}},
-		{"implicit timeout >= defaults interval", "defaults: {interval: 5s}\n", nil,
-			[]string{"t.yaml:1:12: interval 5s must be longer than the timeout 10s (the default): set a shorter timeout"}},
+`, nil, []string{"t.yaml:1:12: timeout 10s must be less than interval 10s of check \"a\""}},
 		{"fail_after and recover_after", "defaults: {fail_after: 0, recover_after: -1}\n", nil, []string{
 			"t.yaml:1:12: fail_after must be at least 1, got 0",
 			"t.yaml:1:27: recover_after must be at least 1, got -1"}},
@@ -1014,5 +1013,30 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 	var errs Errors
 	if !errors.As(err, &errs) || !strings.HasSuffix(errs[len(errs)-1].Msg, "aliases expand the configuration to too many values") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestImplicitTimeout: with no timeout written anywhere, setting only an
+// interval gives a valid check whose timeout is min(10s, 3/4 interval).
+func TestImplicitTimeout(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte(`
+defaults: {interval: 5s}
+checks:
+  - {name: a, type: tcp, target: "a:1"}
+  - {name: b, type: tcp, target: "b:1", interval: 10s}
+  - {name: c, type: tcp, target: "c:1", interval: 1m}
+  - {name: d, type: tcp, target: "d:1", interval: 2s, timeout: 1s}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{"a": 3750 * time.Millisecond, "b": 7500 * time.Millisecond, "c": 10 * time.Second, "d": time.Second}
+	for _, c := range cfg.Checks {
+		if c.Timeout != want[c.Name] {
+			t.Errorf("check %s: timeout %s, want %s", c.Name, c.Timeout, want[c.Name])
+		}
+	}
+	if cfg.Defaults.Timeout != 3750*time.Millisecond {
+		t.Errorf("defaults timeout %s, want 3.75s", cfg.Defaults.Timeout)
 	}
 }

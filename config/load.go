@@ -312,6 +312,9 @@ func (p *parser) defaults(f *field, d *Defaults) *defaultsInfo {
 		info.timeoutKey = kf.key
 		info.timeout, info.timeoutOK = p.timeout(kf)
 	}
+	if info.timeoutKey == nil && info.intervalOK {
+		info.timeout = ImplicitTimeout(info.interval)
+	}
 	if info.intervalOK && info.timeoutOK && info.timeout >= info.interval {
 		if info.timeoutKey != nil {
 			p.errorf(info.timeoutKey, "timeout %s must be less than interval %s", info.timeout, info.interval)
@@ -338,6 +341,13 @@ func (p *parser) interval(f *field) (time.Duration, bool) {
 		return d, false
 	}
 	return d, ok
+}
+
+// ImplicitTimeout is the timeout of a check when no timeout key is written
+// anywhere: DefaultTimeout, or three quarters of a shorter interval, so that
+// setting only an interval always gives a valid check.
+func ImplicitTimeout(interval time.Duration) time.Duration {
+	return min(DefaultTimeout, interval*3/4)
 }
 
 // timeout reads a timeout: a positive duration.
