@@ -229,7 +229,7 @@ func TestVoteBroadcastReachesOthers(t *testing.T) {
 	t.Parallel()
 	a, b, c := threeNodes(t, testKey(t))
 	at := time.UnixMilli(time.Now().UnixMilli())
-	err := a.Broadcast(VoteMsg{Check: "api", Vote: "down", At: at, Failures: 3, Code: "timeout", LatencyMS: 12.5})
+	err := a.Broadcast(VoteMsg{Check: "api", Vote: "down", At: at, Failures: 3, Code: "timeout", LatencyMS: 12.5, DownSince: at.Add(-time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestVoteBroadcastReachesOthers(t *testing.T) {
 			return ok
 		})
 		v, _ := n.rec.vote("a", "api")
-		want := VoteMsg{Node: "a", Region: "eu-west", Check: "api", Vote: "down", At: at, Failures: 3, Code: "timeout", LatencyMS: 12.5}
+		want := VoteMsg{Node: "a", Region: "eu-west", Check: "api", Vote: "down", At: at, Failures: 3, Code: "timeout", LatencyMS: 12.5, DownSince: at.Add(-time.Minute)}
 		if !v.At.Equal(want.At) {
 			t.Errorf("%s: At %v want %v", n.Name(), v.At, want.At)
 		}
@@ -623,7 +623,7 @@ func TestVoteWireSize(t *testing.T) {
 func TestWireRoundTrip(t *testing.T) {
 	at := time.UnixMilli(1763805600123)
 	vs := []VoteMsg{
-		{Node: "a", Region: "eu", Check: "api", Vote: "down", At: at, Failures: 5, Code: "http_503", LatencyMS: 41.5},
+		{Node: "a", Region: "eu", Check: "api", Vote: "down", At: at, Failures: 5, Code: "http_503", LatencyMS: 41.5, DownSince: at},
 		{Node: "b", Check: "db", Vote: "abstain"},
 	}
 	got, err := DecodeVotes(EncodeVotes(vs))

@@ -55,6 +55,7 @@ type VoteMsg struct {
 	Failures  int       // current run of consecutive failures
 	Code      string    // error class or status code of the latest result
 	LatencyMS float64   // latency of the latest result
+	DownSince time.Time // when this node's vote turned down (zero unless Vote is down)
 }
 
 var errShort = errors.New("cluster: truncated message")
@@ -188,6 +189,11 @@ func appendVote(b []byte, v VoteMsg, full bool) []byte {
 	w.uvarint(uint64(f))
 	w.str(v.Code, maxCodeLen)
 	w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(v.LatencyMS))
+	var since int64
+	if !v.DownSince.IsZero() {
+		since = v.DownSince.UnixMilli()
+	}
+	w.varint(since)
 	return w.b
 }
 
@@ -207,6 +213,9 @@ func readVote(r *reader, full bool) VoteMsg {
 	v.Failures = int(min(r.uvarint(), math.MaxInt32))
 	v.Code = r.str()
 	v.LatencyMS = math.Float64frombits(r.u64())
+	if since := r.varint(); since != 0 {
+		v.DownSince = time.UnixMilli(since)
+	}
 	return v
 }
 
