@@ -235,3 +235,40 @@ func (s *Store) Incident(ctx context.Context, id string) (Incident, error) {
 	}
 	return inc, nil
 }
+
+// ReplaceIncident renames an open incident: the cluster agreed on another id
+// for the same outage (see quorum's incident id rules). The row keeps its
+// history; its id and start become newID and startedAt, and state changes
+// that named the old id follow. If newID already exists, the old row is
+// removed instead. An unknown oldID gives ErrNotFound.
+func (s *Store) ReplaceIncident(ctx context.Context, oldID, newID string, startedAt time.Time) error {
+	if oldID == newID {
+		return nil
+	}
+	return s.exec(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM incidents WHERE id = ?`, oldID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return fmt.Errorf("store: replace incident: %w", err)
+		}
+		err := tx.QueryRow(`SELECT 1 FROM incidents WHERE id = ?`, newID).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := tx.Exec(`UPDATE incidents SET id = ?, started_at = ?, updated_at = ? WHERE id = ?`,
+				newID, startedAt.UnixMilli(), s.opts.Now().UnixMilli(), oldID); err != nil {
+				return fmt.Errorf("store: replace incident: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("store: replace incident: %w", err)
+		default:
+			if _, err := tx.Exec(`DELETE FROM incidents WHERE id = ?`, oldID); err != nil {
+				return fmt.Errorf("store: replace incident: %w", err)
+			}
+		}
+		if _, err := tx.Exec(`UPDATE state_changes SET incident_id = ? WHERE incident_id = ?`, newID, oldID); err != nil {
+			return fmt.Errorf("store: replace incident: %w", err)
+		}
+		return nil
+	})
+}

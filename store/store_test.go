@@ -703,3 +703,42 @@ func TestRollupCacheEviction(t *testing.T) {
 	mustFlush(t, s)
 	checkRollupsAgainstRaw(t, s, "c0", "c1", "c2")
 }
+
+func TestReplaceIncident(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "r.db"), Options{})
+	ctx := ctxT(t)
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	if _, err := s.OpenIncident(ctx, Incident{ID: "b", Check: "api", Title: "api is down", StartedAt: t0.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordStateChange(ctx, StateChange{Check: "api", Time: t0, From: "up", To: "down", IncidentID: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceIncident(ctx, "b", "a", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Incident(ctx, "b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old id still present: %v", err)
+	}
+	inc, err := s.Incident(ctx, "a")
+	if err != nil || !inc.StartedAt.Equal(t0) || inc.Title != "api is down" || !inc.Open() {
+		t.Fatalf("replaced incident %+v %v", inc, err)
+	}
+	scs, err := s.StateChanges(ctx, "api", t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil || len(scs) != 1 || scs[0].IncidentID != "a" {
+		t.Fatalf("state changes %+v %v", scs, err)
+	}
+	// Replacing into an existing id removes the old row.
+	if _, err := s.OpenIncident(ctx, Incident{ID: "c", Check: "api", StartedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceIncident(ctx, "c", "a", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Incident(ctx, "c"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("merged id still present: %v", err)
+	}
+	if err := s.ReplaceIncident(ctx, "nope", "a", t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
