@@ -51,76 +51,98 @@ type panicResolver struct{}
 func (panicResolver) LookupIPAddr(context.Context, string) ([]net.IPAddr, error) { panic("boom") }
 
 // TestHungTargetsDoNotStarve runs 200 probes against a target that accepts
-// and never answers, together with one probe of a healthy target: the healthy
-// one must finish before any hung one gives up, every hung one must fail with
+// and never answers, together with one probe of a healthy target started
+// while they are in flight: the healthy one must finish before any hung one
+// gives up, every hung one must fail with
 // timeout at its deadline, and no goroutine may be left behind.
 func TestHungTargetsDoNotStarve(t *testing.T) {
 	const (
 		n       = 200
 		timeout = time.Second
-		slack   = 2 * time.Second // -race on a 2-core machine
+		slack   = 3 * time.Second // -race on a busy 2-core machine
 	)
 	hung := newHungListener(t, "tcp4", "127.0.0.1:0")
 	healthy := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	k := New(Options{})
 	base := goroutines()
 
+	for attempt := 1; ; attempt++ {
+		o := hungScenario(t, k, n, timeout, hung, healthy.URL)
+		t.Logf("healthy probe: %v (phases %+v); slowest hung probe: %v", o.healthy.Latency, o.healthy.Phases, o.slowest)
+		// A shared lock or pool would make the healthy probe wait for hung
+		// ones while those still end on time. If instead the hung probes
+		// themselves overran their deadline, the whole machine stalled (other
+		// work on a small box): that says nothing about the prober, try again.
+		if o.hungBefore != 0 && o.slowest > timeout+300*time.Millisecond && attempt < 3 {
+			t.Logf("attempt %d: machine stalled (a hung probe took %v for a %v timeout); retrying", attempt, o.slowest, timeout)
+			continue
+		}
+		wantOK(t, o.healthy)
+		if o.hungBefore != 0 {
+			t.Errorf("healthy probe finished after %d hung probes had given up; it must not wait for them", o.hungBefore)
+		}
+		if o.healthy.Latency >= timeout {
+			t.Errorf("healthy probe took %v", o.healthy.Latency)
+		}
+		for i, r := range o.results {
+			if r.Code != CodeTimeout {
+				t.Errorf("hung probe %d: code %q (%s), want timeout", i, r.Code, r.Message)
+			}
+			if o.took[i] > timeout+slack || o.took[i] < timeout {
+				t.Errorf("hung probe %d took %v with a %v timeout", i, o.took[i], timeout)
+			}
+		}
+		break
+	}
+	checkNoLeak(t, base, 2)
+}
+
+type hungOutcome struct {
+	healthy    Result
+	hungBefore int32 // hung probes that had returned when the healthy one did
+	results    []Result
+	took       []time.Duration
+	slowest    time.Duration
+}
+
+func hungScenario(t *testing.T, k *Checker, n int, timeout time.Duration, hung *hungListener, healthyURL string) hungOutcome {
+	o := hungOutcome{results: make([]Result, n), took: make([]time.Duration, n)}
+	hungAddr := hung.Addr()
+	before := hung.Accepted()
 	start := make(chan struct{})
 	var hungDone atomic.Int32
 	var wg sync.WaitGroup
-	results := make([]Result, n)
-	took := make([]time.Duration, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := httpCheck("http://" + hung.Addr() + "/")
+			c := httpCheck("http://" + hungAddr + "/")
 			if i%2 == 1 {
-				c = tcpCheck(hung.Addr())
+				c = tcpCheck(hungAddr)
 				c.Send = "PING\r\n"
 				c.Expect.Banner = "PONG"
 			}
 			<-start
-			results[i], took[i] = runProbe(t, k, c, timeout)
+			o.results[i], o.took[i] = runProbe(t, k, c, timeout)
 			hungDone.Add(1)
 		}()
 	}
-	var healthyRes Result
-	var hungBefore int32
-	healthyDone := make(chan struct{})
-	go func() {
-		defer close(healthyDone)
-		<-start
-		c := httpCheck(healthy.URL)
-		c.Expect.BodyContains = "ok"
-		healthyRes, _ = runProbe(t, k, c, 10*time.Second)
-		hungBefore = hungDone.Load()
-	}()
+	// The healthy probe starts once half the hung probes hold a connection
+	// (the condition under which a shared pool or lock would bite), while
+	// the other half are still starting.
+	c := httpCheck(healthyURL)
+	c.Expect.BodyContains = "ok"
 	close(start)
-	<-healthyDone
+	for hung.Accepted()-before < n/2 && hungDone.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	o.healthy, _ = runProbe(t, k, c, 10*time.Second)
+	o.hungBefore = hungDone.Load()
 	wg.Wait()
-
-	var maxTook time.Duration
-	for _, d := range took {
-		maxTook = max(maxTook, d)
+	for _, d := range o.took {
+		o.slowest = max(o.slowest, d)
 	}
-	t.Logf("healthy probe: %v (phases %+v); slowest hung probe: %v", healthyRes.Latency, healthyRes.Phases, maxTook)
-	wantOK(t, healthyRes)
-	if hungBefore != 0 {
-		t.Errorf("healthy probe finished after %d hung probes had given up; it must not wait for them", hungBefore)
-	}
-	if healthyRes.Latency >= timeout {
-		t.Errorf("healthy probe took %v", healthyRes.Latency)
-	}
-	for i, r := range results {
-		if r.Code != CodeTimeout {
-			t.Errorf("hung probe %d: code %q (%s), want timeout", i, r.Code, r.Message)
-		}
-		if took[i] > timeout+slack || took[i] < timeout-100*time.Millisecond {
-			t.Errorf("hung probe %d took %v with a %v timeout", i, took[i], timeout)
-		}
-	}
-	checkNoLeak(t, base, 2)
+	return o
 }
 
 func BenchmarkHTTPProbe(b *testing.B) {

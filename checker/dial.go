@@ -387,6 +387,9 @@ func (o *Options) dialAddrs(ctx context.Context, addrs []netip.Addr, port uint16
 			if firstErr == nil {
 				firstErr = classifyConnect(r.addr, r.err)
 			}
+			if next < len(addrs) && ctx.Err() == nil {
+				start() // a failure moves on at once
+			}
 		case <-fallback:
 			start()
 		}

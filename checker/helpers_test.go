@@ -32,9 +32,9 @@ import (
 // wall time the probe took.
 func runProbe(t testing.TB, p Prober, c *config.Check, timeout time.Duration) (Result, time.Duration) {
 	t.Helper()
+	t0 := time.Now() // before the deadline is set: a lower bound on time taken
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	t0 := time.Now()
 	r := p.Probe(ctx, c)
 	return r, time.Since(t0)
 }
@@ -100,10 +100,11 @@ func hasIPv6Loopback() bool {
 // hungListener accepts connections and never answers nor closes them until
 // the test ends.
 type hungListener struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	done  chan struct{}
+	ln       net.Listener
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted int
+	done     chan struct{}
 }
 
 func newHungListener(t testing.TB, network, addr string) *hungListener {
@@ -122,6 +123,7 @@ func newHungListener(t testing.TB, network, addr string) *hungListener {
 			}
 			h.mu.Lock()
 			h.conns = append(h.conns, c)
+			h.accepted++
 			h.mu.Unlock()
 		}
 	}()
@@ -130,6 +132,13 @@ func newHungListener(t testing.TB, network, addr string) *hungListener {
 }
 
 func (h *hungListener) Addr() string { return h.ln.Addr().String() }
+
+// Accepted is the number of connections accepted so far.
+func (h *hungListener) Accepted() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.accepted
+}
 
 func (h *hungListener) Close() {
 	h.ln.Close()

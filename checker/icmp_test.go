@@ -130,7 +130,10 @@ func TestICMPLoss(t *testing.T) {
 			listen := func(network, address string) (net.PacketConn, error) { return fake, nil }
 			c := icmpCheck("127.0.0.1")
 			c.MaxLoss = tc.maxLoss
-			const timeout = 500 * time.Millisecond
+			timeout := 5 * time.Second // returns as soon as every reply is in
+			if len(tc.drop) > 0 {
+				timeout = 500 * time.Millisecond // waits for the lost ones until the deadline
+			}
 			r, d := runProbe(t, NewICMPProber(Options{ICMPListen: listen, ICMPInterval: 5 * time.Millisecond}), c, timeout)
 			if tc.code == "" {
 				wantOK(t, r)
