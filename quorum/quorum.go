@@ -23,13 +23,18 @@
 //     times at least one round apart).
 //   - An incident opens when the state becomes down and closes only when the
 //     state is up again: unknown or maintenance keep it open. Its id is a
-//     hash of the check name and the start of the round that opened it, so
-//     nodes that decide in the same round compute the same id.
+//     hash of the check name and its start: the quorum-th earliest time at
+//     which a region's vote turned down (DownStart), taken from the gossiped
+//     votes, so it does not depend on when a node decides. A node that
+//     decided on partial votes may compute a later start than a peer; ids
+//     then converge on the earliest (start, id) pair (Less, Tracker.Adopt),
+//     and an id already paged never changes.
 package quorum
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"time"
 )
 
@@ -123,6 +128,33 @@ type Input struct {
 	Regions      map[string]RegionInput
 	Maintenance  bool
 	SeesMajority bool // the deciding node sees a majority of Regions alive
+	// DownSince is when the down-quorum formed (see DownStart); it names a
+	// new incident. Zero: the start of the current round.
+	DownSince time.Time
+}
+
+// DownStart returns the time a down-quorum formed: the q-th earliest of the
+// times at which the regions voting down turned down. Zero when fewer than q
+// times are given.
+func DownStart(q int, since []time.Time) time.Time {
+	if q < 1 {
+		q = 1
+	}
+	if len(since) < q {
+		return time.Time{}
+	}
+	s := append([]time.Time(nil), since...)
+	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
+	return s[q-1].UTC()
+}
+
+// Less orders incidents of one check: the earlier start wins, then the
+// smaller id. Every node adopts the least incident it learns of.
+func Less(startA time.Time, idA string, startB time.Time, idB string) bool {
+	if c := startA.Compare(startB); c != 0 {
+		return c < 0
+	}
+	return idA < idB
 }
 
 // Tally is the vote count of one evaluation.
@@ -203,6 +235,17 @@ func (t *Tracker) Restore(s State, since time.Time, incidentID string, incidentS
 	t.state, t.since, t.incident, t.incStart = s, since, incidentID, incidentStart
 }
 
+// Adopt replaces the open incident's id and start with a peer's when the
+// peer's is less (Less). It returns the replaced id and true when it did.
+func (t *Tracker) Adopt(id string, start time.Time) (string, bool) {
+	if t.incident == "" || id == t.incident || !Less(start, id, t.incStart, t.incident) {
+		return "", false
+	}
+	old := t.incident
+	t.incident, t.incStart = id, start.UTC()
+	return old, true
+}
+
 // Update evaluates one round and returns the transition, if any.
 func (t *Tracker) Update(p Params, in Input) (Transition, bool) {
 	tally := Count(p, in)
@@ -241,7 +284,10 @@ func (t *Tracker) Update(p Params, in Input) (Transition, bool) {
 	t.state, t.since, t.below = next, in.Now, 0
 	switch {
 	case next == StateDown && t.incident == "":
-		start := roundStart(in.Now, p.Round)
+		start := in.DownSince.UTC()
+		if in.DownSince.IsZero() {
+			start = roundStart(in.Now, p.Round)
+		}
 		t.incident, t.incStart = IncidentID(t.Check, start), start
 		tr.Opened = true
 	case next == StateUp && t.incident != "":

@@ -173,3 +173,41 @@ func TestIncidentIDDeterministic(t *testing.T) {
 		t.Fatal("incident ids collide")
 	}
 }
+
+func TestDownStartAndAdopt(t *testing.T) {
+	eu, us, ap := t0.Add(2100*time.Millisecond), t0.Add(2200*time.Millisecond), t0.Add(2300*time.Millisecond)
+	if got := DownStart(2, []time.Time{ap, eu}); !got.Equal(ap) {
+		t.Fatalf("partial view: %v, want %v", got, ap)
+	}
+	if got := DownStart(2, []time.Time{ap, us, eu}); !got.Equal(us) {
+		t.Fatalf("full view: %v, want %v", got, us)
+	}
+	if !DownStart(2, []time.Time{eu}).IsZero() {
+		t.Fatal("start without a quorum of times")
+	}
+	// Two nodes decide on different partial views, then converge.
+	p := params()
+	a, b := NewTracker("api", t0), NewTracker("api", t0)
+	ia := in(t0.Add(3*time.Second), map[string]Vote{"eu": VoteDown, "us": VoteDown})
+	ia.DownSince = DownStart(2, []time.Time{eu, us})
+	ib := in(t0.Add(3*time.Second), map[string]Vote{"eu": VoteDown, "ap": VoteDown})
+	ib.DownSince = DownStart(2, []time.Time{eu, ap})
+	ta, _ := a.Update(p, ia)
+	tb, _ := b.Update(p, ib)
+	if ta.IncidentID == tb.IncidentID {
+		t.Fatal("test premise: partial views should differ")
+	}
+	if ta.IncidentID != IncidentID("api", us) {
+		t.Fatal("incident not named by its down start")
+	}
+	aid, astart := a.Incident()
+	if _, ok := a.Adopt(b.Incident()); ok {
+		t.Fatal("a adopted a later incident")
+	}
+	if old, ok := b.Adopt(aid, astart); !ok || old != tb.IncidentID {
+		t.Fatalf("b did not adopt the earlier incident (old %q, ok %v)", old, ok)
+	}
+	if bid, _ := b.Incident(); bid != aid {
+		t.Fatalf("ids did not converge: %s vs %s", bid, aid)
+	}
+}
