@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,12 @@ func TestCheckerDispatch(t *testing.T) {
 	r, _ = runProbe(t, k, nil, time.Second)
 	wantCode(t, r, CodeConfig)
 
+	// Zero values do not panic.
+	r, _ = runProbe(t, &Checker{}, httpCheck(srv.URL), time.Second)
+	wantCode(t, r, CodeConfig, "no http prober")
+	r, _ = runProbe(t, &HTTPProber{}, httpCheck(srv.URL), 5*time.Second)
+	wantOK(t, r)
+
 	// No deadline on ctx: the default timeout still bounds the probe.
 	h := newHungListener(t, "tcp4", "127.0.0.1:0")
 	k = New(Options{DefaultTimeout: 200 * time.Millisecond})
@@ -44,6 +52,41 @@ func TestPanicBecomesInternal(t *testing.T) {
 	p := NewTCPProber(Options{Resolver: panicResolver{}})
 	r, _ := runProbe(t, p, tcpCheck("boom.test:80"), time.Second)
 	wantCode(t, r, CodeInternal, "internal error")
+}
+
+// FuzzProbeInput feeds arbitrary check fields to every prober. The network
+// is stubbed out (no resolver answers, every dial and ICMP socket fails), so
+// whatever the fuzzer invents, nothing leaves the machine; the probers must
+// return a failure, never panic, and always fill Code and Message.
+func FuzzProbeInput(f *testing.F) {
+	f.Add("http", "http://127.0.0.1:1/", "", "GET", "", "any", 3)
+	f.Add("http", "https://[::1]:443/x?y#z", "", "POST", "body", "6", 0)
+	f.Add("http", "http://%zz/", "", "", "", "", -1)
+	f.Add("http", "http://user:pw@host.test:99999/", "", "G E T", "", "4", 1)
+	f.Add("tcp", "", "host.test:80", "", "PING", "4", 0)
+	f.Add("tcp", "", "[fe80::1%eth0]:22", "", "", "6", 0)
+	f.Add("tcp", "", "127.0.0.1:http", "", "", "any", 0)
+	f.Add("icmp", "", "127.0.0.1", "", "", "", 2)
+	f.Add("icmp", "", "::1", "", "", "6", 1<<30)
+	f.Add("icmp", "", "[::1]:0", "", "", "4", -5)
+	f.Add("smtp", "", "", "", "", "", 0)
+	noDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+	}
+	noICMP := func(network, addr string) (net.PacketConn, error) {
+		return nil, os.NewSyscallError("socket", syscall.EPERM)
+	}
+	k := New(Options{Resolver: mapResolver{}, DialContext: noDial, ICMPListen: noICMP})
+	f.Fuzz(func(t *testing.T, typ, u, target, method, body, ip string, count int) {
+		c := &config.Check{Type: typ, URL: u, Target: target, Method: method, Body: body, IP: ip,
+			Count: count, Send: body, FollowRedirects: true, Headers: map[string]string{"X": body}}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		r := k.Probe(ctx, c)
+		if r.OK || r.Code == "" || r.Message == "" {
+			t.Fatalf("%+v: got %+v", c, r)
+		}
+	})
 }
 
 type panicResolver struct{}

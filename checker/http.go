@@ -42,7 +42,7 @@ type HTTPProber struct {
 var _ Prober = (*HTTPProber)(nil)
 
 // NewHTTPProber returns an http prober using opts.
-func NewHTTPProber(opts Options) *HTTPProber { return &HTTPProber{opts: opts} }
+func NewHTTPProber(opts Options) *HTTPProber { return &HTTPProber{opts: withLogger(opts)} }
 
 // httpState collects what the transport's callbacks observe during one probe
 // (all hops of a redirect chain). Callbacks may run on transport goroutines.

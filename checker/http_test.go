@@ -358,6 +358,8 @@ func TestHTTPHungServer(t *testing.T) {
 	h := newHungListener(t, "tcp4", "127.0.0.1:0")
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
+			base := goroutines()
+			defer checkNoLeak(t, base, 0)
 			const timeout = 500 * time.Millisecond
 			r, d := runProbe(t, NewHTTPProber(Options{}), httpCheck(scheme+"://"+h.Addr()+"/"), timeout)
 			wantCode(t, r, CodeTimeout, h.Addr())
@@ -395,6 +397,8 @@ func TestHTTPConnectTimeout(t *testing.T) {
 		<-ctx.Done()
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
 	}
+	base := goroutines()
+	defer checkNoLeak(t, base, 0)
 	p := NewHTTPProber(Options{DialContext: blackhole})
 	const timeout = 300 * time.Millisecond
 	r, d := runProbe(t, p, httpCheck("http://192.0.2.1:80/"), timeout)
@@ -424,6 +428,8 @@ func TestHTTPDNS(t *testing.T) {
 		}
 	})
 	t.Run("server-silent", func(t *testing.T) {
+		// No goroutine-leak check here: Go's own resolver keeps its query
+		// running (until its 5s resolv.conf timeout) after the caller gave up.
 		p := NewHTTPProber(Options{Resolver: fakeDNS(t, true)})
 		const timeout = 400 * time.Millisecond
 		r, d := runProbe(t, p, httpCheck("http://silent.example.test/"), timeout)

@@ -48,7 +48,7 @@ type ICMPProber struct {
 var _ Prober = (*ICMPProber)(nil)
 
 // NewICMPProber returns an icmp prober using opts.
-func NewICMPProber(opts Options) *ICMPProber { return &ICMPProber{opts: opts} }
+func NewICMPProber(opts Options) *ICMPProber { return &ICMPProber{opts: withLogger(opts)} }
 
 // Probe runs one icmp probe of c. It never panics and returns by ctx's
 // deadline.

@@ -126,6 +126,8 @@ func TestICMPLoss(t *testing.T) {
 		{"all", map[int]bool{0: true, 1: true, 2: true}, 100, CodeICMPLoss, "no echo reply from 127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			base := goroutines()
+			defer checkNoLeak(t, base, 0)
 			fake := newFakeICMP(tc.drop, false)
 			listen := func(network, address string) (net.PacketConn, error) { return fake, nil }
 			c := icmpCheck("127.0.0.1")

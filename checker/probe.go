@@ -56,6 +56,14 @@ type Options struct {
 	ICMPInterval time.Duration
 }
 
+// withLogger returns opts with a non-nil Logger, so probes need not build one.
+func withLogger(opts Options) Options {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return opts
+}
+
 func (o *Options) logger() *slog.Logger {
 	if o.Logger != nil {
 		return o.Logger
@@ -89,13 +97,21 @@ func (k *Checker) Probe(ctx context.Context, c *config.Check) Result {
 	}
 	switch c.Type {
 	case config.TypeHTTP:
-		return k.HTTP.Probe(ctx, c)
+		if k.HTTP != nil {
+			return k.HTTP.Probe(ctx, c)
+		}
 	case config.TypeTCP:
-		return k.TCP.Probe(ctx, c)
+		if k.TCP != nil {
+			return k.TCP.Probe(ctx, c)
+		}
 	case config.TypeICMP:
-		return k.ICMP.Probe(ctx, c)
+		if k.ICMP != nil {
+			return k.ICMP.Probe(ctx, c)
+		}
+	default:
+		return configResult(fmt.Sprintf("unknown check type %q", c.Type))
 	}
-	return configResult(fmt.Sprintf("unknown check type %q", c.Type))
+	return configResult(fmt.Sprintf("no %s prober configured", c.Type))
 }
 
 func configResult(msg string) Result {

@@ -26,7 +26,7 @@ type TCPProber struct {
 var _ Prober = (*TCPProber)(nil)
 
 // NewTCPProber returns a tcp prober using opts.
-func NewTCPProber(opts Options) *TCPProber { return &TCPProber{opts: opts} }
+func NewTCPProber(opts Options) *TCPProber { return &TCPProber{opts: withLogger(opts)} }
 
 // Probe runs one tcp probe of c. It never panics and returns by ctx's
 // deadline.
