@@ -246,6 +246,18 @@ func (t *Tracker) Adopt(id string, start time.Time) (string, bool) {
 	return old, true
 }
 
+// Force replaces the open incident's id and start unconditionally: an id
+// that was already paged is final. It returns the replaced id and true when
+// it changed anything.
+func (t *Tracker) Force(id string, start time.Time) (string, bool) {
+	if t.incident == "" || id == t.incident {
+		return "", false
+	}
+	old := t.incident
+	t.incident, t.incStart = id, start.UTC()
+	return old, true
+}
+
 // Update evaluates one round and returns the transition, if any.
 func (t *Tracker) Update(p Params, in Input) (Transition, bool) {
 	tally := Count(p, in)

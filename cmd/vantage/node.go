@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vantage-dev/vantage/checker"
+	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/notifier"
 	"github.com/vantage-dev/vantage/quorum"
@@ -19,8 +22,18 @@ import (
 	"github.com/vantage-dev/vantage/store"
 )
 
-// voteSlack is added to 2 × interval before a vote counts as stale.
-const voteSlack = 5 * time.Second
+const (
+	// voteSlack is added to 2 × interval before a vote counts as stale.
+	voteSlack = 5 * time.Second
+	// confirmRetry is the delay of the re-probe after a failure.
+	confirmRetry = 2 * time.Second
+	// pageSettle is how long the designated sender waits after an incident
+	// opens before paging, so that the cluster agrees on its id.
+	pageSettle = time.Second
+	// takeoverAfter is how long a node that becomes the sender waits for an
+	// earlier sender's sent log before paging what it finds unsent.
+	takeoverAfter = 5 * time.Second
+)
 
 type nodeOptions struct {
 	Config *config.Config
@@ -30,6 +43,8 @@ type nodeOptions struct {
 	// OutboxPath is the notification outbox's SQLite file.
 	OutboxPath string
 	Logger     *slog.Logger
+	// Gossip settings; a nil Gossip runs without a cluster (tests).
+	Gossip *cluster.Config
 	// Prober overrides the real checker (tests).
 	Prober checker.Prober
 	// Now overrides the clock (tests).
@@ -38,15 +53,16 @@ type nodeOptions struct {
 
 // checkState is what a node knows about one check.
 type checkState struct {
-	cfg     *config.Check
-	streak  quorum.Streak
-	tracker *quorum.Tracker
-	last    checker.Result
-	have    bool
+	cfg       *config.Check
+	streak    quorum.Streak
+	downSince time.Time
+	tracker   *quorum.Tracker
+	last      checker.Result
+	have      bool
 }
 
-// node is one probe node: it runs the checks, keeps their history and
-// decides their state.
+// node is one probe node: it runs the checks, shares its votes with the
+// cluster, decides the checks' states and pages.
 type node struct {
 	opts   nodeOptions
 	log    *slog.Logger
@@ -54,24 +70,45 @@ type node struct {
 	outbox *notifier.Outbox
 	sched  *scheduler.Scheduler
 	http   *statuspage.Server
+	canary *canaries
+	cl     *cluster.Cluster
 	now    func() time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	evalCh chan string
 
-	mu     sync.Mutex
-	cfg    *config.Config
-	checks map[string]*checkState
+	mu          sync.Mutex
+	cfg         *config.Config
+	checks      map[string]*checkState
+	votes       map[string]map[string]cluster.VoteMsg // check -> node -> vote
+	health      map[string]healthMsg                  // node -> canary verdict
+	members     []cluster.Member
+	sent        map[sentKey]sentMsg
+	pages       map[string]*page // incident id -> paging record
+	hints       map[string]incidentMsg
+	lastConfirm map[string]time.Time
+	senderSince time.Time
+	wasSender   bool
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func newNode(ctx context.Context, o nodeOptions) (*node, error) {
-	n := &node{opts: o, log: o.Logger, cfg: o.Config, now: o.Now, checks: map[string]*checkState{}}
+	n := &node{
+		opts: o, log: o.Logger, cfg: o.Config, now: o.Now, checks: map[string]*checkState{},
+		votes: map[string]map[string]cluster.VoteMsg{}, health: map[string]healthMsg{},
+		sent: map[sentKey]sentMsg{}, pages: map[string]*page{}, hints: map[string]incidentMsg{},
+		lastConfirm: map[string]time.Time{}, evalCh: make(chan string, 4096),
+	}
 	if n.now == nil {
 		n.now = time.Now
 	}
 	if o.Prober == nil {
 		n.opts.Prober = checker.New(checker.Options{Logger: o.Logger})
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	st, err := store.Open(o.DBPath, store.Options{
 		Logger:       o.Logger,
 		RetainRaw:    forever(o.Config.Store.RetainRaw),
@@ -88,7 +125,7 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
 	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
-		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
+		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers), OnAttempt: n.onAttempt,
 	})
 	if err != nil {
 		st.Close()
@@ -98,11 +135,19 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	for i := range o.Config.Checks {
 		c := &o.Config.Checks[i]
 		n.checks[c.Name] = &checkState{cfg: c, tracker: quorum.NewTracker(c.Name, n.now())}
+		n.votes[c.Name] = map[string]cluster.VoteMsg{}
 	}
 	if err := n.restoreIncidents(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
+	cn, err := newCanaries(o.Config.Cluster.Canaries, n.opts.Prober, o.Logger, n.now)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	cn.onChange = n.onCanaryChange
+	n.canary = cn
 	sched, err := scheduler.New(n.probe, scheduler.Options{Logger: o.Logger})
 	if err != nil {
 		n.Close()
@@ -134,28 +179,53 @@ func (n *node) restoreIncidents(ctx context.Context) error {
 			continue
 		}
 		cs.tracker.Restore(quorum.StateDown, inc.StartedAt, inc.ID, inc.StartedAt)
+		n.pages[inc.ID] = &page{check: inc.Check, trigger: n.eventLocked(cs, inc.ID, inc.StartedAt, nil), openedAt: inc.StartedAt}
 		n.log.Info("open incident restored", "check", inc.Check, "incident_id", inc.ID, "since", inc.StartedAt)
 	}
 	return nil
 }
 
-// Start schedules the checks.
+// Start joins the cluster, then schedules the checks and the canaries.
 func (n *node) Start() error {
+	if n.opts.Gossip != nil {
+		gc := *n.opts.Gossip
+		gc.ConfigHash = configHash(n.cfg)
+		cl, err := cluster.New(gc, n)
+		if err != nil {
+			return fmt.Errorf("start gossip: %w", err)
+		}
+		n.cl = cl
+		n.refreshMembers()
+	}
 	if err := n.sched.Set(n.cfg.Checks); err != nil {
 		return err
 	}
 	n.sched.Start()
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); n.canary.run(n.ctx) }()
+	go func() { defer n.wg.Done(); n.evaluator() }()
 	return nil
 }
 
-// Close stops the probes, then flushes and closes the store.
+// Close leaves the cluster, stops the probes, then flushes and closes the
+// outbox and the store.
 func (n *node) Close() error {
 	n.closeOnce.Do(func() {
+		n.cancel()
+		if n.cl != nil {
+			if err := n.cl.Leave(2 * time.Second); err != nil {
+				n.log.Warn("leave cluster", "err", err)
+			}
+			if err := n.cl.Shutdown(); err != nil {
+				n.log.Warn("gossip shutdown", "err", err)
+			}
+		}
 		if n.sched != nil {
 			if err := n.sched.Shutdown(); err != nil {
 				n.closeErr = err
 			}
 		}
+		n.wg.Wait()
 		if err := n.outbox.Close(); err != nil {
 			n.closeErr = errors.Join(n.closeErr, fmt.Errorf("close outbox: %w", err))
 		}
@@ -168,6 +238,14 @@ func (n *node) Close() error {
 
 // Handler is the node's HTTP interface.
 func (n *node) Handler() http.Handler { return n.http }
+
+// GossipAddr is the address peers reach this node at ("" without gossip).
+func (n *node) GossipAddr() string {
+	if n.cl == nil {
+		return ""
+	}
+	return n.cl.LocalAddr()
+}
 
 func (n *node) probe(ctx context.Context, c *config.Check) {
 	r := n.opts.Prober.Probe(ctx, c)
@@ -190,82 +268,489 @@ func (n *node) params(c *config.Check) quorum.Params {
 	return quorum.Params{Regions: regions, Quorum: q, Round: c.Interval, MaxAge: 2*c.Interval + voteSlack, RecoverRounds: 1}
 }
 
-// observe records one probe result and re-evaluates the check.
+// observe records one probe result, shares the region's vote and
+// re-evaluates the check.
 func (n *node) observe(c *config.Check, r checker.Result) {
 	n.store.Add(store.Result{
 		Node: n.opts.Name, Region: n.opts.Region, Check: c.Name, Time: r.Start, OK: r.OK,
 		Latency: r.Latency, DNS: r.Phases.DNS, Connect: r.Phases.Connect, TLS: r.Phases.TLS,
 		FirstByte: r.Phases.FirstByte, Code: r.Code, Message: r.Message,
 	})
+	healthy, _ := n.canary.Healthy()
 	n.mu.Lock()
 	cs, ok := n.checks[c.Name]
 	if !ok {
 		n.mu.Unlock()
 		return
 	}
+	now := n.now()
 	prev := cs.streak.Vote()
 	vote := cs.streak.Observe(r.OK, c.FailAfter, c.RecoverAfter)
-	cs.last, cs.have = r, true
-	tr, changed := n.evaluateLocked(cs)
-	var ev notifier.Event
-	if tr.Opened || tr.Resolved {
-		ev = n.eventLocked(cs, tr)
+	switch {
+	case vote == quorum.VoteDown && prev != quorum.VoteDown:
+		cs.downSince = now
+	case vote != quorum.VoteDown:
+		cs.downSince = time.Time{}
 	}
+	cs.last, cs.have = r, true
+	failures := cs.streak.Failures()
+	msg := cluster.VoteMsg{
+		Node: n.opts.Name, Region: n.opts.Region, Check: c.Name, Vote: string(vote), At: now,
+		Failures: failures, Code: r.Code, LatencyMS: statuspage.MS(r.Latency), DownSince: cs.downSince,
+	}
+	if !healthy {
+		msg.Vote = string(quorum.VoteAbstain)
+	}
+	n.votes[c.Name][n.opts.Name] = msg
 	n.mu.Unlock()
 
+	if n.cl != nil {
+		if err := n.cl.Broadcast(msg); err != nil {
+			n.log.Warn("gossip vote", "check", c.Name, "err", err)
+		}
+	}
 	if !r.OK {
-		n.log.Debug("probe failed", "check", c.Name, "code", r.Code, "msg", r.Message, "streak", cs.streak.Failures())
+		n.log.Debug("probe failed", "check", c.Name, "code", r.Code, "msg", r.Message, "failures", failures)
+		if vote != quorum.VoteDown && failures < c.FailAfter {
+			n.confirm(c, failures == 1)
+		}
 	}
 	if vote != prev {
 		n.log.Info("region vote changed", "check", c.Name, "region", n.opts.Region, "from", prev, "to", vote, "code", r.Code, "msg", r.Message)
 	}
-	if changed {
-		n.recordTransition(c, tr)
-	}
-	if ev.IncidentID != "" && len(c.Notify) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.outbox.Enqueue(ctx, ev, c.Notify...); err != nil {
-			n.log.Error("queue notification", "check", c.Name, "incident_id", ev.IncidentID, "action", ev.Action, "err", err)
+	n.evaluate(c.Name)
+}
+
+// confirm re-probes a failing check after confirmRetry instead of waiting
+// for its next interval, and on the first failure asks every other node to
+// probe it now (fast confirmation).
+func (n *node) confirm(c *config.Check, ask bool) {
+	name := c.Name
+	t := time.AfterFunc(confirmRetry, func() {
+		if n.ctx.Err() == nil {
+			n.sched.RunNow(name)
+		}
+	})
+	go func() {
+		<-n.ctx.Done()
+		t.Stop()
+	}()
+	if ask && n.cl != nil {
+		b, _ := json.Marshal(confirmMsg{Node: n.opts.Name, Check: name})
+		if err := n.cl.BroadcastMessage(kindConfirm, "confirm/"+name, b); err != nil {
+			n.log.Warn("gossip confirm request", "check", name, "err", err)
 		}
 	}
 }
 
-// eventLocked describes an incident's trigger or resolve for the notifiers.
-func (n *node) eventLocked(cs *checkState, tr quorum.Transition) notifier.Event {
-	c := cs.cfg
-	ev := notifier.Event{
-		Action: notifier.ActionTrigger, IncidentID: tr.IncidentID, Check: c.Name, Target: c.TargetString(),
-		Severity: c.Severity, StatusPageURL: n.cfg.StatusPage.URL, Group: c.Group,
-		Regions: map[string]notifier.RegionVote{},
-	}
-	_, ev.StartedAt = cs.tracker.Incident()
-	if tr.Resolved {
-		ev.Action = notifier.ActionResolve
-		at := tr.At.UTC()
-		ev.ResolvedAt = &at
-		if inc, err := n.store.Incident(context.Background(), tr.IncidentID); err == nil {
-			ev.StartedAt = inc.StartedAt
+// evaluator re-evaluates checks whose votes changed, and every check once a
+// second (stale votes, maintenance windows, membership), then pages.
+func (n *node) evaluator() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case name := <-n.evalCh:
+			n.evaluate(name)
+		case <-t.C:
+			n.refreshMembers()
+			for _, c := range n.cfg.Checks {
+				n.evaluate(c.Name)
+			}
+			n.sweepPages()
 		}
 	}
-	if cs.have {
-		ev.Regions[n.opts.Region] = notifier.RegionVote{Vote: string(cs.streak.Vote()), Error: cs.last.Code, LatencyMS: statuspage.MS(cs.last.Latency)}
+}
+
+func (n *node) refreshMembers() {
+	if n.cl == nil {
+		return
+	}
+	ms := n.cl.Members()
+	n.mu.Lock()
+	n.members = ms
+	n.mu.Unlock()
+}
+
+// evaluate decides one check's state from the vote table.
+func (n *node) evaluate(name string) {
+	n.mu.Lock()
+	cs, ok := n.checks[name]
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	now := n.now()
+	p := n.params(cs.cfg)
+	view := n.viewLocked(p.Regions)
+	regions, downSince := n.regionInputsLocked(cs.cfg, p, view, now)
+	in := quorum.Input{
+		Now: now, Regions: regions, Maintenance: n.cfg.InMaintenance(name, now),
+		SeesMajority: view.seesMajority, DownSince: quorum.DownStart(p.Quorum, downSince),
+	}
+	tr, changed := cs.tracker.Update(p, in)
+	var adopted []incidentMsg
+	var replaced []string
+	if id, _ := cs.tracker.Incident(); id != "" && !n.pagedLocked(id) {
+		// A fuller view or a peer's announcement may name an earlier start.
+		cands := []incidentMsg{}
+		if !in.DownSince.IsZero() && len(tr.Tally.Down) >= p.Quorum {
+			cands = append(cands, incidentMsg{Check: name, ID: quorum.IncidentID(name, in.DownSince), Start: in.DownSince})
+		}
+		if h, ok := n.hints[name]; ok {
+			cands = append(cands, h)
+		}
+		for _, c := range cands {
+			adopt := cs.tracker.Adopt
+			if c.Paged {
+				adopt = cs.tracker.Force
+			}
+			if old, ok := adopt(c.ID, c.Start); ok {
+				replaced = append(replaced, old)
+				adopted = append(adopted, c)
+				n.movePageLocked(old, c.ID, c.Start)
+			}
+		}
+	}
+	var announce *incidentMsg
+	if changed {
+		if tr.Opened {
+			id, start := cs.tracker.Incident()
+			n.pages[id] = &page{check: name, trigger: n.eventLocked(cs, id, start, nil), openedAt: now}
+			announce = &incidentMsg{Check: name, ID: id, Start: start}
+		}
+		if tr.Resolved {
+			if pg, ok := n.pages[tr.IncidentID]; ok {
+				at := tr.At.UTC()
+				ev := n.eventLocked(cs, tr.IncidentID, pg.trigger.StartedAt, &at)
+				pg.resolve = &ev
+			}
+			delete(n.hints, name)
+		}
+	}
+	if len(adopted) > 0 {
+		last := adopted[len(adopted)-1]
+		announce = &last
+	}
+	n.mu.Unlock()
+
+	for i, old := range replaced {
+		n.log.Info("incident id adopted", "check", name, "old", old, "incident_id", adopted[i].ID, "start", adopted[i].Start)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := n.store.ReplaceIncident(ctx, old, adopted[i].ID, adopted[i].Start); err != nil && !errors.Is(err, store.ErrNotFound) {
+			n.log.Error("replace incident", "check", name, "err", err)
+		}
+		cancel()
+	}
+	if changed {
+		n.recordTransition(cs.cfg, tr)
+	}
+	if announce != nil && n.cl != nil {
+		b, _ := json.Marshal(announce)
+		if err := n.cl.BroadcastMessage(kindIncident, "incident/"+name, b); err != nil {
+			n.log.Warn("gossip incident", "check", name, "err", err)
+		}
+	}
+	if changed && (tr.Opened || tr.Resolved) {
+		n.sweepPages()
+	}
+}
+
+// movePageLocked renames a paging record when the incident id changes.
+func (n *node) movePageLocked(old, id string, start time.Time) {
+	pg, ok := n.pages[old]
+	if !ok {
+		return
+	}
+	delete(n.pages, old)
+	pg.trigger.IncidentID, pg.trigger.StartedAt = id, start
+	n.pages[id] = pg
+}
+
+// pagedLocked reports whether a trigger of incident id went out.
+func (n *node) pagedLocked(id string) bool {
+	if pg, ok := n.pages[id]; ok && pg.triggered {
+		return true
+	}
+	for k := range n.sent {
+		if k.incident == id && k.action == string(notifier.ActionTrigger) {
+			return true
+		}
+	}
+	return false
+}
+
+// eventLocked describes an incident for the notifiers.
+func (n *node) eventLocked(cs *checkState, id string, start time.Time, resolvedAt *time.Time) notifier.Event {
+	c := cs.cfg
+	ev := notifier.Event{
+		Action: notifier.ActionTrigger, IncidentID: id, Check: c.Name, Target: c.TargetString(),
+		StartedAt: start, Severity: c.Severity, StatusPageURL: n.cfg.StatusPage.URL, Group: c.Group,
+		Regions: map[string]notifier.RegionVote{},
+	}
+	if resolvedAt != nil {
+		ev.Action, ev.ResolvedAt = notifier.ActionResolve, resolvedAt
+	}
+	for _, vm := range n.votes[c.Name] {
+		rv, ok := ev.Regions[vm.Region]
+		if ok && rv.Vote == string(quorum.VoteDown) {
+			continue // a region's down vote is what on-call needs to see
+		}
+		ev.Regions[vm.Region] = notifier.RegionVote{Vote: vm.Vote, Error: vm.Code, LatencyMS: vm.LatencyMS}
 	}
 	return ev
 }
 
-func (n *node) evaluateLocked(cs *checkState) (quorum.Transition, bool) {
+// sweepPages queues the notifications this node must send: only the
+// designated sender pages, and nothing the cluster's sent log shows as
+// delivered is sent again.
+func (n *node) sweepPages() {
+	type job struct {
+		ev        notifier.Event
+		notifiers []string
+	}
+	var jobs []job
+	n.mu.Lock()
 	now := n.now()
-	in := quorum.Input{
-		Now:          now,
-		Regions:      map[string]quorum.RegionInput{},
-		Maintenance:  n.cfg.InMaintenance(cs.cfg.Name, now),
-		SeesMajority: true, // a single node sees its own region; the mesh refines this
+	regions := n.params(&config.Check{}).Regions
+	view := n.viewLocked(regions)
+	isSender := view.sender == n.opts.Name
+	if isSender && !n.wasSender {
+		n.senderSince = now
+		n.log.Info("this node is the designated sender")
 	}
-	if cs.have {
-		in.Regions[n.opts.Region] = quorum.RegionInput{Vote: cs.streak.Vote(), At: cs.last.Start.Add(cs.last.Latency), Eligible: true}
+	n.wasSender = isSender
+	for id, pg := range n.pages {
+		cs := n.checks[pg.check]
+		if cs == nil {
+			delete(n.pages, id)
+			continue
+		}
+		if !pg.doneAt.IsZero() {
+			if now.Sub(pg.doneAt) > time.Hour {
+				delete(n.pages, id)
+			}
+			continue
+		}
+		if !isSender {
+			continue
+		}
+		// A node that just became the sender first waits for the previous
+		// sender's sent log to reach it.
+		if now.Sub(n.senderSince) < takeoverAfter && now.Sub(pg.openedAt) > takeoverAfter && n.senderSince.After(pg.openedAt) {
+			continue
+		}
+		if !pg.triggered && now.Sub(pg.openedAt) >= pageSettle {
+			if ns := n.unsentLocked(id, notifier.ActionTrigger, cs.cfg.Notify); len(ns) > 0 {
+				ev := pg.trigger
+				if st, _ := cs.tracker.State(); st == quorum.StateDown {
+					ev.Regions = n.eventLocked(cs, id, ev.StartedAt, nil).Regions // the fullest view
+				}
+				jobs = append(jobs, job{ev, ns})
+			}
+			pg.triggered = true
+		}
+		if pg.triggered && pg.resolve != nil && !pg.resolvedQd {
+			if ns := n.unsentLocked(id, notifier.ActionResolve, cs.cfg.Notify); len(ns) > 0 {
+				jobs = append(jobs, job{*pg.resolve, ns})
+			}
+			pg.resolvedQd = true
+			pg.doneAt = now
+		}
 	}
-	return cs.tracker.Update(n.params(cs.cfg), in)
+	n.mu.Unlock()
+	for _, j := range jobs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := n.outbox.Enqueue(ctx, j.ev, j.notifiers...); err != nil {
+			n.log.Error("queue notification", "check", j.ev.Check, "incident_id", j.ev.IncidentID, "action", j.ev.Action, "err", err)
+		}
+		cancel()
+	}
+}
+
+func (n *node) unsentLocked(id string, action notifier.Action, notifiers []string) []string {
+	var out []string
+	for _, name := range notifiers {
+		if _, ok := n.sent[sentKey{incident: id, action: string(action), notifier: name}]; !ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// onAttempt is the outbox's report of a delivery attempt: a delivery goes
+// into the cluster's sent log.
+func (n *node) onAttempt(a notifier.Attempt) {
+	if a.Err != nil {
+		return
+	}
+	m := sentMsg{Node: n.opts.Name, Incident: a.IncidentID, Action: string(a.Action), Notifier: a.Notifier}
+	n.mu.Lock()
+	if pg, ok := n.pages[a.IncidentID]; ok {
+		m.Check, m.Start = pg.check, pg.trigger.StartedAt
+	}
+	n.sent[m.key()] = m
+	n.mu.Unlock()
+	if n.cl != nil {
+		b, _ := json.Marshal(m)
+		if err := n.cl.BroadcastMessage(kindSent, "sent/"+a.IncidentID+"/"+string(a.Action)+"/"+a.Notifier, b); err != nil {
+			n.log.Warn("gossip sent log", "err", err)
+		}
+	}
+}
+
+func (n *node) onCanaryChange(ok bool, reason string) {
+	h := healthMsg{Node: n.opts.Name, OK: ok, Reason: reason, At: n.now()}
+	n.mu.Lock()
+	n.health[n.opts.Name] = h
+	n.mu.Unlock()
+	if n.cl != nil {
+		b, _ := json.Marshal(h)
+		if err := n.cl.BroadcastMessage(kindHealth, "health", b); err != nil {
+			n.log.Warn("gossip health", "err", err)
+		}
+	}
+}
+
+// OnVote implements cluster.Handler: a peer's vote.
+func (n *node) OnVote(v cluster.VoteMsg) {
+	n.mu.Lock()
+	table, ok := n.votes[v.Check]
+	if ok {
+		if old, have := table[v.Node]; !have || !v.At.Before(old.At) {
+			table[v.Node] = v
+		}
+	}
+	n.mu.Unlock()
+	if ok {
+		n.queueEval(v.Check)
+	}
+}
+
+func (n *node) queueEval(check string) {
+	select {
+	case n.evalCh <- check:
+	default: // the once-a-second pass catches up
+	}
+}
+
+// OnMessage implements cluster.Handler.
+func (n *node) OnMessage(kind byte, payload []byte) {
+	switch kind {
+	case kindConfirm:
+		m, err := decodeMsg[confirmMsg](payload)
+		if err != nil {
+			n.log.Warn("gossip", "err", err)
+			return
+		}
+		n.mu.Lock()
+		_, known := n.checks[m.Check]
+		last := n.lastConfirm[m.Check]
+		due := known && n.now().Sub(last) >= confirmRetry
+		if due {
+			n.lastConfirm[m.Check] = n.now()
+		}
+		n.mu.Unlock()
+		if due {
+			n.log.Debug("confirming a peer's failure", "check", m.Check, "from", m.Node)
+			go n.sched.RunNow(m.Check)
+		}
+	case kindHealth:
+		m, err := decodeMsg[healthMsg](payload)
+		if err != nil {
+			n.log.Warn("gossip", "err", err)
+			return
+		}
+		n.mu.Lock()
+		if old, ok := n.health[m.Node]; !ok || !m.At.Before(old.At) {
+			n.health[m.Node] = m
+		}
+		n.mu.Unlock()
+	case kindIncident:
+		m, err := decodeMsg[incidentMsg](payload)
+		if err != nil {
+			n.log.Warn("gossip", "err", err)
+			return
+		}
+		n.learnIncident(m)
+	case kindSent:
+		m, err := decodeMsg[sentMsg](payload)
+		if err != nil {
+			n.log.Warn("gossip", "err", err)
+			return
+		}
+		n.learnSent(m)
+	}
+}
+
+func (n *node) learnIncident(m incidentMsg) {
+	n.mu.Lock()
+	if h, ok := n.hints[m.Check]; !ok || m.Paged || (!h.Paged && quorum.Less(m.Start, m.ID, h.Start, h.ID)) {
+		n.hints[m.Check] = m
+	}
+	_, known := n.checks[m.Check]
+	n.mu.Unlock()
+	if known {
+		n.queueEval(m.Check)
+	}
+}
+
+func (n *node) learnSent(m sentMsg) {
+	n.mu.Lock()
+	n.sent[m.key()] = m
+	if m.Action == string(notifier.ActionTrigger) && m.Check != "" {
+		// A paged id is final: every node adopts it.
+		n.hints[m.Check] = incidentMsg{Check: m.Check, ID: m.Incident, Start: m.Start, Paged: true}
+	}
+	_, known := n.checks[m.Check]
+	n.mu.Unlock()
+	if known {
+		n.queueEval(m.Check)
+	}
+}
+
+// LocalState implements cluster.Handler (push-pull anti-entropy).
+func (n *node) LocalState() []byte { return n.encodeState() }
+
+// MergeRemoteState implements cluster.Handler.
+func (n *node) MergeRemoteState(b []byte) {
+	var st meshState
+	if err := json.Unmarshal(b, &st); err != nil {
+		n.log.Warn("merge gossip state", "err", err)
+		return
+	}
+	votes, err := cluster.DecodeVotes(st.Votes)
+	if err != nil {
+		n.log.Warn("merge gossip votes", "err", err)
+	}
+	for _, v := range votes {
+		if v.Node != n.opts.Name {
+			n.OnVote(v)
+		}
+	}
+	n.mu.Lock()
+	for _, h := range st.Health {
+		if h.Node == n.opts.Name {
+			continue
+		}
+		if old, ok := n.health[h.Node]; !ok || !h.At.Before(old.At) {
+			n.health[h.Node] = h
+		}
+	}
+	n.mu.Unlock()
+	for _, s := range st.Sent {
+		n.learnSent(s)
+	}
+	for _, m := range st.Incidents {
+		n.learnIncident(m)
+	}
+}
+
+// OnMembership implements cluster.Handler.
+func (n *node) OnMembership() {
+	n.refreshMembers()
 }
 
 // recordTransition stores a state change and opens or resolves incidents.
@@ -315,21 +800,35 @@ func (n *node) Status() *statuspage.Status {
 	defer n.mu.Unlock()
 	now := n.now()
 	v, _ := buildVersion()
-	regions := n.params(&config.Check{}).Regions
+	p0 := n.params(&config.Check{})
+	view := n.viewLocked(p0.Regions)
 	st := &statuspage.Status{
 		GeneratedAt: now.UTC(),
 		Node:        statuspage.NodeInfo{Name: n.opts.Name, Region: n.opts.Region, Version: v},
-		Cluster: statuspage.ClusterInfo{
-			Members: []statuspage.Member{{Name: n.opts.Name, Region: n.opts.Region, State: "alive", Version: v}},
-			Quorum:  n.params(&config.Check{}).Quorum,
-			Regions: map[string]statuspage.RegionInfo{},
-		},
-		Checks: make([]statuspage.CheckStatus, 0, len(n.cfg.Checks)),
+		Cluster:     statuspage.ClusterInfo{Quorum: p0.Quorum, Regions: map[string]statuspage.RegionInfo{}},
+		Checks:      make([]statuspage.CheckStatus, 0, len(n.cfg.Checks)),
 	}
-	for _, r := range regions {
-		ri := statuspage.RegionInfo{Eligible: r == n.opts.Region}
-		if !ri.Eligible {
+	if len(n.members) == 0 {
+		st.Cluster.Members = []statuspage.Member{{Name: n.opts.Name, Region: n.opts.Region, State: "alive", Version: v}}
+	}
+	for _, m := range n.members {
+		st.Cluster.Members = append(st.Cluster.Members, statuspage.Member(m))
+	}
+	for _, r := range p0.Regions {
+		ri := statuspage.RegionInfo{}
+		var reasons []string
+		for _, node := range view.alive[r] {
+			if h, ok := n.health[node]; ok && !h.OK {
+				reasons = append(reasons, node+": "+h.Reason)
+				continue
+			}
+			ri.Eligible = true
+		}
+		switch {
+		case len(view.alive[r]) == 0:
 			ri.Reason = "no alive node in region"
+		case !ri.Eligible:
+			ri.Reason = strings.Join(reasons, "; ")
 		}
 		st.Cluster.Regions[r] = ri
 	}
@@ -342,27 +841,45 @@ func (n *node) Status() *statuspage.Status {
 			Name: c.Name, State: string(state), Since: since.UTC(), IncidentID: inc,
 			Regions: map[string]statuspage.RegionVote{}, Type: c.Type, Target: c.TargetString(), Group: c.Group,
 		}
-		if cs.have {
-			r := cs.last
-			vote := cs.streak.Vote()
-			if !quorum.Eligible(n.params(c), now, quorum.RegionInput{Vote: vote, At: r.Start.Add(r.Latency), Eligible: true}) {
-				vote = quorum.VoteAbstain
+		p := n.params(c)
+		regions, _ := n.regionInputsLocked(c, p, view, now)
+		for r, ri := range regions {
+			rv := statuspage.RegionVote{Vote: string(ri.Vote), CheckedAt: ri.At.UTC()}
+			// Latency and error of the region's freshest vote.
+			var best cluster.VoteMsg
+			for _, node := range view.alive[r] {
+				if vm, ok := n.votes[c.Name][node]; ok && vm.At.After(best.At) {
+					best = vm
+				}
 			}
-			chk.Regions[n.opts.Region] = statuspage.RegionVote{
-				Vote: string(vote), LatencyMS: statuspage.MS(r.Latency), CheckedAt: r.Start.UTC(), Error: r.Code, Message: r.Message,
-				Phases: &statuspage.Phases{DNSMS: statuspage.MS(r.Phases.DNS), ConnectMS: statuspage.MS(r.Phases.Connect),
-					TLSMS: statuspage.MS(r.Phases.TLS), FirstByteMS: statuspage.MS(r.Phases.FirstByte)},
+			rv.LatencyMS, rv.Error = best.LatencyMS, best.Code
+			if best.Node == n.opts.Name && cs.have {
+				r := cs.last
+				rv.Message = r.Message
+				rv.Phases = &statuspage.Phases{DNSMS: statuspage.MS(r.Phases.DNS), ConnectMS: statuspage.MS(r.Phases.Connect),
+					TLSMS: statuspage.MS(r.Phases.TLS), FirstByteMS: statuspage.MS(r.Phases.FirstByte)}
+			}
+			chk.Regions[r] = rv
+		}
+		for _, r := range p.Regions {
+			if _, ok := chk.Regions[r]; !ok {
+				chk.Regions[r] = statuspage.RegionVote{Vote: string(quorum.VoteAbstain)}
 			}
 		}
 		st.Checks = append(st.Checks, chk)
 	}
+	slices.SortFunc(st.Cluster.Members, func(a, b statuspage.Member) int { return strings.Compare(a.Name, b.Name) })
 	return st
 }
 
-// Ready implements statuspage.Source: ready once every check has a result.
+// Ready implements statuspage.Source: ready once the node has joined (when
+// it has seeds) and every check has a result.
 func (n *node) Ready() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.opts.Gossip != nil && len(n.opts.Gossip.Join) > 0 && len(n.members) < 2 {
+		return false, "not joined to the cluster yet"
+	}
 	missing := 0
 	for _, cs := range n.checks {
 		if !cs.have {

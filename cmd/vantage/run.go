@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
 )
 
@@ -227,8 +228,21 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	dbPath := filepath.Join(s.Data, "vantage.db")
+	v, _ := buildVersion()
+	gossip := &cluster.Config{
+		Name: s.Node, Region: s.Region, Version: v, Bind: s.Gossip, Advertise: s.Advertise, Join: s.Join,
+		Profile: cfg.Cluster.Gossip, Key: s.GossipKey, Logger: log,
+	}
+	if gossip.Key == nil {
+		if s.InsecureGossip {
+			gossip.Insecure = true
+			log.Warn("gossip is unencrypted and unauthenticated (--insecure-gossip)")
+		} else {
+			gossip.Key = randomKey() // no peers and no key: nobody can join
+		}
+	}
 	n, err := newNode(ctx, nodeOptions{Config: cfg, Name: s.Node, Region: s.Region, DBPath: dbPath,
-		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log})
+		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log, Gossip: gossip})
 	if err != nil {
 		return err
 	}
@@ -255,9 +269,9 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		n.Close()
 		return err
 	}
-	v, _ := buildVersion()
 	log.Info("vantage started", "version", v, "node", s.Node, "region", s.Region, "config", cfg.Path,
-		"checks", len(cfg.Checks), "notifiers", len(cfg.Notifiers), "http", ln.Addr().String(), "db", dbPath)
+		"checks", len(cfg.Checks), "notifiers", len(cfg.Notifiers), "http", ln.Addr().String(),
+		"gossip", n.GossipAddr(), "join", strings.Join(s.Join, ","), "db", dbPath)
 
 	var runErr error
 	select {
