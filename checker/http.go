@@ -210,7 +210,7 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 		st.mu.Unlock()
 	}()
 	if err != nil {
-		return classifyHTTP(ctx, st, u, err)
+		return classifyHTTP(ctx, st, u, err, budget(ctx, r.Start))
 	}
 	defer resp.Body.Close()
 	r.StatusCode = resp.StatusCode
@@ -268,7 +268,7 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 }
 
 // classifyHTTP classifies an error of http.Client.Do.
-func classifyHTTP(ctx context.Context, st *httpState, u *url.URL, err error) error {
+func classifyHTTP(ctx context.Context, st *httpState, u *url.URL, err error, limit time.Duration) error {
 	if errors.Is(err, errTooManyRedirects) {
 		var ue *url.Error
 		last := ""
@@ -316,6 +316,9 @@ func classifyHTTP(ctx context.Context, st *httpState, u *url.URL, err error) err
 	if timedOut {
 		if st.inTLS {
 			return perr(CodeTimeout, "tls handshake with %s: timed out", addr)
+		}
+		if limit > 0 {
+			return perr(CodeTimeout, "no response from %s within %s", addr, limit)
 		}
 		return perr(CodeTimeout, "no response from %s before the deadline", addr)
 	}

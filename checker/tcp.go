@@ -109,7 +109,7 @@ func (p *TCPProber) probe(ctx context.Context, c *config.Check, r *Result) error
 		case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 			return perr(CodeBodyMismatch, "%s closed the connection without sending %s%s", addr, quoteShort(string(w)), got(buf))
 		case isTimeout(err), ctx.Err() != nil, errors.Is(err, net.ErrClosed):
-			return perr(CodeTimeout, "%s did not send %s before the deadline%s", addr, quoteShort(string(w)), got(buf))
+			return perr(CodeTimeout, "%s did not send %s within %s%s", addr, quoteShort(string(w)), budget(ctx, r.Start), got(buf))
 		}
 		return perr(CodeProtocol, "reading from %s: %s", addr, shortErr(err))
 	}

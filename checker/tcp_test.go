@@ -79,7 +79,7 @@ func TestTCPBannerNeverComes(t *testing.T) {
 	c.Expect.Banner = "+PONG"
 	const timeout = 400 * time.Millisecond
 	r, d := runProbe(t, NewTCPProber(Options{}), c, timeout)
-	wantCode(t, r, CodeTimeout, "before the deadline", "received nothing")
+	wantCode(t, r, CodeTimeout, `did not send "+PONG" within`, "received nothing")
 	if d < timeout || d > timeout+2*time.Second {
 		t.Errorf("took %v with timeout %v", d, timeout)
 	}
