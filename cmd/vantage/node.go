@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantage-dev/vantage/checker"
@@ -71,7 +72,7 @@ type node struct {
 	sched  *scheduler.Scheduler
 	http   *statuspage.Server
 	canary *canaries
-	cl     *cluster.Cluster
+	cl     atomic.Pointer[cluster.Cluster] // set by Start; callbacks may come first
 	now    func() time.Time
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -194,7 +195,7 @@ func (n *node) Start() error {
 		if err != nil {
 			return fmt.Errorf("start gossip: %w", err)
 		}
-		n.cl = cl
+		n.cl.Store(cl)
 		n.refreshMembers()
 	}
 	if err := n.sched.Set(n.cfg.Checks); err != nil {
@@ -212,11 +213,11 @@ func (n *node) Start() error {
 func (n *node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
-		if n.cl != nil {
-			if err := n.cl.Leave(2 * time.Second); err != nil {
+		if cl := n.cl.Load(); cl != nil {
+			if err := cl.Leave(2 * time.Second); err != nil {
 				n.log.Warn("leave cluster", "err", err)
 			}
-			if err := n.cl.Shutdown(); err != nil {
+			if err := cl.Shutdown(); err != nil {
 				n.log.Warn("gossip shutdown", "err", err)
 			}
 		}
@@ -241,10 +242,10 @@ func (n *node) Handler() http.Handler { return n.http }
 
 // GossipAddr is the address peers reach this node at ("" without gossip).
 func (n *node) GossipAddr() string {
-	if n.cl == nil {
-		return ""
+	if cl := n.cl.Load(); cl != nil {
+		return cl.LocalAddr()
 	}
-	return n.cl.LocalAddr()
+	return ""
 }
 
 func (n *node) probe(ctx context.Context, c *config.Check) {
@@ -304,8 +305,8 @@ func (n *node) observe(c *config.Check, r checker.Result) {
 	n.votes[c.Name][n.opts.Name] = msg
 	n.mu.Unlock()
 
-	if n.cl != nil {
-		if err := n.cl.Broadcast(msg); err != nil {
+	if cl := n.cl.Load(); cl != nil {
+		if err := cl.Broadcast(msg); err != nil {
 			n.log.Warn("gossip vote", "check", c.Name, "err", err)
 		}
 	}
@@ -335,9 +336,9 @@ func (n *node) confirm(c *config.Check, ask bool) {
 		<-n.ctx.Done()
 		t.Stop()
 	}()
-	if ask && n.cl != nil {
+	if cl := n.cl.Load(); ask && cl != nil {
 		b, _ := json.Marshal(confirmMsg{Node: n.opts.Name, Check: name})
-		if err := n.cl.BroadcastMessage(kindConfirm, "confirm/"+name, b); err != nil {
+		if err := cl.BroadcastMessage(kindConfirm, "confirm/"+name, b); err != nil {
 			n.log.Warn("gossip confirm request", "check", name, "err", err)
 		}
 	}
@@ -365,10 +366,11 @@ func (n *node) evaluator() {
 }
 
 func (n *node) refreshMembers() {
-	if n.cl == nil {
+	cl := n.cl.Load()
+	if cl == nil {
 		return
 	}
-	ms := n.cl.Members()
+	ms := cl.Members()
 	n.mu.Lock()
 	n.members = ms
 	n.mu.Unlock()
@@ -447,9 +449,9 @@ func (n *node) evaluate(name string) {
 	if changed {
 		n.recordTransition(cs.cfg, tr)
 	}
-	if announce != nil && n.cl != nil {
+	if cl := n.cl.Load(); announce != nil && cl != nil {
 		b, _ := json.Marshal(announce)
-		if err := n.cl.BroadcastMessage(kindIncident, "incident/"+name, b); err != nil {
+		if err := cl.BroadcastMessage(kindIncident, "incident/"+name, b); err != nil {
 			n.log.Warn("gossip incident", "check", name, "err", err)
 		}
 	}
@@ -593,9 +595,9 @@ func (n *node) onAttempt(a notifier.Attempt) {
 	}
 	n.sent[m.key()] = m
 	n.mu.Unlock()
-	if n.cl != nil {
+	if cl := n.cl.Load(); cl != nil {
 		b, _ := json.Marshal(m)
-		if err := n.cl.BroadcastMessage(kindSent, "sent/"+a.IncidentID+"/"+string(a.Action)+"/"+a.Notifier, b); err != nil {
+		if err := cl.BroadcastMessage(kindSent, "sent/"+a.IncidentID+"/"+string(a.Action)+"/"+a.Notifier, b); err != nil {
 			n.log.Warn("gossip sent log", "err", err)
 		}
 	}
@@ -606,9 +608,9 @@ func (n *node) onCanaryChange(ok bool, reason string) {
 	n.mu.Lock()
 	n.health[n.opts.Name] = h
 	n.mu.Unlock()
-	if n.cl != nil {
+	if cl := n.cl.Load(); cl != nil {
 		b, _ := json.Marshal(h)
-		if err := n.cl.BroadcastMessage(kindHealth, "health", b); err != nil {
+		if err := cl.BroadcastMessage(kindHealth, "health", b); err != nil {
 			n.log.Warn("gossip health", "err", err)
 		}
 	}

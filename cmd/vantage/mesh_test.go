@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vantage-dev/vantage/checker"
+	"github.com/vantage-dev/vantage/cluster"
+	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/statuspage"
+)
+
+// cutProber stands for a monitoring region whose path to the targets is cut:
+// while cut, every probe fails as a real connect timeout would.
+type cutProber struct {
+	inner checker.Prober
+	cut   atomic.Bool
+	fails atomic.Int64 // failed probes seen (for timing the first failure)
+	first atomic.Int64 // unix nanos of the first failed probe
+}
+
+func (p *cutProber) Probe(ctx context.Context, c *config.Check) checker.Result {
+	var r checker.Result
+	if p.cut.Load() {
+		r = checker.Result{Start: time.Now(), Code: checker.CodeConnectTimeout, Message: "region cut (test)"}
+	} else {
+		r = p.inner.Probe(ctx, c)
+	}
+	if !r.OK && p.fails.Add(1) == 1 {
+		p.first.Store(time.Now().UnixNano())
+	}
+	return r
+}
+
+// hookRecorder is the on-call side: it records webhook events.
+type hookRecorder struct {
+	mu     sync.Mutex
+	events []map[string]any
+	srv    *httptest.Server
+}
+
+func newHookRecorder(t *testing.T) *hookRecorder {
+	h := &hookRecorder{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		body, _ := io.ReadAll(r.Body)
+		json.Unmarshal(body, &ev)
+		h.mu.Lock()
+		h.events = append(h.events, ev)
+		h.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookRecorder) all() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]map[string]any(nil), h.events...)
+}
+
+type meshNode struct {
+	n      *node
+	prober *cutProber
+	region string
+}
+
+// startMesh starts one node per region on loopback, all sharing a gossip
+// key, and waits until every node sees every other alive.
+func startMesh(t *testing.T, cfgText string, regions []string) []*meshNode {
+	t.Helper()
+	path := writeFile(t, "mesh.yaml", cfgText)
+	key := make([]byte, 32)
+	rand.Read(key)
+	var nodes []*meshNode
+	var seed string
+	for i, region := range regions {
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s-1", region)
+		dir := t.TempDir()
+		level := slog.LevelWarn
+		if os.Getenv("VANTAGE_TEST_LOG") != "" {
+			level = slog.LevelDebug
+		}
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", name)
+		p := &cutProber{inner: checker.New(checker.Options{})}
+		g := &cluster.Config{Name: name, Region: region, Bind: "127.0.0.1:0", Profile: "local", Key: key, Logger: log}
+		if i > 0 {
+			g.Join = []string{seed}
+		}
+		n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: name, Region: region,
+			DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g, Prober: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		if i == 0 {
+			seed = n.GossipAddr()
+		}
+		nodes = append(nodes, &meshNode{n: n, prober: p, region: region})
+	}
+	waitMesh(t, nodes, "every node sees every member alive", func(st *statuspage.Status) bool {
+		alive := 0
+		for _, m := range st.Cluster.Members {
+			if m.State == "alive" {
+				alive++
+			}
+		}
+		return alive == len(regions)
+	})
+	return nodes
+}
+
+// waitMesh waits until cond holds on every node's status.
+func waitMesh(t *testing.T, nodes []*meshNode, what string, cond func(*statuspage.Status) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		var last *statuspage.Status
+		for _, m := range nodes {
+			st := m.n.Status()
+			if !cond(st) {
+				ok, last = false, st
+				break
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(last, "", " ")
+			t.Fatalf("timed out waiting for %s; a node's status:\n%s", what, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func meshConfig(target, hook string, interval string) string {
+	return fmt.Sprintf(`
+cluster:
+  regions: [eu, us, ap]
+  quorum: 2
+  gossip: local
+defaults:
+  interval: %s
+  fail_after: 2
+  recover_after: 2
+checks:
+  - name: api
+    type: http
+    url: %s/health
+    notify: [hook]
+notifiers:
+  - name: hook
+    type: webhook
+    url: %s
+`, interval, target, hook)
+}
+
+func TestMeshRegionCutDoesNotPageRealOutagePagesOnce(t *testing.T) {
+	var failing atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer target.Close()
+	hook := newHookRecorder(t)
+	nodes := startMesh(t, meshConfig(target.URL, hook.srv.URL, "1s"), []string{"eu", "us", "ap"})
+
+	waitMesh(t, nodes, "api up everywhere with three voting regions", func(st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.Regions["eu"].Vote == "up" && c.Regions["us"].Vote == "up" && c.Regions["ap"].Vote == "up"
+	})
+
+	// One region loses its path to the target: it votes down, nobody pages.
+	nodes[0].prober.cut.Store(true)
+	waitMesh(t, nodes, "eu voting down", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").Regions["eu"].Vote == "down"
+	})
+	seen := map[string]time.Time{}
+	for _, m := range nodes {
+		seen[m.region] = checkByName(m.n.Status(), "api").Regions["us"].CheckedAt
+	}
+	waitMesh(t, nodes, "two more rounds of us votes", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").Regions["us"].CheckedAt.After(seen[st.Node.Region].Add(1500 * time.Millisecond))
+	})
+	for _, m := range nodes {
+		if c := checkByName(m.n.Status(), "api"); c.State != "up" || c.IncidentID != "" {
+			t.Fatalf("%s: a one-region cut made api %s (incident %q)", m.region, c.State, c.IncidentID)
+		}
+	}
+	if evs := hook.all(); len(evs) != 0 {
+		t.Fatalf("a one-region cut paged: %v", evs)
+	}
+	nodes[0].prober.cut.Store(false)
+
+	// A real outage: every region sees it.
+	failing.Store(true)
+	waitMesh(t, nodes, "api down everywhere", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").State == "down"
+	})
+	// The same incident id on every node.
+	waitMesh(t, nodes, "one incident id", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").IncidentID == checkByName(nodes[0].n.Status(), "api").IncidentID
+	})
+	incident := checkByName(nodes[0].n.Status(), "api").IncidentID
+	failing.Store(false)
+	waitMesh(t, nodes, "api up again everywhere", func(st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.IncidentID == ""
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for len(hook.all()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Let any duplicate a second sender might produce arrive, bounded by the
+	// sent log's propagation: wait until every node knows both sends.
+	waitMesh(t, nodes, "the sent log on every node", func(st *statuspage.Status) bool { return true })
+	for _, m := range nodes {
+		m := m
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			m.n.mu.Lock()
+			k := len(m.n.sent)
+			m.n.mu.Unlock()
+			if k >= 2 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	evs := hook.all()
+	if len(evs) != 2 || evs[0]["event"] != "down" || evs[1]["event"] != "up" {
+		t.Fatalf("webhook got %d events %v, want exactly one down and one up", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev["incident_id"] != incident {
+			t.Fatalf("event for incident %v, the cluster showed %s", ev["incident_id"], incident)
+		}
+	}
+	downRegions := 0
+	for _, rv := range evs[0]["regions"].(map[string]any) {
+		if rv.(map[string]any)["vote"] == "down" {
+			downRegions++
+		}
+	}
+	if downRegions < 2 {
+		t.Fatalf("trigger names %d regions voting down, want at least the quorum: %v", downRegions, evs[0]["regions"])
+	}
+}
+
+func TestMeshFastConfirmation(t *testing.T) {
+	var failing atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer target.Close()
+	hook := newHookRecorder(t)
+	// interval 60s, fail_after 2: without fast confirmation, down would take
+	// at least a minute.
+	nodes := startMesh(t, meshConfig(target.URL, hook.srv.URL, "60s"), []string{"eu", "us", "ap"})
+	for _, m := range nodes {
+		m.n.sched.RunNow("api") // first runs are spread over the interval: do not wait
+	}
+	waitMesh(t, nodes, "api up with three regions", func(st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.Regions["eu"].Vote == "up" && c.Regions["us"].Vote == "up" && c.Regions["ap"].Vote == "up"
+	})
+	failing.Store(true)
+	// The outage is first seen by one region's next probe: run it now.
+	nodes[1].n.sched.RunNow("api")
+	waitMesh(t, nodes, "api down everywhere", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").State == "down"
+	})
+	first := time.Unix(0, nodes[1].prober.first.Load())
+	if took := time.Since(first); took > 10*time.Second {
+		t.Fatalf("down %s after the first failed probe, want within 10s", took)
+	}
+	t.Logf("down %s after the first failed probe (interval 60s, fail_after 2)", time.Since(first).Round(time.Millisecond))
+}
