@@ -1,11 +1,21 @@
 // Package statuspage serves a node's HTTP interface: the public status page,
-// the JSON APIs and the health endpoints. Everything it serves is read-only.
+// the JSON APIs, the live websocket and the health endpoints. Everything it
+// serves is read-only.
+//
+// The page and the JSON documents are rendered once per change (Refresh,
+// and every Options.RefreshInterval for the uptime numbers) and served from
+// memory with ETag, Last-Modified, Cache-Control and pre-compressed gzip;
+// a request never queries the database, except the history API, whose
+// range the caller chooses.
 package statuspage
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,36 +36,179 @@ type Options struct {
 	// Extra handlers mounted on the same mux (for example /metrics), by
 	// pattern.
 	Extra map[string]http.Handler
+
+	// History is the result store (*store.Store); nil shows no history.
+	History History
+	// Page is the page's title, check presentation and maintenance windows.
+	Page Page
+	// RefreshInterval re-renders the page to keep uptime numbers current;
+	// default 30s.
+	RefreshInterval time.Duration
+	// MinRefreshGap is the least time between two renders, so a burst of
+	// Refresh calls costs one render; default 250ms.
+	MinRefreshGap time.Duration
+	// MaxAge is the Cache-Control max-age of the page and documents;
+	// default 10s.
+	MaxAge time.Duration
+	// Hub tunes the websocket hub.
+	Hub HubOptions
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Server is the HTTP handler of a node.
 type Server struct {
-	opts Options
-	mux  *http.ServeMux
+	opts    Options
+	mux     *http.ServeMux
+	hub     *Hub
+	started time.Time
+	assets  map[string]*doc
+	assetV  string
+
+	snap    atomic.Pointer[snapshot]
+	dirty   atomic.Bool
+	running atomic.Bool
+	kick    chan struct{}
+	buildMu sync.Mutex // one render at a time
+	gen     uint64     // guarded by buildMu
+
+	pagesMu sync.Mutex
+	pages   map[string]*pageEntry // check pages, rendered once per generation
 }
 
-// New returns a Server.
+// New returns a Server. Call Run in a goroutine for periodic re-rendering;
+// without it the page is rendered on the first request after Refresh.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = 30 * time.Second
+	}
+	if opts.MinRefreshGap <= 0 {
+		opts.MinRefreshGap = 250 * time.Millisecond
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), pages: map[string]*pageEntry{}}
+	s.started = s.now().UTC()
+	s.hub = NewHub(opts.Hub, opts.Logger)
+	s.loadAssets()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.mux.HandleFunc("GET /{$}", s.serveDoc(keyIndex))
+	s.mux.HandleFunc("GET /api/v1/incidents", s.serveDoc(keyIncidents))
+	s.mux.HandleFunc("GET /api/v2/summary.json", s.serveDoc(keySummary))
+	s.mux.HandleFunc("GET /api/v2/status.json", s.serveDoc(keyStatus))
+	s.mux.HandleFunc("GET /feed.atom", s.serveDoc(keyFeed))
+	s.mux.HandleFunc("GET /badge/{file}", s.badge)
+	s.mux.HandleFunc("GET /checks/{name}", s.checkPage)
+	s.mux.HandleFunc("GET /api/v1/checks/{name}/history", s.history)
+	s.mux.HandleFunc("GET /api/v1/checks/{name}/history.csv", s.historyCSV)
+	s.mux.HandleFunc("GET /assets/{file}", s.asset)
+	s.mux.Handle("GET /ws", s.hub)
 	for pattern, h := range opts.Extra {
 		s.mux.Handle(pattern, h)
 	}
 	return s
 }
 
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// Hub returns the websocket hub.
+func (s *Server) Hub() *Hub { return s.hub }
+
+// Publish sends ev to the websocket clients and schedules a re-render.
+// It never blocks.
+func (s *Server) Publish(ev Event) {
+	s.hub.Publish(ev)
+	s.Refresh()
+}
+
+// Refresh marks the rendered page stale: the node calls it when a check's
+// state, an incident or the membership changes. It never blocks; a burst
+// of calls costs one render.
+func (s *Server) Refresh() {
+	s.dirty.Store(true)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// RefreshNow renders at once and waits.
+func (s *Server) RefreshNow(ctx context.Context) {
+	s.dirty.Store(false)
+	s.render(ctx)
+}
+
+// Run re-renders on Refresh and every RefreshInterval until ctx ends, then
+// disconnects the websocket clients.
+func (s *Server) Run(ctx context.Context) {
+	s.running.Store(true)
+	defer s.running.Store(false)
+	defer s.hub.Close()
+	t := time.NewTicker(s.opts.RefreshInterval)
+	defer t.Stop()
+	s.RefreshNow(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.RefreshNow(ctx)
+		select { // coalesce bursts
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opts.MinRefreshGap):
+		}
+	}
+}
+
+// current returns the snapshot to serve, rendering it when there is none,
+// or when it is stale and no Run loop will.
+func (s *Server) current(ctx context.Context) *snapshot {
+	sn := s.snap.Load()
+	if sn != nil && (s.running.Load() || !s.dirty.Load()) {
+		return sn
+	}
+	s.buildMu.Lock()
+	sn = s.snap.Load()
+	if sn == nil || (!s.running.Load() && s.dirty.Load()) {
+		s.dirty.Store(false)
+		s.renderLocked(ctx)
+		sn = s.snap.Load()
+	}
+	s.buildMu.Unlock()
+	return sn
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h["X-Content-Type-Options"] = hdrNoSniff
+	h["Referrer-Policy"] = hdrNoReferrer
+	h["Content-Security-Policy"] = hdrCSP
+	h["X-Frame-Options"] = hdrDeny
 	s.mux.ServeHTTP(w, r)
 }
+
+var (
+	hdrNoReferrer = []string{"no-referrer"}
+	hdrDeny       = []string{"DENY"}
+	hdrCSP        = []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}
+)
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

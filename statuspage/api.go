@@ -1,0 +1,337 @@
+package statuspage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"time"
+)
+
+// Statuspage-compatible documents (/api/v2/summary.json, status.json). Key
+// names follow Atlassian Statuspage's public API so existing widgets read
+// them unchanged.
+
+type spPage struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	URL       string    `json:"url"`
+	TimeZone  string    `json:"time_zone"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+type spStatus struct {
+	Indicator   string `json:"indicator"`
+	Description string `json:"description"`
+}
+
+type spComponent struct {
+	ID                 string    `json:"id"`
+	Name               string    `json:"name"`
+	Status             string    `json:"status"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+	Position           int       `json:"position"`
+	Description        *string   `json:"description"`
+	Showcase           bool      `json:"showcase"`
+	StartDate          *string   `json:"start_date"`
+	GroupID            *string   `json:"group_id"`
+	PageID             string    `json:"page_id"`
+	Group              bool      `json:"group"`
+	OnlyShowIfDegraded bool      `json:"only_show_if_degraded"`
+	Components         []string  `json:"components,omitempty"`
+}
+
+type spUpdate struct {
+	ID                 string    `json:"id"`
+	Status             string    `json:"status"`
+	Body               string    `json:"body"`
+	IncidentID         string    `json:"incident_id"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
+	DisplayAt          time.Time `json:"display_at"`
+	AffectedComponents []any     `json:"affected_components"`
+}
+
+type spIncident struct {
+	ID              string        `json:"id"`
+	Name            string        `json:"name"`
+	Status          string        `json:"status"`
+	CreatedAt       time.Time     `json:"created_at"`
+	UpdatedAt       time.Time     `json:"updated_at"`
+	MonitoringAt    *time.Time    `json:"monitoring_at"`
+	ResolvedAt      *time.Time    `json:"resolved_at"`
+	Impact          string        `json:"impact"`
+	Shortlink       string        `json:"shortlink"`
+	StartedAt       time.Time     `json:"started_at"`
+	PageID          string        `json:"page_id"`
+	IncidentUpdates []spUpdate    `json:"incident_updates"`
+	Components      []spComponent `json:"components"`
+	ScheduledFor    *time.Time    `json:"scheduled_for,omitempty"`
+	ScheduledUntil  *time.Time    `json:"scheduled_until,omitempty"`
+}
+
+type spSummary struct {
+	Page                  spPage        `json:"page"`
+	Components            []spComponent `json:"components"`
+	Incidents             []spIncident  `json:"incidents"`
+	ScheduledMaintenances []spIncident  `json:"scheduled_maintenances"`
+	Status                spStatus      `json:"status"`
+}
+
+type spStatusDoc struct {
+	Page   spPage   `json:"page"`
+	Status spStatus `json:"status"`
+}
+
+func (v *view) pageID() string {
+	if v.Page.ID != "" {
+		return v.Page.ID
+	}
+	h := sha256.Sum256([]byte(v.Title))
+	return hex.EncodeToString(h[:6])
+}
+
+func (v *view) spPage() spPage {
+	return spPage{ID: v.pageID(), Name: v.Title, URL: v.Page.URL, TimeZone: "Etc/UTC", UpdatedAt: v.updatedAt()}
+}
+
+// updatedAt is the latest state change or incident update the page shows.
+func (v *view) updatedAt() time.Time {
+	var t time.Time
+	for _, c := range v.Checks {
+		if c.Since.After(t) {
+			t = c.Since
+		}
+	}
+	for _, i := range v.Incidents {
+		if i.UpdatedAt.After(t) {
+			t = i.UpdatedAt
+		}
+	}
+	if t.IsZero() {
+		t = v.At
+	}
+	return t.UTC()
+}
+
+func strp(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (v *view) checkComponent(c *checkView, created time.Time) spComponent {
+	upd := c.Since.UTC()
+	if upd.IsZero() {
+		upd = created
+	}
+	if created.After(upd) {
+		created = upd
+	}
+	return spComponent{ID: c.Name, Name: c.Label, Status: componentStatus[c.State], CreatedAt: created, UpdatedAt: upd,
+		Position: c.Position, Description: strp(c.Description), GroupID: strp(groupID(c.Group)), PageID: v.pageID(),
+		Showcase: true}
+}
+
+func (v *view) components(created time.Time) []spComponent {
+	var out []spComponent
+	pos := 0
+	for _, g := range v.Groups {
+		if g.Name == "" {
+			for _, c := range g.Checks {
+				comp := v.checkComponent(c, created)
+				pos++
+				comp.Position = pos
+				out = append(out, comp)
+			}
+			continue
+		}
+		pos++
+		gc := spComponent{ID: g.ID, Name: g.Name, Status: componentStatus[g.State], CreatedAt: created, PageID: v.pageID(),
+			Group: true, Position: pos, Components: []string{}}
+		gc.UpdatedAt = created
+		var kids []spComponent
+		for _, c := range g.Checks {
+			comp := v.checkComponent(c, created)
+			pos++
+			comp.Position = pos
+			if comp.UpdatedAt.After(gc.UpdatedAt) {
+				gc.UpdatedAt = comp.UpdatedAt
+			}
+			if comp.CreatedAt.Before(gc.CreatedAt) {
+				gc.CreatedAt = comp.CreatedAt
+			}
+			gc.Components = append(gc.Components, comp.ID)
+			kids = append(kids, comp)
+		}
+		out = append(out, gc)
+		out = append(out, kids...)
+	}
+	if out == nil {
+		out = []spComponent{}
+	}
+	return out
+}
+
+func (v *view) shortlink(anchor string) string {
+	return v.Page.URL + "/#" + anchor
+}
+
+func (v *view) spIncident(iv *incidentView, created time.Time) spIncident {
+	status := "investigating"
+	if iv.ResolvedAt != nil {
+		status = "resolved"
+	}
+	si := spIncident{ID: iv.ID, Name: iv.Title, Status: status, CreatedAt: iv.StartedAt, UpdatedAt: iv.UpdatedAt,
+		ResolvedAt: iv.ResolvedAt, Impact: "major", Shortlink: v.shortlink("incident-" + iv.ID), StartedAt: iv.StartedAt,
+		PageID: v.pageID(), IncidentUpdates: []spUpdate{}, Components: []spComponent{}}
+	if si.UpdatedAt.IsZero() {
+		si.UpdatedAt = iv.StartedAt
+	}
+	for _, u := range iv.Updates {
+		si.IncidentUpdates = append(si.IncidentUpdates, spUpdate{ID: u.ID, Status: u.Status, Body: u.Body, IncidentID: iv.ID,
+			CreatedAt: u.At, UpdatedAt: u.At, DisplayAt: u.At, AffectedComponents: nil})
+	}
+	if c := v.byName[iv.Check]; c != nil {
+		si.Components = append(si.Components, v.checkComponent(c, created))
+	}
+	return si
+}
+
+func (v *view) spMaintenance(m maintView, created time.Time) spIncident {
+	status := "scheduled"
+	if m.Active {
+		status = "in_progress"
+	}
+	start, end := m.Start, m.End
+	si := spIncident{ID: m.ID, Name: m.Title, Status: status, CreatedAt: created, UpdatedAt: created, Impact: "maintenance",
+		Shortlink: v.shortlink(m.ID), StartedAt: start, PageID: v.pageID(), IncidentUpdates: []spUpdate{},
+		Components: []spComponent{}, ScheduledFor: &start, ScheduledUntil: &end}
+	if created.After(start) {
+		si.CreatedAt = start
+		si.UpdatedAt = start
+	}
+	for _, c := range m.Checks {
+		if cv := v.byName[c]; cv != nil {
+			si.Components = append(si.Components, v.checkComponent(cv, created))
+		}
+	}
+	return si
+}
+
+func (v *view) summary(created time.Time) spSummary {
+	s := spSummary{Page: v.spPage(), Components: v.components(created), Incidents: []spIncident{},
+		ScheduledMaintenances: []spIncident{}, Status: spStatus{Indicator: v.Overall.Indicator, Description: v.Overall.Desc}}
+	for _, iv := range v.Active {
+		s.Incidents = append(s.Incidents, v.spIncident(iv, created))
+	}
+	for _, m := range v.Maint {
+		s.ScheduledMaintenances = append(s.ScheduledMaintenances, v.spMaintenance(m, created))
+	}
+	return s
+}
+
+// IncidentJSON is one incident in GET /api/v1/incidents.
+type IncidentJSON struct {
+	ID         string       `json:"id"`
+	Check      string       `json:"check"`
+	Title      string       `json:"title"`
+	State      string       `json:"state"`
+	StartedAt  time.Time    `json:"started_at"`
+	ResolvedAt *time.Time   `json:"resolved_at"`
+	UpdatedAt  time.Time    `json:"updated_at"`
+	Details    string       `json:"details,omitempty"`
+	Updates    []UpdateJSON `json:"updates"`
+}
+
+// UpdateJSON is one entry of an incident's timeline, newest first.
+type UpdateJSON struct {
+	Status string    `json:"status"`
+	Body   string    `json:"body"`
+	At     time.Time `json:"at"`
+}
+
+// IncidentsJSON is the body of GET /api/v1/incidents.
+type IncidentsJSON struct {
+	GeneratedAt time.Time      `json:"generated_at"`
+	Incidents   []IncidentJSON `json:"incidents"`
+}
+
+func (v *view) incidentsJSON() IncidentsJSON {
+	out := IncidentsJSON{GeneratedAt: v.At, Incidents: []IncidentJSON{}}
+	for _, iv := range v.Incidents {
+		ij := IncidentJSON{ID: iv.ID, Check: iv.Check, Title: iv.Title, State: iv.State, StartedAt: iv.StartedAt,
+			ResolvedAt: iv.ResolvedAt, UpdatedAt: iv.UpdatedAt, Details: iv.Details, Updates: []UpdateJSON{}}
+		for _, u := range iv.Updates {
+			ij.Updates = append(ij.Updates, UpdateJSON{Status: u.Status, Body: u.Body, At: u.At})
+		}
+		out.Incidents = append(out.Incidents, ij)
+	}
+	return out
+}
+
+// Atom feed of incidents.
+
+type atomLink struct {
+	Href string `xml:"href,attr"`
+	Rel  string `xml:"rel,attr,omitempty"`
+	Type string `xml:"type,attr,omitempty"`
+}
+
+type atomText struct {
+	Type string `xml:"type,attr,omitempty"`
+	Body string `xml:",chardata"`
+}
+
+type atomEntry struct {
+	ID        string    `xml:"id"`
+	Title     string    `xml:"title"`
+	Updated   string    `xml:"updated"`
+	Published string    `xml:"published"`
+	Link      *atomLink `xml:"link,omitempty"`
+	Content   atomText  `xml:"content"`
+}
+
+type atomFeed struct {
+	XMLName xml.Name `xml:"http://www.w3.org/2005/Atom feed"`
+	ID      string   `xml:"id"`
+	Title   string   `xml:"title"`
+	Updated string   `xml:"updated"`
+	Author  struct {
+		Name string `xml:"name"`
+	} `xml:"author"`
+	Links   []atomLink  `xml:"link"`
+	Entries []atomEntry `xml:"entry"`
+}
+
+func (v *view) atom() ([]byte, error) {
+	f := atomFeed{ID: "urn:vantage:page:" + v.pageID(), Title: v.Title + " incidents", Updated: v.updatedAt().Format(time.RFC3339)}
+	f.Author.Name = v.Title
+	if v.Page.URL != "" {
+		f.Links = append(f.Links, atomLink{Href: v.Page.URL + "/", Rel: "alternate", Type: "text/html"},
+			atomLink{Href: v.Page.URL + "/feed.atom", Rel: "self", Type: "application/atom+xml"})
+	}
+	for _, iv := range v.Incidents {
+		e := atomEntry{ID: "urn:vantage:incident:" + iv.ID, Title: iv.Title, Published: iv.StartedAt.Format(time.RFC3339)}
+		upd := iv.UpdatedAt
+		if upd.IsZero() {
+			upd = iv.StartedAt
+		}
+		e.Updated = upd.Format(time.RFC3339)
+		if v.Page.URL != "" {
+			e.Link = &atomLink{Href: v.shortlink("incident-" + iv.ID), Rel: "alternate"}
+		}
+		var body string
+		for _, u := range iv.Updates {
+			body += u.At.Format("2006-01-02 15:04 UTC") + " — " + u.Status + ": " + u.Body + "\n"
+		}
+		e.Content = atomText{Type: "text", Body: body}
+		f.Entries = append(f.Entries, e)
+	}
+	b, err := xml.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(xml.Header), append(b, '\n')...), nil
+}

@@ -1,0 +1,380 @@
+package statuspage
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets/*
+var assetFS embed.FS
+
+var tmplFuncs = template.FuncMap{
+	"rfc": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return ""
+			}
+			return v.UTC().Format(time.RFC3339)
+		case *time.Time:
+			if v == nil {
+				return ""
+			}
+			return v.UTC().Format(time.RFC3339)
+		}
+		return ""
+	},
+	"when": func(t any) string {
+		var v time.Time
+		switch x := t.(type) {
+		case time.Time:
+			v = x
+		case *time.Time:
+			if x == nil {
+				return ""
+			}
+			v = *x
+		}
+		if v.IsZero() {
+			return "never"
+		}
+		return v.UTC().Format("2 Jan 2006 15:04 UTC")
+	},
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return "–"
+		}
+		return t.UTC().Format("15:04:05")
+	},
+	"ms": func(v float64) string {
+		if v <= 0 {
+			return "–"
+		}
+		return fmtMS(v)
+	},
+	"stext": func(s string) string { return stateText[s] },
+	"title": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	},
+	"join": strings.Join,
+	"mod":  func(a, b int) int { return a % b },
+}
+
+var (
+	tmplIndex = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/index.html"))
+	tmplCheck = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/check.html"))
+)
+
+// Keys of the documents of a snapshot.
+const (
+	keyIndex     = "/"
+	keyIncidents = "/api/v1/incidents"
+	keySummary   = "/api/v2/summary.json"
+	keyStatus    = "/api/v2/status.json"
+	keyFeed      = "/feed.atom"
+)
+
+// snapshot is one render: the view and its documents, immutable once
+// published.
+type snapshot struct {
+	gen    uint64
+	v      *view
+	docs   map[string]*doc
+	badges map[string]*doc // "status/NAME", "uptime/WINDOW/NAME"
+}
+
+func (s *Server) cacheControl() string {
+	sec := int(s.opts.MaxAge / time.Second)
+	return fmt.Sprintf("public, max-age=%d, stale-while-revalidate=%d, stale-if-error=86400", sec, 3*sec)
+}
+
+func (s *Server) render(ctx context.Context) {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	s.renderLocked(ctx)
+}
+
+func (s *Server) renderLocked(ctx context.Context) {
+	start := time.Now()
+	v := s.buildView(ctx)
+	prev := s.snap.Load()
+	old := func(k string) *doc {
+		if prev == nil {
+			return nil
+		}
+		return prev.docs[k]
+	}
+	oldBadge := func(k string) *doc {
+		if prev == nil {
+			return nil
+		}
+		return prev.badges[k]
+	}
+	s.gen++
+	sn := &snapshot{gen: s.gen, v: v, docs: map[string]*doc{}, badges: map[string]*doc{}}
+	cc := s.cacheControl()
+	at := v.At
+
+	var buf bytes.Buffer
+	if err := tmplIndex.ExecuteTemplate(&buf, "index.html", s.pageData(v, nil)); err != nil {
+		s.opts.Logger.Error("statuspage: render index", "err", err)
+		buf.Reset()
+		buf.WriteString("<!doctype html><title>Status</title><p>The status page could not be rendered.</p>")
+	}
+	sn.docs[keyIndex] = newDoc(bytes.Clone(buf.Bytes()), "text/html; charset=utf-8", cc, at, old(keyIndex))
+	sum := v.summary(s.started)
+	sn.docs[keySummary] = newDoc(mustJSON(sum), "application/json", cc, at, old(keySummary))
+	sn.docs[keyStatus] = newDoc(mustJSON(spStatusDoc{Page: sum.Page, Status: sum.Status}), "application/json", cc, at, old(keyStatus))
+	sn.docs[keyIncidents] = newDoc(mustJSON(v.incidentsJSON()), "application/json", cc, at, old(keyIncidents))
+	if feed, err := v.atom(); err == nil {
+		sn.docs[keyFeed] = newDoc(feed, "application/atom+xml; charset=utf-8", cc, at, old(keyFeed))
+	} else {
+		s.opts.Logger.Error("statuspage: render feed", "err", err)
+	}
+	for _, c := range v.Checks {
+		k := "status/" + c.Name
+		sn.badges[k] = newDoc(badge(c.Name, strings.ToLower(c.StateText), badgeColour[c.State]), "image/svg+xml", cc, at, oldBadge(k))
+		for _, u := range c.Uptime {
+			k := "uptime/" + u.Window + "/" + c.Name
+			sn.badges[k] = newDoc(badge(c.Name+" "+u.Window, u.Text, uptimeColour(u.Value)), "image/svg+xml", cc, at, oldBadge(k))
+		}
+	}
+	s.snap.Store(sn)
+	s.opts.Logger.Debug("statuspage: rendered", "gen", sn.gen, "checks", len(v.Checks), "took", time.Since(start))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		panic(err) // only fixed, marshalable types are encoded
+	}
+	return append(b, '\n')
+}
+
+// pageData is what the templates see.
+type pageData struct {
+	V            *view
+	C            *checkView
+	PageTitle    string
+	AssetVersion string
+	Chart        template.HTML
+	Series       []chartSeries
+	Region24     []regionStat
+	Daily        []dailyRow
+	Incidents    []*incidentView
+}
+
+type regionStat struct {
+	Name, Uptime, Avg, Max string
+	Count                  int64
+}
+
+type dailyRow struct {
+	Day, Uptime, Avg, P95, Max string
+	Count                      int64
+}
+
+func (s *Server) pageData(v *view, c *checkView) *pageData {
+	pd := &pageData{V: v, C: c, PageTitle: v.Title, AssetVersion: s.assetV}
+	if c != nil {
+		pd.PageTitle = c.Label + " · " + v.Title
+	}
+	return pd
+}
+
+func (s *Server) serveDoc(key string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d := s.current(r.Context()).docs[key]
+		if d == nil {
+			http.Error(w, "not available", http.StatusServiceUnavailable)
+			return
+		}
+		d.serve(w, r)
+	}
+}
+
+func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutSuffix(r.PathValue("file"), ".svg")
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	sn := s.current(r.Context())
+	if sn.v.byName[name] == nil {
+		http.Error(w, "unknown check", http.StatusNotFound)
+		return
+	}
+	q := r.URL.Query()
+	key := "status/" + name
+	switch q.Get("type") {
+	case "", "status":
+	case "uptime":
+		win := q.Get("window")
+		if win == "" {
+			win = "30d"
+		}
+		key = "uptime/" + win + "/" + name
+	default:
+		http.Error(w, "type must be status or uptime", http.StatusBadRequest)
+		return
+	}
+	d := sn.badges[key]
+	if d == nil {
+		http.Error(w, "window must be one of 24h, 7d, 30d, 90d", http.StatusBadRequest)
+		return
+	}
+	d.serve(w, r)
+}
+
+// checkPage serves /checks/{name}, rendered once per snapshot generation.
+func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	sn := s.current(r.Context())
+	c := sn.v.byName[name]
+	if c == nil {
+		http.Error(w, "unknown check", http.StatusNotFound)
+		return
+	}
+	s.pagesMu.Lock()
+	e := s.pages[name]
+	if e == nil || e.gen != sn.gen {
+		var prev *doc
+		if e != nil {
+			prev = e.d
+		}
+		e = &pageEntry{gen: sn.gen, d: s.renderCheck(r.Context(), sn.v, c, prev)}
+		s.pages[name] = e
+	}
+	d := e.d
+	s.pagesMu.Unlock()
+	d.serve(w, r)
+}
+
+func (s *Server) renderCheck(ctx context.Context, v *view, c *checkView, prev *doc) *doc {
+	pd := s.pageData(v, c)
+	to := v.At.Truncate(time.Minute).Add(time.Minute)
+	from := to.Add(-24 * time.Hour)
+	regions := map[string]bool{}
+	for _, r := range c.Regions {
+		regions[r.Name] = true
+	}
+	for r := range v.Status.Cluster.Regions {
+		regions[r] = true
+	}
+	names := make([]string, 0, len(regions))
+	for r := range regions {
+		names = append(names, r)
+	}
+	slices.Sort(names)
+	if s.opts.History != nil {
+		for _, reg := range names {
+			ms, err := s.opts.History.MinuteStats(ctx, c.Name, reg, from, to)
+			if err != nil {
+				s.opts.Logger.Warn("statuspage: minute stats", "check", c.Name, "region", reg, "err", err)
+				continue
+			}
+			pd.Series = append(pd.Series, chartSeries{Region: reg, Stats: ms})
+			var n, f int64
+			var sumUS float64
+			var maxLat time.Duration
+			for _, m := range ms {
+				n += m.Count
+				f += m.Failures
+				sumUS += float64(m.AvgLatency) * float64(m.Count)
+				maxLat = max(maxLat, m.MaxLatency)
+			}
+			rs := regionStat{Name: reg, Count: n, Uptime: "no data", Avg: "–", Max: "–"}
+			if n > 0 {
+				rs.Uptime = pct(float64(n-f) / float64(n))
+				rs.Avg = fmtDur(time.Duration(sumUS / float64(n)))
+				rs.Max = fmtDur(maxLat)
+			}
+			pd.Region24 = append(pd.Region24, rs)
+		}
+		days, err := s.opts.History.DailyUptime(ctx, c.Name, 30, v.At)
+		if err != nil {
+			s.opts.Logger.Warn("statuspage: daily uptime", "check", c.Name, "err", err)
+		}
+		for i := len(days) - 1; i >= 0; i-- {
+			d := days[i]
+			pd.Daily = append(pd.Daily, dailyRow{Day: d.Day.UTC().Format("2006-01-02"), Count: d.Count, Uptime: pct(d.Uptime),
+				Avg: fmtDur(d.AvgLatency), P95: fmtDur(d.P95Latency), Max: fmtDur(d.MaxLatency)})
+		}
+	}
+	pd.Chart = latencyChart(pd.Series, from, to)
+	for _, iv := range v.Incidents {
+		if iv.Check == c.Name && len(pd.Incidents) < 20 {
+			pd.Incidents = append(pd.Incidents, iv)
+		}
+	}
+	var buf bytes.Buffer
+	if err := tmplCheck.ExecuteTemplate(&buf, "check.html", pd); err != nil {
+		s.opts.Logger.Error("statuspage: render check page", "check", c.Name, "err", err)
+		buf.Reset()
+		buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
+	}
+	return newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), v.At, prev)
+}
+
+func fmtDur(d time.Duration) string {
+	if d <= 0 {
+		return "–"
+	}
+	return fmtMS(float64(d) / float64(time.Millisecond))
+}
+
+// loadAssets prepares the embedded CSS and JS; their URLs carry a content
+// version, so they are cached for a day.
+func (s *Server) loadAssets() {
+	s.assets = map[string]*doc{}
+	h := sha256.New()
+	entries, _ := fs.ReadDir(assetFS, "assets")
+	for _, e := range entries {
+		b, err := assetFS.ReadFile("assets/" + e.Name())
+		if err != nil {
+			continue
+		}
+		h.Write(b)
+		ctype := "application/octet-stream"
+		switch path.Ext(e.Name()) {
+		case ".css":
+			ctype = "text/css; charset=utf-8"
+		case ".js":
+			ctype = "text/javascript; charset=utf-8"
+		}
+		s.assets[e.Name()] = newDoc(b, ctype, "public, max-age=86400", s.started, nil)
+	}
+	s.assetV = hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+func (s *Server) asset(w http.ResponseWriter, r *http.Request) {
+	d := s.assets[r.PathValue("file")]
+	if d == nil {
+		http.NotFound(w, r)
+		return
+	}
+	d.serve(w, r)
+}
+
+type pageEntry struct {
+	gen uint64
+	d   *doc
+}

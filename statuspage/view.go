@@ -1,0 +1,506 @@
+package statuspage
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vantage-dev/vantage/store"
+)
+
+// Display states of a check on the page. The cluster states up, down,
+// unknown and maintenance are shown as they are; degraded is the cluster's
+// own degraded state, or up while some (not a quorum of) regions vote down.
+const (
+	stUp          = "up"
+	stDegraded    = "degraded"
+	stDown        = "down"
+	stUnknown     = "unknown"
+	stMaintenance = "maintenance"
+)
+
+// Overall page states (the banner).
+const (
+	OverallOperational = "operational"
+	OverallDegraded    = "degraded"
+	OverallPartial     = "partial_outage"
+	OverallMajor       = "major_outage"
+	OverallMaintenance = "maintenance"
+	OverallMonitoring  = "monitoring_degraded"
+)
+
+type overall struct {
+	Key       string // one of Overall*
+	Text      string // banner text
+	Indicator string // Statuspage indicator: none, minor, major, critical
+	Desc      string // Statuspage description
+}
+
+var overalls = map[string]overall{
+	OverallOperational: {OverallOperational, "All systems operational", "none", "All Systems Operational"},
+	OverallDegraded:    {OverallDegraded, "Degraded performance", "minor", "Minor Service Outage"},
+	OverallPartial:     {OverallPartial, "Partial outage", "major", "Partial System Outage"},
+	OverallMajor:       {OverallMajor, "Major outage", "critical", "Major System Outage"},
+	OverallMaintenance: {OverallMaintenance, "Under maintenance", "none", "Service Under Maintenance"},
+	OverallMonitoring:  {OverallMonitoring, "Monitoring degraded: this view may be stale", "minor", "Monitoring Degraded"},
+}
+
+var stateText = map[string]string{
+	stUp:          "Operational",
+	stDegraded:    "Degraded",
+	stDown:        "Down",
+	stUnknown:     "Unknown",
+	stMaintenance: "Maintenance",
+}
+
+// componentStatus maps a display state to Statuspage's component status.
+var componentStatus = map[string]string{
+	stUp:          "operational",
+	stDegraded:    "degraded_performance",
+	stDown:        "major_outage",
+	stUnknown:     "operational",
+	stMaintenance: "under_maintenance",
+}
+
+// displayState derives the page state of a check from its cluster state
+// and votes.
+func displayState(c *CheckStatus) string {
+	switch c.State {
+	case stDown, stMaintenance, stDegraded:
+		return c.State
+	case stUp:
+		for _, v := range c.Regions {
+			if v.Vote == "down" {
+				return stDegraded
+			}
+		}
+		return stUp
+	}
+	return stUnknown
+}
+
+// overallOf derives the banner from display states and staleness.
+func overallOf(states []string, stale bool) overall {
+	var down, degraded, unknown, maint, n int
+	for _, s := range states {
+		switch s {
+		case stDown:
+			down++
+		case stDegraded:
+			degraded++
+		case stUnknown:
+			unknown++
+		case stMaintenance:
+			maint++
+			continue
+		}
+		n++
+	}
+	switch {
+	case down > 0 && down == n:
+		return overalls[OverallMajor]
+	case down > 0:
+		return overalls[OverallPartial]
+	case degraded > 0:
+		return overalls[OverallDegraded]
+	case stale || unknown > 0:
+		return overalls[OverallMonitoring]
+	case maint > 0:
+		return overalls[OverallMaintenance]
+	}
+	return overalls[OverallOperational]
+}
+
+type uptimeView struct {
+	Window string  // 24h, 7d, 30d, 90d
+	Value  float64 // fraction, or store.NoData
+	Text   string  // "99.95%" or "no data"
+}
+
+type dayView struct {
+	Date      string // 2006-01-02
+	Class     string // css: ok, minor, major, bad, none
+	Text      string // "99.95% uptime" or "no data"
+	Incidents []string
+}
+
+type regionView struct {
+	Name      string
+	Vote      string
+	VoteText  string
+	LatencyMS float64
+	CheckedAt time.Time
+	Error     string
+	Eligible  bool
+}
+
+type checkView struct {
+	Name, Label, Description, Group string
+	State, StateText                string
+	Since                           time.Time
+	IncidentID                      string
+	Regions                         []regionView
+	Days                            []dayView
+	Uptime                          []uptimeView
+	Position                        int
+}
+
+type groupView struct {
+	ID     string
+	Name   string
+	Checks []*checkView
+	State  string // worst display state
+}
+
+type updateView struct {
+	ID     string
+	Status string // investigating, identified, monitoring, resolved
+	Body   string
+	At     time.Time
+}
+
+type incidentView struct {
+	ID, Check, Label, Title, State string
+	StartedAt                      time.Time
+	ResolvedAt                     *time.Time
+	UpdatedAt                      time.Time
+	Details                        string
+	Duration                       string
+	Updates                        []updateView // newest first
+}
+
+type maintView struct {
+	ID     string
+	Title  string
+	Checks []string // check names
+	Labels []string
+	Start  time.Time
+	End    time.Time
+	Active bool
+}
+
+// view is everything a snapshot renders from.
+type view struct {
+	At          time.Time
+	Page        Page
+	Title       string
+	Overall     overall
+	Stale       bool
+	StaleReason string
+	Status      *Status
+	Groups      []*groupView
+	Checks      []*checkView
+	byName      map[string]*checkView
+	Active      []*incidentView
+	Past        []*incidentView
+	Incidents   []*incidentView // all, newest first
+	Maint       []maintView     // active and upcoming
+}
+
+var uptimeWindows = []struct {
+	name string
+	d    time.Duration
+}{{"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}, {"90d", 90 * 24 * time.Hour}}
+
+const barDays = 90
+
+// buildView collects the status and history into a view. History errors
+// are logged and shown as missing data.
+func (s *Server) buildView(ctx context.Context) *view {
+	now := s.now().UTC()
+	st := s.opts.Source.Status()
+	if st == nil {
+		st = &Status{}
+	}
+	p := s.opts.Page
+	v := &view{At: now, Page: p, Title: p.Title, Status: st, byName: map[string]*checkView{}}
+	if v.Title == "" {
+		v.Title = "Status"
+	}
+
+	// staleness: can this node see a quorum of regions?
+	q := st.Cluster.Quorum
+	if q < 1 {
+		q = 1
+	}
+	eligible := 0
+	for _, ri := range st.Cluster.Regions {
+		if ri.Eligible {
+			eligible++
+		}
+	}
+	if len(st.Cluster.Regions) > 0 && eligible < q {
+		v.Stale = true
+		v.StaleReason = fmt.Sprintf("This node sees %d of the %d regions needed to decide; its view may be stale.", eligible, q)
+	}
+
+	// checks, in page order, then the rest
+	statusByName := map[string]*CheckStatus{}
+	for i := range st.Checks {
+		statusByName[st.Checks[i].Name] = &st.Checks[i]
+	}
+	var order []PageCheck
+	seen := map[string]bool{}
+	for _, pc := range p.Checks {
+		if !seen[pc.Name] {
+			seen[pc.Name] = true
+			order = append(order, pc)
+		}
+	}
+	for _, c := range st.Checks {
+		if !seen[c.Name] {
+			seen[c.Name] = true
+			order = append(order, PageCheck{Name: c.Name, Group: c.Group})
+		}
+	}
+
+	var incs []store.Incident
+	if s.opts.History != nil {
+		var err error
+		incs, err = s.opts.History.Incidents(ctx, 200)
+		if err != nil {
+			s.opts.Logger.Warn("statuspage: incidents", "err", err)
+		}
+	}
+	labels := map[string]string{}
+	for _, pc := range order {
+		labels[pc.Name] = pc.label()
+	}
+
+	groups := map[string]*groupView{}
+	var states []string
+	for i, pc := range order {
+		cv := &checkView{Name: pc.Name, Label: pc.label(), Description: pc.Description, Group: pc.Group, Position: i + 1}
+		if cs := statusByName[pc.Name]; cs != nil {
+			cv.State = displayState(cs)
+			cv.Since = cs.Since
+			cv.IncidentID = cs.IncidentID
+			if cv.Group == "" {
+				cv.Group = cs.Group
+			}
+			names := make([]string, 0, len(cs.Regions))
+			for r := range cs.Regions {
+				names = append(names, r)
+			}
+			sort.Strings(names)
+			for _, r := range names {
+				rv := cs.Regions[r]
+				ri, ok := st.Cluster.Regions[r]
+				cv.Regions = append(cv.Regions, regionView{Name: r, Vote: rv.Vote, VoteText: voteText(rv.Vote),
+					LatencyMS: rv.LatencyMS, CheckedAt: rv.CheckedAt, Error: rv.Error, Eligible: !ok || ri.Eligible})
+			}
+		} else {
+			cv.State = stUnknown
+		}
+		cv.StateText = stateText[cv.State]
+		states = append(states, cv.State)
+		s.fillHistory(ctx, cv, incs, now)
+		v.Checks = append(v.Checks, cv)
+		v.byName[cv.Name] = cv
+		g := groups[cv.Group]
+		if g == nil {
+			g = &groupView{Name: cv.Group, ID: groupID(cv.Group)}
+			groups[cv.Group] = g
+			v.Groups = append(v.Groups, g)
+		}
+		g.Checks = append(g.Checks, cv)
+	}
+	for _, g := range v.Groups {
+		var ss []string
+		for _, c := range g.Checks {
+			ss = append(ss, c.State)
+		}
+		g.State = worst(ss)
+	}
+	v.Overall = overallOf(states, v.Stale)
+
+	for _, inc := range incs {
+		iv := incidentOf(inc, labels[inc.Check], now)
+		v.Incidents = append(v.Incidents, iv)
+		if inc.Open() {
+			v.Active = append(v.Active, iv)
+		} else if len(v.Past) < 20 {
+			v.Past = append(v.Past, iv)
+		}
+	}
+
+	for i, w := range p.Maintenance {
+		if !w.End.After(now) {
+			continue
+		}
+		mv := maintView{ID: fmt.Sprintf("maint-%d-%d", w.Start.Unix(), i), Title: w.Title, Checks: w.Checks,
+			Start: w.Start.UTC(), End: w.End.UTC(), Active: !now.Before(w.Start)}
+		if mv.Title == "" {
+			mv.Title = "Scheduled maintenance"
+		}
+		for _, c := range w.Checks {
+			l := labels[c]
+			if l == "" {
+				l = c
+			}
+			mv.Labels = append(mv.Labels, l)
+		}
+		v.Maint = append(v.Maint, mv)
+	}
+	sort.SliceStable(v.Maint, func(i, j int) bool { return v.Maint[i].Start.Before(v.Maint[j].Start) })
+	return v
+}
+
+var severity = map[string]int{stUp: 0, stMaintenance: 1, stUnknown: 2, stDegraded: 3, stDown: 4}
+
+func worst(states []string) string {
+	w := stUp
+	for _, s := range states {
+		if severity[s] > severity[w] {
+			w = s
+		}
+	}
+	return w
+}
+
+func voteText(v string) string {
+	switch v {
+	case "up":
+		return "Up"
+	case "down":
+		return "Down"
+	case "abstain":
+		return "Abstains"
+	}
+	if v == "" {
+		return "No vote"
+	}
+	return v
+}
+
+func groupID(name string) string {
+	if name == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("group-")
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// fillHistory adds the uptime numbers and the 90-day bar.
+func (s *Server) fillHistory(ctx context.Context, cv *checkView, incs []store.Incident, now time.Time) {
+	for _, w := range uptimeWindows {
+		u := store.NoData
+		if s.opts.History != nil {
+			var err error
+			if u, err = s.opts.History.Uptime(ctx, cv.Name, w.d, now); err != nil {
+				s.opts.Logger.Warn("statuspage: uptime", "check", cv.Name, "err", err)
+				u = store.NoData
+			}
+		}
+		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: u, Text: pct(u)})
+	}
+	var days []store.DayStat
+	if s.opts.History != nil {
+		var err error
+		if days, err = s.opts.History.DailyUptime(ctx, cv.Name, barDays, now); err != nil {
+			s.opts.Logger.Warn("statuspage: daily uptime", "check", cv.Name, "err", err)
+		}
+	}
+	if len(days) != barDays {
+		days = make([]store.DayStat, barDays)
+		today := now.Truncate(24 * time.Hour)
+		for i := range days {
+			days[i] = store.DayStat{Day: today.AddDate(0, 0, i-barDays+1), Aggregate: store.Aggregate{Uptime: store.NoData}}
+		}
+	}
+	for _, d := range days {
+		dv := dayView{Date: d.Day.UTC().Format("2006-01-02"), Class: dayClass(d.Uptime), Text: "no data"}
+		if d.Count > 0 {
+			dv.Text = pct(d.Uptime) + " uptime"
+		}
+		end := d.Day.Add(24 * time.Hour)
+		for _, inc := range incs {
+			if inc.Check != cv.Name || !inc.StartedAt.Before(end) {
+				continue
+			}
+			if inc.ResolvedAt != nil && inc.ResolvedAt.Before(d.Day) {
+				continue
+			}
+			dv.Incidents = append(dv.Incidents, inc.Title)
+		}
+		slices.Reverse(dv.Incidents)
+		cv.Days = append(cv.Days, dv)
+	}
+}
+
+func dayClass(u float64) string {
+	switch {
+	case u < 0:
+		return "none"
+	case u >= 0.999:
+		return "ok"
+	case u >= 0.99:
+		return "minor"
+	case u >= 0.95:
+		return "major"
+	}
+	return "bad"
+}
+
+// pct formats an uptime fraction: 99.95%, 100%, or "no data".
+func pct(u float64) string {
+	if u < 0 || math.IsNaN(u) {
+		return "no data"
+	}
+	if u >= 1 {
+		return "100%"
+	}
+	f := math.Floor(u*10000) / 100 // never round 99.999 up to 100
+	return fmt.Sprintf("%.2f%%", f)
+}
+
+func incidentOf(inc store.Incident, label string, now time.Time) *incidentView {
+	if label == "" {
+		label = inc.Check
+	}
+	iv := &incidentView{ID: inc.ID, Check: inc.Check, Label: label, Title: inc.Title, State: inc.State,
+		StartedAt: inc.StartedAt.UTC(), ResolvedAt: inc.ResolvedAt, UpdatedAt: inc.UpdatedAt.UTC(), Details: inc.Details}
+	if iv.Title == "" {
+		iv.Title = label + " is down"
+	}
+	end := now
+	if inc.ResolvedAt != nil {
+		t := inc.ResolvedAt.UTC()
+		iv.ResolvedAt = &t
+		end = t
+		iv.Updates = append(iv.Updates, updateView{ID: inc.ID + "-resolved", Status: "resolved",
+			Body: label + " is operational again.", At: t})
+	}
+	iv.Duration = humanDur(end.Sub(iv.StartedAt))
+	body := label + " is not responding as expected; we are investigating."
+	if inc.Details != "" && !strings.HasPrefix(strings.TrimSpace(inc.Details), "{") {
+		body = inc.Details
+	}
+	iv.Updates = append(iv.Updates, updateView{ID: inc.ID + "-opened", Status: "investigating", Body: body, At: iv.StartedAt})
+	return iv
+}
+
+func humanDur(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	}
+	if d < time.Hour {
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	}
+	if d < 48*time.Hour {
+		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+}
