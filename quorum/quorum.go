@@ -9,6 +9,10 @@
 //     becomes down after FailAfter consecutive failures and up again after
 //     RecoverAfter consecutive successes. Before its first result a region
 //     abstains.
+//   - A region's vote combines the votes of its alive nodes (Region): the
+//     fresh up/down votes of nodes whose canaries pass are counted, and the
+//     region votes down when more of them say down than up (a tie is not a
+//     down vote: the region cannot confirm the outage).
 //   - A region is eligible to vote when its vote is fresh (made within
 //     MaxAge of now) and it is not abstaining for another reason (canaries,
 //     membership: set by the caller through RegionInput.Eligible).
@@ -193,6 +197,53 @@ func Eligible(p Params, now time.Time, ri RegionInput) bool {
 		return false
 	}
 	return true
+}
+
+// NodeVote is one node's latest vote on a check.
+type NodeVote struct {
+	Node      string
+	Vote      Vote
+	At        time.Time // when the vote was made
+	DownSince time.Time // when the node's vote turned down
+	Healthy   bool      // the node's canaries pass
+}
+
+// Region combines the votes of one region's alive nodes. ok is false when
+// no node has a fresh up or down vote: the region is not eligible. downSince
+// is the earliest DownSince of the nodes voting down, when the region does.
+func Region(p Params, now time.Time, votes []NodeVote) (in RegionInput, downSince time.Time, ok bool) {
+	var up, down int
+	var at time.Time
+	for _, v := range votes {
+		if !v.Healthy || (p.MaxAge > 0 && now.Sub(v.At) > p.MaxAge) {
+			continue
+		}
+		switch v.Vote {
+		case VoteDown:
+			down++
+			ds := v.DownSince
+			if ds.IsZero() {
+				ds = v.At
+			}
+			if downSince.IsZero() || ds.Before(downSince) {
+				downSince = ds
+			}
+		case VoteUp:
+			up++
+		default:
+			continue
+		}
+		if v.At.After(at) {
+			at = v.At
+		}
+	}
+	if up+down == 0 {
+		return RegionInput{}, time.Time{}, false
+	}
+	if down > up {
+		return RegionInput{Vote: VoteDown, At: at, Eligible: true}, downSince, true
+	}
+	return RegionInput{Vote: VoteUp, At: at, Eligible: true}, time.Time{}, true
 }
 
 // Transition describes a state change made by Tracker.Update.

@@ -142,51 +142,31 @@ func (n *node) viewLocked(regions []string) regionView {
 	return v
 }
 
-// regionInputsLocked turns the vote table into each region's vote on check:
-// the majority of the fresh up/down votes of its alive nodes (a tie is not a
-// down vote), and the regions' down-since times for the incident's start.
+// regionInputsLocked turns the vote table into each region's vote on check
+// (quorum.Region over its alive nodes) and the regions' down-since times.
 func (n *node) regionInputsLocked(c *config.Check, p quorum.Params, v regionView, now time.Time) (map[string]quorum.RegionInput, []time.Time) {
 	in := map[string]quorum.RegionInput{}
 	var downSince []time.Time
 	table := n.votes[c.Name]
 	for _, r := range p.Regions {
-		var up, down int
-		var at, since time.Time
+		var votes []quorum.NodeVote
 		for _, node := range v.alive[r] {
 			vm, ok := table[node]
-			if !ok || now.Sub(vm.At) > p.MaxAge {
+			if !ok {
 				continue
 			}
-			if h, ok := n.health[node]; ok && !h.OK {
-				continue
-			}
-			switch quorum.Vote(vm.Vote) {
-			case quorum.VoteDown:
-				down++
-				if since.IsZero() || (!vm.DownSince.IsZero() && vm.DownSince.Before(since)) {
-					since = vm.DownSince
-				}
-			case quorum.VoteUp:
-				up++
-			default:
-				continue
-			}
-			if vm.At.After(at) {
-				at = vm.At
-			}
+			h, known := n.health[node]
+			votes = append(votes, quorum.NodeVote{Node: node, Vote: quorum.Vote(vm.Vote), At: vm.At,
+				DownSince: vm.DownSince, Healthy: !known || h.OK})
 		}
-		if up+down == 0 {
+		ri, since, ok := quorum.Region(p, now, votes)
+		if !ok {
 			continue
 		}
-		vote := quorum.VoteUp
-		if down > up {
-			vote = quorum.VoteDown
-			if since.IsZero() {
-				since = at
-			}
+		if ri.Vote == quorum.VoteDown {
 			downSince = append(downSince, since)
 		}
-		in[r] = quorum.RegionInput{Vote: vote, At: at, Eligible: true}
+		in[r] = ri
 	}
 	return in, downSince
 }
