@@ -99,6 +99,7 @@ func (h *Hub) Broadcast(msg []byte) {
 		default:
 			delete(h.clients, c)
 			c.close()
+			_ = c.conn.Close() // unblocks a writer stuck on the slow peer
 			h.dropped.Add(1)
 		}
 	}
