@@ -1,0 +1,125 @@
+package statuspage
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRunRefreshes(t *testing.T) {
+	src := &fakeSource{ready: true, st: testStatus()}
+	s := New(Options{Source: src, Page: testPage(), MinRefreshGap: time.Millisecond, Now: func() time.Time { return testNow }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	_, body := fetch(t, ts, "/api/v2/status.json")
+	if !strings.Contains(string(body), `"indicator": "major"`) {
+		t.Fatalf("status %s", body)
+	}
+	src.mu.Lock()
+	st := testStatus()
+	st.Checks[1].State, st.Checks[1].Regions = "up", nil
+	src.st = st
+	src.mu.Unlock()
+	s.Refresh()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, body = fetch(t, ts, "/api/v2/status.json")
+		if strings.Contains(string(body), `"indicator": "none"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run did not re-render after Refresh: %s", body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// benchServer is a page of 20 checks in 4 groups with three regions and
+// a 90-day history, without a database (History nil shows no data; the
+// rendered size is the same order).
+func benchServer(b testing.TB) *Server {
+	st := testStatus()
+	p := testPage()
+	st.Checks = nil
+	p.Checks = nil
+	for i := range 20 {
+		name := fmt.Sprintf("check-%02d", i)
+		st.Checks = append(st.Checks, CheckStatus{Name: name, State: "up", Since: testNow.Add(-time.Hour),
+			Regions: map[string]RegionVote{"eu-west": {Vote: "up", LatencyMS: 40}, "us-east": {Vote: "up", LatencyMS: 90},
+				"ap-south": {Vote: "up", LatencyMS: 180}}})
+		p.Checks = append(p.Checks, PageCheck{Name: name, DisplayName: "Service " + name, Group: fmt.Sprintf("Group %d", i%4)})
+	}
+	return New(Options{Source: &fakeSource{ready: true, st: st}, Page: p})
+}
+
+func benchPath(b *testing.B, path string, gz bool) {
+	s := benchServer(b)
+	req := httptest.NewRequest("GET", path, nil)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	}
+	s.ServeHTTP(httptest.NewRecorder(), req) // first render
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			s.ServeHTTP(w, req)
+		}
+	})
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(c int)           { d.code = c }
+
+func BenchmarkServeIndex(b *testing.B)       { benchPath(b, "/", false) }
+func BenchmarkServeIndexGzip(b *testing.B)   { benchPath(b, "/", true) }
+func BenchmarkServeSummary(b *testing.B)     { benchPath(b, "/api/v2/summary.json", false) }
+func BenchmarkServeSummaryGzip(b *testing.B) { benchPath(b, "/api/v2/summary.json", true) }
+
+func BenchmarkRender(b *testing.B) {
+	s := benchServer(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.RefreshNow(ctx)
+	}
+}
+
+// TestServeForLoad serves benchServer on $VANTAGE_STATUSPAGE_LOAD_ADDR until
+// SIGINT/SIGTERM, for a load generator in another process (see
+// docs/statuspage.md). Skipped unless the variable is set.
+func TestServeForLoad(t *testing.T) {
+	addr := os.Getenv("VANTAGE_STATUSPAGE_LOAD_ADDR")
+	if addr == "" {
+		t.Skip("VANTAGE_STATUSPAGE_LOAD_ADDR not set")
+	}
+	s := benchServer(t)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go s.Run(ctx)
+	srv := &http.Server{Addr: addr, Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	t.Logf("serving on %s", addr)
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		t.Fatal(err)
+	}
+}
