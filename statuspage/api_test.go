@@ -212,7 +212,7 @@ func TestIndexContent(t *testing.T) {
 		`data-overall="partial_outage"`, ">Partial outage<", // banner in text
 		`<h2 class="group-name">Public API`, `<h2 class="group-name">Backend`, // groups
 		`data-check="db" data-state="down"`, `>Down</span>`, // state as text
-		`tabindex="0" aria-label="2026-11-22: 99.16% uptime, 1 incident`, // focusable day cells with text
+		`tabindex="0" aria-label="2026-11-22: 99.16% uptime; incident: API is down`, // focusable day cells with text
 		"<dt>90d</dt>", "DB upgrade", "Scheduled", // maintenance
 		"Active incidents", "DB is down", "Past incidents", "API is down",
 		`/assets/style.css?v=`, `/assets/app.js?v=`,
