@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/store"
 )
 
@@ -375,5 +376,18 @@ func TestNoQueryPerRequest(t *testing.T) {
 	}
 	if got := ch.n.Load(); got != n {
 		t.Fatalf("%d queries for repeated requests", got-n)
+	}
+}
+
+func TestPageFromConfig(t *testing.T) {
+	cfg := &config.Config{
+		StatusPage:  config.StatusPage{Title: "T", Description: "D", URL: "https://s.example.com/"},
+		Checks:      []config.Check{{Name: "api", DisplayName: "API", Description: "d", Group: "G"}, {Name: "db"}},
+		Maintenance: []config.Maintenance{{Title: "m", Checks: []string{"db"}, Start: testNow, End: testNow.Add(time.Hour)}},
+	}
+	p := PageFromConfig(cfg)
+	if p.Title != "T" || p.URL != "https://s.example.com" || len(p.Checks) != 2 || p.Checks[0].label() != "API" ||
+		p.Checks[1].label() != "db" || p.Checks[0].Group != "G" || len(p.Maintenance) != 1 || p.Maintenance[0].Checks[0] != "db" {
+		t.Fatalf("page %+v", p)
 	}
 }
