@@ -19,6 +19,7 @@ var (
 const usage = `vantage: multi-region synthetic uptime checker
 
 Usage:
+  vantage demo [--http ADDR]            three regions on loopback, sample targets, an outage
   vantage run --config FILE [flags]     run one probe node
   vantage validate --config FILE        check a config without running it
   vantage status --addr URL             print a node's view as a table
@@ -45,6 +46,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
 	case "notify":
 		return cmdNotify(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

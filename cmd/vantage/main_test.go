@@ -436,3 +436,55 @@ notifiers:
 		t.Fatalf("unknown notifier: code %d, want 2", code)
 	}
 }
+
+// TestDemo runs `vantage demo` until its three nodes report their checks up,
+// then stops it with SIGINT: exit 0.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("demo takes a few seconds")
+	}
+	addr := freePort(t)
+	cmd := exec.Command(binPath, "demo", "--http", addr)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("demo output:\n%s", out.String())
+		}
+	}()
+	st := waitStatus(t, addr, "the demo's checks up in three regions", func(st *statuspage.Status) bool {
+		if len(st.Checks) != 4 {
+			return false
+		}
+		for _, c := range st.Checks {
+			if c.State != "up" {
+				return false
+			}
+		}
+		return true
+	})
+	if st.Cluster.Quorum != 2 || len(st.Cluster.Members) != 3 {
+		t.Fatalf("demo cluster: quorum %d, %d members", st.Cluster.Quorum, len(st.Cluster.Members))
+	}
+	if !strings.Contains(out.String(), "Status page: http://"+addr+"/") {
+		t.Fatalf("demo did not print its status page URL:\n%s", out.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("demo exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop on SIGINT")
+	}
+}

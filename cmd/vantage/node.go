@@ -57,6 +57,7 @@ type checkState struct {
 	cfg       *config.Check
 	streak    quorum.Streak
 	downSince time.Time
+	lastFail  string // code of the latest failed probe
 	tracker   *quorum.Tracker
 	last      checker.Result
 	have      bool
@@ -294,10 +295,17 @@ func (n *node) observe(c *config.Check, r checker.Result) {
 		cs.downSince = time.Time{}
 	}
 	cs.last, cs.have = r, true
+	if !r.OK {
+		cs.lastFail = r.Code
+	}
+	code := r.Code
+	if vote == quorum.VoteDown && code == "" {
+		code = cs.lastFail // a down vote names the failure behind it
+	}
 	failures := cs.streak.Failures()
 	msg := cluster.VoteMsg{
 		Node: n.opts.Name, Region: n.opts.Region, Check: c.Name, Vote: string(vote), At: now,
-		Failures: failures, Code: r.Code, LatencyMS: statuspage.MS(r.Latency), DownSince: cs.downSince,
+		Failures: failures, Code: code, LatencyMS: statuspage.MS(r.Latency), DownSince: cs.downSince,
 	}
 	if !healthy {
 		msg.Vote = string(quorum.VoteAbstain)
