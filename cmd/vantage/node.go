@@ -66,19 +66,20 @@ type checkState struct {
 // node is one probe node: it runs the checks, shares its votes with the
 // cluster, decides the checks' states and pages.
 type node struct {
-	opts   nodeOptions
-	log    *slog.Logger
-	store  *store.Store
-	outbox *notifier.Outbox
-	sched  *scheduler.Scheduler
-	http   *statuspage.Server
-	canary *canaries
-	cl     atomic.Pointer[cluster.Cluster] // set by Start; callbacks may come first
-	now    func() time.Time
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	evalCh chan string
+	opts    nodeOptions
+	log     *slog.Logger
+	store   *store.Store
+	outbox  *notifier.Outbox
+	sched   *scheduler.Scheduler
+	http    *statuspage.Server
+	metrics *nodeMetrics
+	canary  *canaries
+	cl      atomic.Pointer[cluster.Cluster] // set by Start; callbacks may come first
+	now     func() time.Time
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	evalCh  chan string
 
 	mu          sync.Mutex
 	cfg         *config.Config
@@ -111,6 +112,7 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		n.opts.Prober = checker.New(checker.Options{Logger: o.Logger})
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.metrics = newNodeMetrics()
 	st, err := store.Open(o.DBPath, store.Options{
 		Logger:       o.Logger,
 		RetainRaw:    forever(o.Config.Store.RetainRaw),
@@ -127,7 +129,8 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
 	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
-		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers), OnAttempt: n.onAttempt,
+		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
+		OnAttempt: func(a notifier.Attempt) { n.metrics.attempt(a); n.onAttempt(a) },
 	})
 	if err != nil {
 		st.Close()
@@ -156,7 +159,11 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		return nil, err
 	}
 	n.sched = sched
-	n.http = statuspage.New(statuspage.Options{Source: n, Logger: o.Logger})
+	n.metrics.reg.MustRegister(nodeCollector{n})
+	n.http = statuspage.New(statuspage.Options{
+		Source: n, Logger: o.Logger, History: st, Page: statuspage.PageFromConfig(o.Config),
+		Extra: map[string]http.Handler{"GET /metrics": n.metrics.handler()},
+	})
 	return n, nil
 }
 
@@ -203,7 +210,8 @@ func (n *node) Start() error {
 		return err
 	}
 	n.sched.Start()
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.http.Run(n.ctx) }()
 	go func() { defer n.wg.Done(); n.canary.run(n.ctx) }()
 	go func() { defer n.wg.Done(); n.evaluator() }()
 	return nil
@@ -273,6 +281,11 @@ func (n *node) params(c *config.Check) quorum.Params {
 // observe records one probe result, shares the region's vote and
 // re-evaluates the check.
 func (n *node) observe(c *config.Check, r checker.Result) {
+	result := "ok"
+	if !r.OK {
+		result = r.Code
+	}
+	n.metrics.probes.WithLabelValues(c.Name, result).Inc()
 	n.store.Add(store.Result{
 		Node: n.opts.Name, Region: n.opts.Region, Check: c.Name, Time: r.Start, OK: r.OK,
 		Latency: r.Latency, DNS: r.Phases.DNS, Connect: r.Phases.Connect, TLS: r.Phases.TLS,
@@ -456,6 +469,12 @@ func (n *node) evaluate(name string) {
 	}
 	if changed {
 		n.recordTransition(cs.cfg, tr)
+		if tr.Opened {
+			n.metrics.incidents.WithLabelValues(name).Inc()
+		}
+		n.publish(name)
+	} else if len(replaced) > 0 {
+		n.publish(name)
 	}
 	if cl := n.cl.Load(); announce != nil && cl != nil {
 		b, _ := json.Marshal(announce)
@@ -761,6 +780,19 @@ func (n *node) MergeRemoteState(b []byte) {
 // OnMembership implements cluster.Handler.
 func (n *node) OnMembership() {
 	n.refreshMembers()
+	n.http.Refresh()
+}
+
+// publish sends a check's new state to the status page and its live
+// clients.
+func (n *node) publish(check string) {
+	for _, c := range n.Status().Checks {
+		if c.Name == check {
+			n.http.Publish(statuspage.Event{Type: "check", Name: c.Name, State: c.State, Since: c.Since,
+				IncidentID: c.IncidentID, Regions: c.Regions})
+			return
+		}
+	}
 }
 
 // recordTransition stores a state change and opens or resolves incidents.
