@@ -1,0 +1,733 @@
+//go:build linux
+
+package main
+
+// End-to-end tests of real network faults: real `vantage run` processes in
+// Linux network namespaces, faults injected with iptables.
+//
+// Topology, all of it private to the test (nothing is added to the root
+// network namespace, no traffic leaves the namespaces created here):
+//
+//	hub  namespace: bridge br0 10.213.7.250/24, one veth port per namespace below
+//	eu   namespace: eth0 10.213.7.1   node eu-1 (gossip :7946, http :8080)
+//	us   namespace: eth0 10.213.7.2   node us-1
+//	ap   namespace: eth0 10.213.7.3   node ap-1
+//	tg   namespace: eth0 10.213.7.10  the target, GET /health: 200 "ok" or 503
+//	pg   namespace: eth0 10.213.7.20  the pager: a webhook receiver
+//
+// The target and the pager are HTTP servers of the test process itself, and
+// the test polls /api/v1/status of every node from the hub namespace: a
+// goroutine locked to its OS thread enters the namespace (setns), opens its
+// socket there and comes back; a socket stays in the namespace it was opened
+// in. So the test sees everything first hand (the target's failure switch,
+// every webhook request with the address of the node that sent it) without
+// any link into the host's network. Namespace names carry a random suffix,
+// so concurrent runs do not collide; everything is deleted in t.Cleanup.
+//
+// Needs root, ip (iproute2) and iptables; skips with a message otherwise and
+// under -short.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vantage-dev/vantage/statuspage"
+)
+
+const (
+	labNet    = "10.213.7"
+	labHubIP  = labNet + ".250"
+	labTgtIP  = labNet + ".10"
+	labPgIP   = labNet + ".20"
+	labTgtURL = "http://" + labTgtIP + ":8000/health"
+	labHook   = "http://" + labPgIP + ":9000/hook"
+)
+
+var labIPs = map[string]string{"eu": labNet + ".1", "us": labNet + ".2", "ap": labNet + ".3", "tg": labTgtIP, "pg": labPgIP}
+
+// inNetns runs fn on an OS thread switched into the named network namespace.
+// Sockets fn opens belong to that namespace for their whole life.
+func inNetns(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		ns, err := os.Open("/var/run/netns/" + name)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", name, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Leave the thread locked: the runtime ends it with this goroutine.
+			errc <- fmt.Errorf("setns back from %s: %w", name, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// netLab is the namespaces, the target, the pager and the nodes of one test.
+type netLab struct {
+	t      *testing.T
+	ns     map[string]string // role (hub, eu, us, ap, tg, pg) -> namespace name
+	client *http.Client      // dials from the hub namespace
+
+	failing atomic.Bool // the target answers 503
+
+	mu    sync.Mutex
+	hooks []hookEvent
+
+	nodes map[string]*labNode
+}
+
+type hookEvent struct {
+	from string // region of the sending node, by source address
+	ev   map[string]any
+}
+
+type labNode struct {
+	region string
+	addr   string // http
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	exited chan struct{}
+}
+
+func labCmd(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// newNetLab builds the topology, starts the target and the pager, or skips.
+func newNetLab(t *testing.T) *netLab {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("netns tests start real nodes in network namespaces; skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("netns tests need root (network namespaces, veth, iptables)")
+	}
+	for _, tool := range []string{"ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("netns tests need %s: %v (Debian: apt-get install -y iproute2 iptables)", tool, err)
+		}
+	}
+	suffix := make([]byte, 3)
+	rand.Read(suffix)
+	prefix := "vt" + hex.EncodeToString(suffix)
+	l := &netLab{t: t, ns: map[string]string{}, nodes: map[string]*labNode{}}
+
+	// Deleting a namespace deletes its veth ends and their peers. Registered
+	// first, so it runs after every process and socket in them is gone.
+	t.Cleanup(func() {
+		for _, name := range l.ns {
+			if err := labCmd("ip", "netns", "del", name); err != nil {
+				t.Logf("cleanup: %v", err)
+			}
+		}
+	})
+	for _, role := range []string{"hub", "eu", "us", "ap", "tg", "pg"} {
+		name := prefix + "-" + role
+		if err := labCmd("ip", "netns", "add", name); err != nil {
+			if role == "hub" {
+				t.Skipf("cannot create network namespaces here: %v", err)
+			}
+			t.Fatal(err)
+		}
+		l.ns[role] = name
+		if err := labCmd("ip", "-n", name, "link", "set", "lo", "up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := labCmd("ip", "netns", "exec", l.ns["eu"], "iptables", "-S"); err != nil {
+		t.Skipf("iptables does not work in a network namespace here: %v", err)
+	}
+	hub := l.ns["hub"]
+	steps := [][]string{
+		{"ip", "-n", hub, "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", hub, "addr", "add", labHubIP + "/24", "dev", "br0"},
+		{"ip", "-n", hub, "link", "set", "br0", "up"},
+	}
+	for _, role := range []string{"eu", "us", "ap", "tg", "pg"} {
+		steps = append(steps,
+			[]string{"ip", "-n", hub, "link", "add", role, "type", "veth", "peer", "name", "eth0", "netns", l.ns[role]},
+			[]string{"ip", "-n", hub, "link", "set", role, "master", "br0", "up"},
+			[]string{"ip", "-n", l.ns[role], "addr", "add", labIPs[role] + "/24", "dev", "eth0"},
+			[]string{"ip", "-n", l.ns[role], "link", "set", "eth0", "up"},
+		)
+	}
+	for i, s := range steps {
+		if err := labCmd(s...); err != nil {
+			if i == 0 {
+				t.Skipf("cannot create a bridge in a namespace here: %v", err)
+			}
+			t.Fatal(err)
+		}
+	}
+
+	tr := &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := inNetns(hub, func() error {
+				var err error
+				c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}
+	l.client = &http.Client{Transport: tr, Timeout: 3 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+
+	l.serve("tg", labTgtIP+":8000", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+			return
+		}
+		if l.failing.Load() {
+			http.Error(w, "failing (test)", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	l.serve("pg", labPgIP+":9000", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var ev map[string]any
+		if err := json.Unmarshal(body, &ev); err != nil {
+			http.Error(w, "bad json", http.StatusBadRequest)
+			return
+		}
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		from := host
+		for role, ip := range labIPs {
+			if ip == host {
+				from = role
+			}
+		}
+		l.mu.Lock()
+		l.hooks = append(l.hooks, hookEvent{from: from, ev: ev})
+		l.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	return l
+}
+
+// serve runs an HTTP server of the test process inside a namespace.
+func (l *netLab) serve(role, addr string, h http.Handler) {
+	var ln net.Listener
+	if err := inNetns(l.ns[role], func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		l.t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	l.t.Cleanup(func() { srv.Close() })
+}
+
+func (l *netLab) events() []hookEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]hookEvent(nil), l.hooks...)
+}
+
+// iptables runs iptables inside a region's namespace.
+func (l *netLab) iptables(role string, args ...string) {
+	l.t.Helper()
+	if err := labCmd(append([]string{"ip", "netns", "exec", l.ns[role], "iptables"}, args...)...); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// startNodes writes the config and starts one node per region, each joining
+// eu-1, sharing one gossip key.
+func (l *netLab) startNodes() {
+	t := l.t
+	cfg := writeFile(t, "netns.yaml", fmt.Sprintf(`
+cluster:
+  regions: [eu, us, ap]
+  quorum: 2
+  gossip: local
+defaults:
+  interval: 1s
+  timeout: 500ms
+  fail_after: 2
+  recover_after: 2
+checks:
+  - name: api
+    type: http
+    url: %s
+    notify: [hook]
+notifiers:
+  - name: hook
+    type: webhook
+    url: %s
+`, labTgtURL, labHook))
+	key := make([]byte, 32)
+	rand.Read(key)
+	seed := labIPs["eu"] + ":7946"
+	for _, region := range []string{"eu", "us", "ap"} {
+		ip := labIPs[region]
+		n := &labNode{region: region, addr: ip + ":8080", stderr: &lockedBuffer{}, exited: make(chan struct{})}
+		n.cmd = exec.Command("ip", "netns", "exec", l.ns[region], binPath, "run", "--config", cfg,
+			"--node", region+"-1", "--region", region, "--gossip", ip+":7946", "--http", n.addr,
+			"--data", t.TempDir(), "--join", seed)
+		n.cmd.Env = append(os.Environ(), "VANTAGE_GOSSIP_KEY="+base64.StdEncoding.EncodeToString(key))
+		n.cmd.Stderr = n.stderr
+		// ip netns exec execs the node: it is our child, and dies with us.
+		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { n.cmd.Wait(); close(n.exited) }()
+		t.Cleanup(func() {
+			n.cmd.Process.Kill()
+			<-n.exited
+			if t.Failed() {
+				s := n.stderr.String()
+				if len(s) > 6000 {
+					s = "...\n" + s[len(s)-6000:]
+				}
+				t.Logf("%s-1 stderr:\n%s", region, s)
+			}
+		})
+		l.nodes[region] = n
+	}
+}
+
+func (l *netLab) status(n *labNode) (*statuspage.Status, error) {
+	resp, err := l.client.Get("http://" + n.addr + "/api/v1/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var st statuspage.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// invariant is checked on every status read while waiting; an error fails
+// the test at once.
+type invariant func(region string, st *statuspage.Status) error
+
+// wait polls the regions' nodes until cond holds on every one of them,
+// checking inv on every read, and returns the last statuses.
+func (l *netLab) wait(what string, within time.Duration, regions []string, cond func(region string, st *statuspage.Status) bool, inv invariant) map[string]*statuspage.Status {
+	t := l.t
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := map[string]*statuspage.Status{}
+	for {
+		all := true
+		for _, r := range regions {
+			n := l.nodes[r]
+			select {
+			case <-n.exited:
+				t.Fatalf("waiting for %s: node %s-1 exited: %v", what, r, n.cmd.ProcessState)
+			default:
+			}
+			st, err := l.status(n)
+			if err != nil {
+				all = false
+				continue
+			}
+			last[r] = st
+			if inv != nil {
+				if err := inv(r, st); err != nil {
+					b, _ := json.MarshalIndent(st, "", " ")
+					t.Fatalf("while waiting for %s: %v\n%s-1 status:\n%s", what, err, r, b)
+				}
+			}
+			if !cond(r, st) {
+				all = false
+			}
+		}
+		if all {
+			return last
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(last, "", " ")
+			t.Fatalf("timed out after %s waiting for %s; last statuses:\n%s", within, what, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// hold checks inv on the regions' nodes for a while: a negative assertion
+// (nothing bad happens) needs a window; this is not a wait for a condition.
+func (l *netLab) hold(what string, d time.Duration, regions []string, inv invariant) {
+	l.t.Helper()
+	end := time.Now().Add(d)
+	l.wait(what, d+10*time.Second, regions, func(string, *statuspage.Status) bool { return time.Now().After(end) }, inv)
+}
+
+func aliveMembers(st *statuspage.Status) int {
+	k := 0
+	for _, m := range st.Cluster.Members {
+		if m.State == "alive" {
+			k++
+		}
+	}
+	return k
+}
+
+func memberState(st *statuspage.Status, name string) string {
+	for _, m := range st.Cluster.Members {
+		if m.Name == name {
+			return m.State
+		}
+	}
+	return "absent"
+}
+
+func eligibleRegions(st *statuspage.Status) int {
+	k := 0
+	for _, ri := range st.Cluster.Regions {
+		if ri.Eligible {
+			k++
+		}
+	}
+	return k
+}
+
+var allRegions = []string{"eu", "us", "ap"}
+
+// startAllUp starts the nodes and waits until the mesh is whole and api is
+// up with three up votes on every node.
+func (l *netLab) startAllUp() {
+	l.startNodes()
+	l.wait("a whole mesh with api up and three up votes", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return aliveMembers(st) == 3 && c != nil && c.State == "up" &&
+			c.Regions["eu"].Vote == "up" && c.Regions["us"].Vote == "up" && c.Regions["ap"].Vote == "up"
+	}, nil)
+}
+
+// agreedIncident waits until the regions' nodes show api down under one
+// incident id, and returns it. Nodes that open an incident at the same moment
+// may show their own id for a few gossip rounds before they converge on one.
+func (l *netLab) agreedIncident(within time.Duration, regions ...string) string {
+	l.t.Helper()
+	if len(regions) == 0 {
+		regions = allRegions
+	}
+	shown := map[string]map[string]bool{}
+	deadline := time.Now().Add(within)
+	for {
+		ids := map[string]string{}
+		l.wait("api down", within, regions, func(r string, st *statuspage.Status) bool {
+			c := checkByName(st, "api")
+			ids[r] = c.IncidentID
+			if c.IncidentID != "" {
+				if shown[r] == nil {
+					shown[r] = map[string]bool{}
+				}
+				shown[r][c.IncidentID] = true
+			}
+			return c.State == "down" && c.IncidentID != ""
+		}, nil)
+		agreed := true
+		for _, r := range regions {
+			agreed = agreed && ids[r] == ids[regions[0]]
+		}
+		if agreed {
+			for r, set := range shown {
+				if len(set) > 1 {
+					l.t.Logf("%s-1 showed %d incident ids before the cluster agreed on %s", r, len(set), ids[regions[0]])
+				}
+			}
+			return ids[regions[0]]
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("no agreement on one incident id within %s: %v", within, ids)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// noPage fails when any webhook request arrived.
+func (l *netLab) noPage(string, *statuspage.Status) error {
+	if evs := l.events(); len(evs) > 0 {
+		return fmt.Errorf("the pager got %d events, want none: first from %s: %v", len(evs), evs[0].from, evs[0].ev)
+	}
+	return nil
+}
+
+// waitEvents waits until the pager holds at least k events.
+func (l *netLab) waitEvents(what string, k int, within time.Duration) []hookEvent {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		evs := l.events()
+		if len(evs) >= k {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("timed out after %s waiting for %s: the pager got %d events: %v", within, what, len(evs), evs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e hookEvent) String() string {
+	return fmt.Sprintf("%s from %s (incident %v)", e.ev["event"], e.from, e.ev["incident_id"])
+}
+
+// TestNetnsRegionCutDoesNotPage: eu's path to the target is blackholed
+// (iptables DROP: a real connect timeout) while gossip keeps working. eu
+// votes down, the cluster stays up and nobody is paged. Then a real outage
+// (503 everywhere) pages exactly once with one incident id on every node,
+// and its end resolves exactly once.
+func TestNetnsRegionCutDoesNotPage(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	l.startAllUp()
+	t.Logf("mesh up, api up everywhere after %s", time.Since(start).Round(time.Millisecond))
+
+	stillUp := func(r string, st *statuspage.Status) error {
+		if c := checkByName(st, "api"); c.State != "up" || c.IncidentID != "" {
+			return fmt.Errorf("%s-1: a one-region cut made api %s (incident %q)", r, c.State, c.IncidentID)
+		}
+		if aliveMembers(st) != 3 {
+			return fmt.Errorf("%s-1: the cut from the target broke gossip: %d members alive", r, aliveMembers(st))
+		}
+		return l.noPage(r, st)
+	}
+
+	// Cut eu from the target only.
+	l.iptables("eu", "-A", "OUTPUT", "-d", labTgtIP, "-j", "DROP")
+	cutAt := time.Now()
+	sts := l.wait("eu voting down with a timeout", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		rv := checkByName(st, "api").Regions["eu"]
+		return rv.Vote == "down" && (rv.Error == "connect_timeout" || rv.Error == "timeout")
+	}, stillUp)
+	t.Logf("eu votes down (%s) %s after the cut", checkByName(sts["eu"], "api").Regions["eu"].Error, time.Since(cutAt).Round(time.Millisecond))
+
+	// Several more rounds: us must have voted at least three more times, seen
+	// by every node, with api up and no page all along.
+	seen := map[string]time.Time{}
+	for r, st := range sts {
+		seen[r] = checkByName(st, "api").Regions["us"].CheckedAt
+	}
+	l.wait("three more rounds of us votes with eu cut", 20*time.Second, allRegions, func(r string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.Regions["eu"].Vote == "down" && c.Regions["us"].CheckedAt.After(seen[r].Add(2500*time.Millisecond))
+	}, stillUp)
+
+	// Heal the cut: eu votes up again.
+	l.iptables("eu", "-D", "OUTPUT", "-d", labTgtIP, "-j", "DROP")
+	l.wait("eu voting up again", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return checkByName(st, "api").Regions["eu"].Vote == "up"
+	}, stillUp)
+
+	// A real outage: every region sees 503.
+	l.failing.Store(true)
+	failAt := time.Now()
+	l.wait("api down everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "down" && c.IncidentID != ""
+	}, nil)
+	incident := l.agreedIncident(10 * time.Second)
+	evs := l.waitEvents("the trigger", 1, 20*time.Second)
+	t.Logf("down everywhere as %s, trigger from %s %s after the outage began", incident, evs[0].from, time.Since(failAt).Round(time.Millisecond))
+
+	l.failing.Store(false)
+	l.wait("api up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.IncidentID == ""
+	}, nil)
+	l.waitEvents("the resolve", 2, 20*time.Second)
+	// Any duplicate from another node would follow within gossip rounds.
+	l.hold("no duplicate notification", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
+		if k := len(l.events()); k > 2 {
+			return fmt.Errorf("the pager got %d events: %v", k, l.events())
+		}
+		return nil
+	})
+	evs = l.events()
+	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" {
+		t.Fatalf("pager got %v, want exactly one down then one up", evs)
+	}
+	for _, e := range evs {
+		if e.ev["incident_id"] != incident || e.ev["check"] != "api" || e.ev["target"] != labTgtURL {
+			t.Fatalf("event %v, want incident %s of api at %s", e.ev, incident, labTgtURL)
+		}
+	}
+	downVotes := 0
+	for _, rv := range evs[0].ev["regions"].(map[string]any) {
+		if rv.(map[string]any)["vote"] == "down" {
+			downVotes++
+		}
+	}
+	if downVotes < 2 {
+		t.Fatalf("trigger names %d regions voting down, want at least the quorum: %v", downVotes, evs[0].ev["regions"])
+	}
+	t.Logf("events: %v; total %s", evs, time.Since(start).Round(time.Millisecond))
+}
+
+// TestNetnsPartitionMinorityNeverPages: ap is cut off from eu and us
+// (iptables DROP both ways inside ap) but still reaches the target and the
+// pager, so a wrong page from it would arrive. The target then fails for
+// everyone: the majority side pages once; ap votes down itself, shows that
+// it cannot see a quorum, keeps api out of `down` and never sends anything.
+// Healed, ap sees every member alive within the contract's 30 s, adopts the
+// incident, and still nothing is sent twice; the recovery resolves once.
+func TestNetnsPartitionMinorityNeverPages(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	l.startAllUp()
+	t.Logf("mesh up, api up everywhere after %s", time.Since(start).Round(time.Millisecond))
+
+	rules := [][]string{
+		{"INPUT", "-s", labIPs["eu"], "-j", "DROP"},
+		{"INPUT", "-s", labIPs["us"], "-j", "DROP"},
+		{"OUTPUT", "-d", labIPs["eu"], "-j", "DROP"},
+		{"OUTPUT", "-d", labIPs["us"], "-j", "DROP"},
+	}
+	for _, r := range rules {
+		l.iptables("ap", append([]string{"-A"}, r...)...)
+	}
+	cutAt := time.Now()
+	apNeverDown := func(r string, st *statuspage.Status) error {
+		if r != "ap" {
+			return nil
+		}
+		if c := checkByName(st, "api"); c.State == "down" {
+			return fmt.Errorf("ap-1, alone in a minority, decided api down (incident %q)", c.IncidentID)
+		}
+		for _, e := range l.events() {
+			if e.from == "ap" {
+				return fmt.Errorf("the minority node ap-1 sent a notification: %v", e)
+			}
+		}
+		return nil
+	}
+	l.wait("both sides of the partition seeing the other gone", 20*time.Second, allRegions, func(r string, st *statuspage.Status) bool {
+		if r == "ap" {
+			return memberState(st, "eu-1") != "alive" && memberState(st, "us-1") != "alive" && eligibleRegions(st) < st.Cluster.Quorum
+		}
+		return memberState(st, "ap-1") != "alive" && aliveMembers(st) == 2 && eligibleRegions(st) == 2
+	}, func(r string, st *statuspage.Status) error {
+		if err := apNeverDown(r, st); err != nil {
+			return err
+		}
+		return l.noPage(r, st)
+	})
+	t.Logf("partition seen on both sides %s after the cut", time.Since(cutAt).Round(time.Millisecond))
+
+	// The target fails for everyone.
+	l.failing.Store(true)
+	sts := l.wait("api down on the majority side, ap voting down itself but unknown", 20*time.Second, allRegions, func(r string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		if r == "ap" {
+			return c.Regions["ap"].Vote == "down" && c.State == "unknown"
+		}
+		return c.State == "down" && c.IncidentID != ""
+	}, apNeverDown)
+	incident := l.agreedIncident(10*time.Second, "eu", "us")
+	evs := l.waitEvents("the majority's trigger", 1, 20*time.Second)
+	t.Logf("majority paged %v; ap-1 sees %d eligible regions of quorum %d: %v", evs, eligibleRegions(sts["ap"]), sts["ap"].Cluster.Quorum, sts["ap"].Cluster.Regions)
+	l.hold("ap staying out of down, one page only", 3*time.Second, allRegions, func(r string, st *statuspage.Status) error {
+		if err := apNeverDown(r, st); err != nil {
+			return err
+		}
+		if k := len(l.events()); k != 1 {
+			return fmt.Errorf("the pager got %d events during the partition: %v", k, l.events())
+		}
+		return nil
+	})
+
+	// Heal: within the contract's 30 s every node sees every member alive.
+	for _, r := range rules {
+		l.iptables("ap", append([]string{"-D"}, r...)...)
+	}
+	healAt := time.Now()
+	oneTrigger := func(string, *statuspage.Status) error {
+		evs := l.events()
+		if len(evs) != 1 {
+			return fmt.Errorf("the pager got %d events after the heal: %v", len(evs), evs)
+		}
+		return nil
+	}
+	l.wait("the healed mesh whole again", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return aliveMembers(st) == 3
+	}, oneTrigger)
+	t.Logf("mesh whole again %s after the heal", time.Since(healAt).Round(time.Millisecond))
+	l.wait("ap adopting the majority's incident", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "down" && c.IncidentID == incident
+	}, oneTrigger)
+	l.hold("no duplicate trigger after the heal", 3*time.Second, allRegions, oneTrigger)
+
+	// Recovery resolves once.
+	l.failing.Store(false)
+	l.wait("api up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.IncidentID == ""
+	}, nil)
+	l.waitEvents("the resolve", 2, 20*time.Second)
+	l.hold("no duplicate resolve", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
+		if k := len(l.events()); k > 2 {
+			return fmt.Errorf("the pager got %d events: %v", k, l.events())
+		}
+		return nil
+	})
+	evs = l.events()
+	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" {
+		t.Fatalf("pager got %v, want exactly one down then one up", evs)
+	}
+	for _, e := range evs {
+		if e.ev["incident_id"] != incident {
+			t.Fatalf("event %v, want incident %s", e, incident)
+		}
+		if e.from == "ap" && e.ev["event"] == "down" {
+			t.Fatalf("the trigger came from the minority node: %v", e)
+		}
+	}
+	t.Logf("events: %v; total %s", evs, time.Since(start).Round(time.Millisecond))
+}
