@@ -162,6 +162,10 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	n.metrics.reg.MustRegister(nodeCollector{n})
 	n.http = statuspage.New(statuspage.Options{
 		Source: n, Logger: o.Logger, History: st, Page: statuspage.PageFromConfig(o.Config),
+		// Live state reaches browsers over /ws at once; the HTML and JSON
+		// documents are re-rendered at most every 2 s, and every minute for
+		// uptime numbers: a render reads 90 days of rollups per check.
+		MinRefreshGap: 2 * time.Second, RefreshInterval: time.Minute,
 		Extra: map[string]http.Handler{"GET /metrics": n.metrics.handler()},
 	})
 	return n, nil
