@@ -220,6 +220,51 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// proc is a vantage child process started by a test.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer // stdout and stderr
+	exited chan error
+}
+
+// startVantage starts the binary with args; the process is killed at the
+// end of the test unless it exited, and its output is logged on failure.
+func startVantage(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binPath, args...), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("vantage %s output:\n%s", args[0], p.out.String())
+		}
+	})
+	return p
+}
+
+// stop sends sig and waits for a clean exit.
+func (p *proc) stop(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit after %v: %v", sig, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("did not stop after %v", sig)
+	}
+}
+
 func TestRunSingleNodeLifecycle(t *testing.T) {
 	var failing atomic.Bool
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -283,23 +328,7 @@ notifiers:
     secret: s3cret
 `, target.URL, tcpTarget, hook.URL))
 
-	cmd := exec.Command(binPath, "run", "--config", cfg, "--node", "n1", "--region", "eu-west", "--http", httpAddr, "--data", data, "--gossip", "127.0.0.1:0")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("node stderr:\n%s", stderr.String())
-		}
-	}()
+	node := startVantage(t, "run", "--config", cfg, "--node", "n1", "--region", "eu-west", "--http", httpAddr, "--data", data, "--gossip", "127.0.0.1:0")
 
 	st := waitStatus(t, httpAddr, "both checks up", func(st *statuspage.Status) bool {
 		a, p := checkByName(st, "api"), checkByName(st, "port")
@@ -313,8 +342,8 @@ notifiers:
 	if !ok || rv.Vote != "up" || rv.LatencyMS <= 0 || rv.CheckedAt.IsZero() || rv.Error != "" {
 		t.Fatalf("region vote %+v", rv)
 	}
-	if !strings.Contains(stderr.String(), "vantage started") {
-		t.Fatalf("no startup log line:\n%s", stderr.String())
+	if !strings.Contains(node.out.String(), "vantage started") {
+		t.Fatal("no startup log line")
 	}
 	resp, err := http.Get("http://" + httpAddr + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
@@ -360,17 +389,7 @@ notifiers:
 		t.Fatalf("down event region vote %v", rv)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("node did not stop after SIGTERM")
-	}
+	node.stop(t, syscall.SIGTERM)
 
 	// Everything was flushed: results and the incident are in SQLite.
 	s, err := store.Open(filepath.Join(data, "vantage.db"), store.Options{})
@@ -444,23 +463,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("demo takes a few seconds")
 	}
 	addr := freePort(t)
-	cmd := exec.Command(binPath, "demo", "--http", addr)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("demo output:\n%s", out.String())
-		}
-	}()
+	demo := startVantage(t, "demo", "--http", addr)
 	st := waitStatus(t, addr, "the demo's checks up in three regions", func(st *statuspage.Status) bool {
 		if len(st.Checks) != 4 {
 			return false
@@ -475,16 +478,8 @@ func TestDemo(t *testing.T) {
 	if st.Cluster.Quorum != 2 || len(st.Cluster.Members) != 3 {
 		t.Fatalf("demo cluster: quorum %d, %d members", st.Cluster.Quorum, len(st.Cluster.Members))
 	}
-	if !strings.Contains(out.String(), "Status page: http://"+addr+"/") {
-		t.Fatalf("demo did not print its status page URL:\n%s", out.String())
+	if !strings.Contains(demo.out.String(), "Status page: http://"+addr+"/") {
+		t.Fatal("demo did not print its status page URL")
 	}
-	cmd.Process.Signal(os.Interrupt)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("demo exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not stop on SIGINT")
-	}
+	demo.stop(t, os.Interrupt)
 }
