@@ -499,6 +499,35 @@ func (l *netLab) noPage(string, *statuspage.Status) error {
 }
 
 // waitEvents waits until the pager holds at least k events.
+// recoverOnce restores the target and asserts that the pager then holds
+// exactly one down and one up event, both of incident, with no duplicate
+// arriving within a few gossip rounds.
+func (l *netLab) recoverOnce(incident string) []hookEvent {
+	l.t.Helper()
+	l.failing.Store(false)
+	l.wait("api up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.IncidentID == ""
+	}, nil)
+	l.waitEvents("the resolve", 2, 20*time.Second)
+	l.hold("no duplicate notification", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
+		if k := len(l.events()); k > 2 {
+			return fmt.Errorf("the pager got %d events: %v", k, l.events())
+		}
+		return nil
+	})
+	evs := l.events()
+	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" {
+		l.t.Fatalf("pager got %v, want exactly one down then one up", evs)
+	}
+	for _, e := range evs {
+		if e.ev["incident_id"] != incident {
+			l.t.Fatalf("event %v, want incident %s", e, incident)
+		}
+	}
+	return evs
+}
+
 func (l *netLab) waitEvents(what string, k int, within time.Duration) []hookEvent {
 	l.t.Helper()
 	deadline := time.Now().Add(within)
@@ -576,25 +605,9 @@ func TestNetnsRegionCutDoesNotPage(t *testing.T) {
 	evs := l.waitEvents("the trigger", 1, 20*time.Second)
 	t.Logf("down everywhere as %s, trigger from %s %s after the outage began", incident, evs[0].from, time.Since(failAt).Round(time.Millisecond))
 
-	l.failing.Store(false)
-	l.wait("api up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
-		c := checkByName(st, "api")
-		return c.State == "up" && c.IncidentID == ""
-	}, nil)
-	l.waitEvents("the resolve", 2, 20*time.Second)
-	// Any duplicate from another node would follow within gossip rounds.
-	l.hold("no duplicate notification", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
-		if k := len(l.events()); k > 2 {
-			return fmt.Errorf("the pager got %d events: %v", k, l.events())
-		}
-		return nil
-	})
-	evs = l.events()
-	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" {
-		t.Fatalf("pager got %v, want exactly one down then one up", evs)
-	}
+	evs = l.recoverOnce(incident)
 	for _, e := range evs {
-		if e.ev["incident_id"] != incident || e.ev["check"] != "api" || e.ev["target"] != labTgtURL {
+		if e.ev["check"] != "api" || e.ev["target"] != labTgtURL {
 			t.Fatalf("event %v, want incident %s of api at %s", e.ev, incident, labTgtURL)
 		}
 	}
@@ -705,26 +718,8 @@ func TestNetnsPartitionMinorityNeverPages(t *testing.T) {
 	l.hold("no duplicate trigger after the heal", 3*time.Second, allRegions, oneTrigger)
 
 	// Recovery resolves once.
-	l.failing.Store(false)
-	l.wait("api up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
-		c := checkByName(st, "api")
-		return c.State == "up" && c.IncidentID == ""
-	}, nil)
-	l.waitEvents("the resolve", 2, 20*time.Second)
-	l.hold("no duplicate resolve", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
-		if k := len(l.events()); k > 2 {
-			return fmt.Errorf("the pager got %d events: %v", k, l.events())
-		}
-		return nil
-	})
-	evs = l.events()
-	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" {
-		t.Fatalf("pager got %v, want exactly one down then one up", evs)
-	}
+	evs = l.recoverOnce(incident)
 	for _, e := range evs {
-		if e.ev["incident_id"] != incident {
-			t.Fatalf("event %v, want incident %s", e, incident)
-		}
 		if e.from == "ap" && e.ev["event"] == "down" {
 			t.Fatalf("the trigger came from the minority node: %v", e)
 		}
