@@ -229,7 +229,7 @@ func TestEverything(t *testing.T) {
 	if hook := c.NotifierByName("hook"); hook.Secret != "${not-a-var}" || hook.Headers["X-Env"] != "prod" {
 		t.Errorf("hook = %+v", *hook)
 	}
-	if want := (StatusPage{"Example Status", "Live status of Example services", "https://status.example.com"}); c.StatusPage != want {
+	if want := (StatusPage{Title: "Example Status", Description: "Live status of Example services", URL: "https://status.example.com"}); c.StatusPage != want {
 		t.Errorf("StatusPage = %+v", c.StatusPage)
 	}
 	if want := (Store{24 * time.Hour, 0, 8760 * time.Hour}); c.Store != want {
@@ -883,6 +883,8 @@ node: {region: ap}
 		// statuspage, maintenance, store
 		{"statuspage url", "statuspage: {url: 'status.example.com'}\n", nil,
 			[]string{"t.yaml:1:14: url must be an http:// or https:// URL"}},
+		{"statuspage short api token", "statuspage: {api_token: 'secret'}\n", nil,
+			[]string{"t.yaml:1:14: api_token must be at least 16 characters, got 6"}},
 		{"maintenance", `
 checks: [{name: a, type: tcp, target: "a:1"}]
 maintenance:
@@ -1038,5 +1040,17 @@ checks:
 	}
 	if cfg.Defaults.Timeout != 3750*time.Millisecond {
 		t.Errorf("defaults timeout %s, want 3.75s", cfg.Defaults.Timeout)
+	}
+}
+
+func TestStatusPageAPIToken(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("statuspage: {api_token: '${TOK}'}\n"), func(k string) (string, bool) {
+		return "0123456789abcdef-token", k == "TOK"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StatusPage.APIToken != "0123456789abcdef-token" {
+		t.Fatalf("APIToken = %q", c.StatusPage.APIToken)
 	}
 }

@@ -398,8 +398,20 @@ func (p *parser) statusPage(f *field, s *StatusPage) {
 			}
 		}
 	}
+	if tf := m.get("api_token"); set(tf) {
+		if t, ok := p.str(tf); ok {
+			if len(t) < minAPITokenLen {
+				p.errorf(tf.key, "api_token must be at least %d characters, got %d", minAPITokenLen, len(t))
+			} else {
+				s.APIToken = t
+			}
+		}
+	}
 	m.unknown()
 }
+
+// minAPITokenLen keeps a guessable write token out of the config.
+const minAPITokenLen = 16
 
 func (p *parser) maintenance(f *field, c *Config, checkNames map[string]*yaml.Node) {
 	items, _ := p.items(f)

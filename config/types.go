@@ -216,6 +216,9 @@ type StatusPage struct {
 	Title       string // default "Status"
 	Description string
 	URL         string // public base URL, used in notification links
+	// APIToken is the bearer token that write endpoints (incident updates)
+	// require; empty disables them. VANTAGE_API_TOKEN overrides it.
+	APIToken string
 }
 
 // Maintenance is a window during which the listed checks are shown as in
