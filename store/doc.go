@@ -44,7 +44,13 @@
 //	    hist is the latency histogram below.
 //	state_changes(id, check_name, ts, from_state, to_state, incident_id, detail)
 //	incidents(id PK, check_name, title, state, started_at, resolved_at NULL
-//	        while open, updated_at, details)
+//	        while open, updated_at, details, manual, impact, components, author)
+//	    manual = 1: opened by an operator (check_name ''); its state and
+//	    resolved_at follow its latest update.
+//	incident_updates(id PK, incident_id, status, body, created_at, author,
+//	        stored_at)
+//	    operators' updates; inserted by id, so a duplicate is a no-op.
+//	    Indexes (incident_id, created_at) and (created_at).
 //
 // Rollups are maintained as results arrive, in the same transaction as the
 // raw insert: the writer merges the batch into the current rows (kept in an
@@ -73,7 +79,7 @@
 // RetainDaily (0 = forever). It deletes at most PruneChunk (2000) rows per
 // transaction and serves queued writes between chunks, so it never holds
 // the write lock for long. A negative retention keeps forever. State
-// changes and incidents are kept forever.
+// changes, incidents and incident updates are kept forever.
 //
 // # Uptime values
 //

@@ -27,6 +27,15 @@ type Incident struct {
 	ResolvedAt *time.Time // nil while open
 	UpdatedAt  time.Time  // last change; set by the store
 	Details    string     // free text or JSON
+
+	// Manual is true for an incident an operator opened (POST
+	// /api/v1/incidents) for something no check sees; Check is then "".
+	// Its State is the status of its latest update, and an update with
+	// status resolved resolves it (see AddIncidentUpdate).
+	Manual     bool
+	Impact     string   // none, minor, major, critical; "" = derived from the checks
+	Components []string // names of the affected checks (manual incidents)
+	Author     string   // the node that took a manual incident
 }
 
 // Open reports whether the incident is still open.
@@ -94,9 +103,11 @@ func (s *Store) OpenIncident(ctx context.Context, inc Incident) (created bool, e
 		inc.StartedAt = now
 	}
 	err = s.exec(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`INSERT INTO incidents(id, check_name, title, state, started_at, resolved_at, updated_at, details)
-			VALUES (?,?,?,?,?,NULL,?,?) ON CONFLICT(id) DO NOTHING`,
-			inc.ID, inc.Check, inc.Title, inc.State, inc.StartedAt.UnixMilli(), now.UnixMilli(), inc.Details)
+		res, err := tx.Exec(`INSERT INTO incidents(id, check_name, title, state, started_at, resolved_at, updated_at, details,
+				manual, impact, components, author)
+			VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`,
+			inc.ID, inc.Check, inc.Title, inc.State, inc.StartedAt.UnixMilli(), now.UnixMilli(), inc.Details,
+			inc.Manual, inc.Impact, joinNames(inc.Components), inc.Author)
 		if err != nil {
 			return fmt.Errorf("store: open incident: %w", err)
 		}
@@ -169,17 +180,20 @@ func (s *Store) UpdateIncident(ctx context.Context, id, title, state, details st
 	})
 }
 
-const incidentCols = `id, check_name, title, state, started_at, resolved_at, updated_at, details`
+const incidentCols = `id, check_name, title, state, started_at, resolved_at, updated_at, details, manual, impact, components, author`
 
 func scanIncident(sc interface{ Scan(...any) error }) (Incident, error) {
 	var (
 		inc              Incident
 		started, updated int64
 		resolved         sql.NullInt64
+		comps            string
 	)
-	if err := sc.Scan(&inc.ID, &inc.Check, &inc.Title, &inc.State, &started, &resolved, &updated, &inc.Details); err != nil {
+	if err := sc.Scan(&inc.ID, &inc.Check, &inc.Title, &inc.State, &started, &resolved, &updated, &inc.Details,
+		&inc.Manual, &inc.Impact, &comps, &inc.Author); err != nil {
 		return inc, err
 	}
+	inc.Components = splitNames(comps)
 	inc.StartedAt = msTime(started)
 	inc.UpdatedAt = msTime(updated)
 	if resolved.Valid {
@@ -267,6 +281,9 @@ func (s *Store) ReplaceIncident(ctx context.Context, oldID, newID string, starte
 			}
 		}
 		if _, err := tx.Exec(`UPDATE state_changes SET incident_id = ? WHERE incident_id = ?`, newID, oldID); err != nil {
+			return fmt.Errorf("store: replace incident: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE incident_updates SET incident_id = ? WHERE incident_id = ?`, newID, oldID); err != nil {
 			return fmt.Errorf("store: replace incident: %w", err)
 		}
 		return nil

@@ -85,6 +85,25 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_started ON incidents(started_at);
 CREATE INDEX incidents_check ON incidents(check_name, started_at);
 `,
+	// 2: operators' incident updates and manual incidents.
+	`
+ALTER TABLE incidents ADD COLUMN manual INTEGER NOT NULL DEFAULT 0;      -- opened by an operator, not by a check
+ALTER TABLE incidents ADD COLUMN impact TEXT NOT NULL DEFAULT '';        -- none, minor, major, critical; '' = derived
+ALTER TABLE incidents ADD COLUMN components TEXT NOT NULL DEFAULT '';    -- affected check names, comma-separated
+ALTER TABLE incidents ADD COLUMN author TEXT NOT NULL DEFAULT '';        -- node that opened a manual incident
+
+CREATE TABLE incident_updates (
+	id          TEXT    PRIMARY KEY,
+	incident_id TEXT    NOT NULL,
+	status      TEXT    NOT NULL,            -- investigating, identified, monitoring, resolved
+	body        TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL,            -- unix ms, on the node that took the update
+	author      TEXT    NOT NULL DEFAULT '', -- that node's name
+	stored_at   INTEGER NOT NULL             -- unix ms, when this node stored it
+) WITHOUT ROWID;
+CREATE INDEX incident_updates_incident ON incident_updates(incident_id, created_at);
+CREATE INDEX incident_updates_created ON incident_updates(created_at);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.
