@@ -17,6 +17,7 @@ var checkKeys = map[string][]string{
 	"name": nil, "type": nil, "ip": nil, "expect": nil,
 	"interval": nil, "timeout": nil, "fail_after": nil, "recover_after": nil,
 	"group": nil, "display_name": nil, "description": nil, "notify": nil, "labels": nil, "severity": nil,
+	"flap_threshold": nil, "flap_window": nil, "unknown_after": nil,
 
 	"url": {TypeHTTP}, "method": {TypeHTTP}, "headers": {TypeHTTP}, "body": {TypeHTTP},
 	"body_limit": {TypeHTTP}, "follow_redirects": {TypeHTTP}, "insecure_skip_verify": {TypeHTTP},
@@ -252,6 +253,8 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	if v, ok := p.atLeastOne(m.get("recover_after")); ok {
 		ck.RecoverAfter = v
 	}
+	ck.FlapThreshold, ck.FlapWindow, ck.UnknownAfter = d.flapThreshold, d.flapWindow, d.unknownAfter
+	p.alerting(m, &ck.FlapThreshold, &ck.FlapWindow, &ck.UnknownAfter)
 
 	// expect
 	if ef := m.get("expect"); set(ef) {

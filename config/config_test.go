@@ -59,7 +59,8 @@ func TestFullContractExample(t *testing.T) {
 	if !reflect.DeepEqual(c.Cluster, wantCluster) {
 		t.Errorf("Cluster = %+v, want %+v", c.Cluster, wantCluster)
 	}
-	if want := (Defaults{30 * time.Second, 10 * time.Second, 2, 2}); c.Defaults != want {
+	if want := (Defaults{Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
+		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute}); c.Defaults != want {
 		t.Errorf("Defaults = %+v, want %+v", c.Defaults, want)
 	}
 	if !reflect.DeepEqual(c.Node, Node{}) {
@@ -88,8 +89,9 @@ func TestFullContractExample(t *testing.T) {
 		},
 		Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
 		Group: "Public API", DisplayName: "api", Notify: []string{"pager", "chat"},
-		Severity: "critical",
-		Line:     14, Column: 5,
+		Severity:      "critical",
+		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute,
+		Line: 14, Column: 5,
 	}
 	if !reflect.DeepEqual(*api, wantAPI) {
 		t.Errorf("api =\n%+v\nwant\n%+v", *api, wantAPI)
@@ -97,14 +99,16 @@ func TestFullContractExample(t *testing.T) {
 	db := c.CheckByName("db")
 	wantDB := Check{Name: "db", Type: TypeTCP, Target: "db.example.com:5432", IP: "any",
 		Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
-		DisplayName: "db", Severity: "critical", Line: 28, Column: 5}
+		DisplayName: "db", Severity: "critical", Line: 28, Column: 5,
+		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute}
 	if db == nil || !reflect.DeepEqual(*db, wantDB) {
 		t.Errorf("db = %+v, want %+v", db, wantDB)
 	}
 	edge := c.CheckByName("edge")
 	wantEdge := Check{Name: "edge", Type: TypeICMP, Target: "203.0.113.10", Count: 3, MaxLoss: 50, IP: "any",
 		Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
-		DisplayName: "edge", Severity: "critical", Line: 31, Column: 5}
+		DisplayName: "edge", Severity: "critical", Line: 31, Column: 5,
+		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute}
 	if edge == nil || !reflect.DeepEqual(*edge, wantEdge) {
 		t.Errorf("edge = %+v, want %+v", edge, wantEdge)
 	}
@@ -172,7 +176,8 @@ func TestEverything(t *testing.T) {
 	if c.Cluster.Quorum != 3 || c.Cluster.Gossip != "lan" {
 		t.Errorf("Cluster = %+v, want majority quorum 3 of 4 and gossip lan", c.Cluster)
 	}
-	if want := (Defaults{time.Minute, 15 * time.Second, 3, 4}); c.Defaults != want {
+	if want := (Defaults{Interval: time.Minute, Timeout: 15 * time.Second, FailAfter: 3, RecoverAfter: 4,
+		FlapThreshold: 4, FlapWindow: 15 * time.Minute, UnknownAfter: 5 * time.Minute}); c.Defaults != want {
 		t.Errorf("Defaults = %+v", c.Defaults)
 	}
 
@@ -204,7 +209,8 @@ func TestEverything(t *testing.T) {
 		t.Errorf("smtp_relay = %+v", *relay)
 	}
 	gw := c.CheckByName("gw")
-	if gw.Count != 10 || gw.MaxLoss != 20.5 || gw.IP != "4" || gw.Severity != "info" {
+	if gw.Count != 10 || gw.MaxLoss != 20.5 || gw.IP != "4" || gw.Severity != "info" || gw.FlapThreshold != 0 ||
+		gw.FlapWindow != time.Hour || gw.UnknownAfter != 0 {
 		t.Errorf("gw = %+v", *gw)
 	}
 
@@ -223,8 +229,23 @@ func TestEverything(t *testing.T) {
 	if tg.BotToken != "123:abc" || tg.ChatID != "-1001234567890" || tg.URL != "https://api.telegram.org" {
 		t.Errorf("tg = %+v", *tg)
 	}
-	if pd := c.NotifierByName("pd"); pd.Severity != "warning" || pd.URL != "https://events.pagerduty.com/v2/enqueue" {
+	if pd := c.NotifierByName("pd"); pd.Severity != "warning" || pd.URL != "https://events.pagerduty.com/v2/enqueue" ||
+		pd.Repeat != 30*time.Minute || pd.RateLimit == nil || *pd.RateLimit != (RateLimit{60, time.Minute}) {
 		t.Errorf("pd = %+v", *pd)
+	}
+	if relay.FlapThreshold != 4 || relay.FlapWindow != 15*time.Minute || relay.UnknownAfter != 5*time.Minute {
+		t.Errorf("smtp_relay alerting = %d %v %v", relay.FlapThreshold, relay.FlapWindow, relay.UnknownAfter)
+	}
+	wantRoutes := []Route{
+		{Match: RouteMatch{Severity: "warning", Group: "Backend", Labels: map[string]string{"team": "core"}},
+			Notify: []string{"pd"}, Repeat: 2 * time.Hour, RepeatSet: true, Continue: true, Line: 118, Column: 5},
+		{Notify: []string{"hook"}, Line: 122, Column: 5},
+	}
+	if !reflect.DeepEqual(c.Routes, wantRoutes) {
+		t.Errorf("Routes = %+v", c.Routes)
+	}
+	if !reflect.DeepEqual(c.Coverage.Notify, []string{"tg"}) {
+		t.Errorf("Coverage = %+v", c.Coverage)
 	}
 	if hook := c.NotifierByName("hook"); hook.Secret != "${not-a-var}" || hook.Headers["X-Env"] != "prod" {
 		t.Errorf("hook = %+v", *hook)

@@ -30,6 +30,12 @@ const (
 	DefaultStatusTitle   = "Status"
 	DefaultRetainRaw     = 168 * time.Hour
 	DefaultRetainMinute  = 720 * time.Hour
+	DefaultFlapThreshold = 5
+	DefaultFlapWindow    = 10 * time.Minute
+	DefaultUnknownAfter  = 10 * time.Minute
+	// MinRepeat is the shortest reminder interval a route or notifier may
+	// set.
+	MinRepeat = time.Second
 )
 
 // MinInterval is the shortest interval a check may have.
@@ -170,6 +176,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 	d := p.defaults(m.get("defaults"), &c.Defaults)
 	notifierNames := p.notifiers(m.get("notifiers"), c)
 	checkNames := p.checks(m.get("checks"), c, d, notifierNames)
+	p.routes(m.get("routes"), c, notifierNames)
+	p.coverage(m.get("coverage"), &c.Coverage, notifierNames)
 	p.statusPage(m.get("statuspage"), &c.StatusPage)
 	p.maintenance(m.get("maintenance"), c, checkNames)
 	p.store(m.get("store"), &c.Store)
@@ -298,11 +306,15 @@ type defaultsInfo struct {
 	intervalKey, timeoutKey *yaml.Node // nil when not written
 	intervalOK, timeoutOK   bool       // false when invalid (already reported)
 	failAfter, recoverAfter int
+	flapThreshold           int
+	flapWindow              time.Duration
+	unknownAfter            time.Duration
 }
 
 func (p *parser) defaults(f *field, d *Defaults) *defaultsInfo {
 	info := &defaultsInfo{interval: DefaultInterval, timeout: DefaultTimeout, intervalOK: true, timeoutOK: true,
-		failAfter: DefaultFailAfter, recoverAfter: DefaultRecoverAfter}
+		failAfter: DefaultFailAfter, recoverAfter: DefaultRecoverAfter, flapThreshold: DefaultFlapThreshold,
+		flapWindow: DefaultFlapWindow, unknownAfter: DefaultUnknownAfter}
 	m, _ := p.mapOf(valOf(f), "defaults")
 	if kf := m.get("interval"); set(kf) {
 		info.intervalKey = kf.key
@@ -328,9 +340,37 @@ func (p *parser) defaults(f *field, d *Defaults) *defaultsInfo {
 	if v, ok := p.atLeastOne(m.get("recover_after")); ok {
 		info.recoverAfter = v
 	}
+	p.alerting(m, &info.flapThreshold, &info.flapWindow, &info.unknownAfter)
 	m.unknown()
-	*d = Defaults{Interval: info.interval, Timeout: info.timeout, FailAfter: info.failAfter, RecoverAfter: info.recoverAfter}
+	*d = Defaults{Interval: info.interval, Timeout: info.timeout, FailAfter: info.failAfter, RecoverAfter: info.recoverAfter,
+		FlapThreshold: info.flapThreshold, FlapWindow: info.flapWindow, UnknownAfter: info.unknownAfter}
 	return info
+}
+
+// alerting reads flap_threshold, flap_window and unknown_after (under
+// defaults or in a check) into the given values when they are set.
+func (p *parser) alerting(m *mapping, threshold *int, window, unknownAfter *time.Duration) {
+	if tf := m.get("flap_threshold"); set(tf) {
+		if v, ok := p.integer(tf); ok {
+			if v < 0 {
+				p.errorf(tf.key, "flap_threshold must not be negative, got %d (0 turns flap dampening off)", v)
+			} else {
+				*threshold = v
+			}
+		}
+	}
+	if wf := m.get("flap_window"); set(wf) {
+		if d, ok := p.duration(wf); ok {
+			if d <= 0 {
+				p.errorf(wf.key, "flap_window must be positive, got %s", d)
+			} else {
+				*window = d
+			}
+		}
+	}
+	if d, ok := p.nonNegative(m.get("unknown_after")); ok {
+		*unknownAfter = d
+	}
 }
 
 // interval reads an interval: a duration of at least 1s.

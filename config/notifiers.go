@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -26,7 +28,7 @@ var notifierTypes = []string{NotifierPagerDuty, NotifierOpsgenie, NotifierSlack,
 // notifierKeys lists the keys of a notifier and the types they apply to
 // (nil: every type).
 var notifierKeys = map[string][]string{
-	"name": nil, "type": nil, "fallback": nil, "fallback_after": nil,
+	"name": nil, "type": nil, "fallback": nil, "fallback_after": nil, "repeat": nil, "rate_limit": nil,
 	"url": {NotifierPagerDuty, NotifierOpsgenie, NotifierSlack, NotifierDiscord, NotifierMSTeams,
 		NotifierTelegram, NotifierWebhook},
 	"routing_key": {NotifierPagerDuty}, "severity": {NotifierPagerDuty},
@@ -315,6 +317,73 @@ func (p *parser) notifier(it *yaml.Node, names map[string]*yaml.Node) (Notifier,
 			}
 		}
 	}
+	n.Repeat, _ = p.repeat(m.get("repeat"))
+	if rf := m.get("rate_limit"); set(rf) {
+		if s, ok := p.str(rf); ok {
+			if rl, ok := ParseRateLimit(s); ok {
+				n.RateLimit = &rl
+			} else {
+				p.errorf(rf.key, "rate_limit must be COUNT/PERIOD such as 1/s, 120/m or 10/30s, or none, got %q", s)
+			}
+		}
+	}
 	m.unknown()
 	return n, refs, true
+}
+
+// repeat reads a reminder interval: 0 (off) or at least MinRepeat.
+func (p *parser) repeat(f *field) (time.Duration, bool) {
+	d, ok := p.duration(f)
+	if ok && d != 0 && d < MinRepeat {
+		p.errorf(f.key, "repeat must be 0 (no reminders) or at least %s, got %s", MinRepeat, d)
+		return 0, false
+	}
+	return d, ok
+}
+
+// ParseRateLimit reads COUNT/PERIOD: "1/s", "120/m", "2/h" or "10/30s"
+// (PERIOD is s, m, h or a Go duration), or "none" (unlimited, Count 0).
+func ParseRateLimit(s string) (RateLimit, bool) {
+	s = strings.TrimSpace(s)
+	if s == "none" || s == "0" {
+		return RateLimit{}, true
+	}
+	cs, ps, ok := strings.Cut(s, "/")
+	if !ok {
+		return RateLimit{}, false
+	}
+	count, err := strconv.Atoi(strings.TrimSpace(cs))
+	if err != nil || count < 1 || strings.HasPrefix(strings.TrimSpace(cs), "+") {
+		return RateLimit{}, false
+	}
+	var per time.Duration
+	switch ps = strings.TrimSpace(ps); ps {
+	case "s":
+		per = time.Second
+	case "m":
+		per = time.Minute
+	case "h":
+		per = time.Hour
+	default:
+		if per, err = time.ParseDuration(ps); err != nil || per <= 0 {
+			return RateLimit{}, false
+		}
+	}
+	return RateLimit{Count: count, Per: per}, true
+}
+
+// String renders the limit as Parse reads it.
+func (r RateLimit) String() string {
+	if r.Count == 0 {
+		return "none"
+	}
+	switch r.Per {
+	case time.Second:
+		return fmt.Sprintf("%d/s", r.Count)
+	case time.Minute:
+		return fmt.Sprintf("%d/m", r.Count)
+	case time.Hour:
+		return fmt.Sprintf("%d/h", r.Count)
+	}
+	return fmt.Sprintf("%d/%s", r.Count, r.Per)
 }

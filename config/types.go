@@ -65,6 +65,12 @@ type Config struct {
 	StatusPage  StatusPage
 	Maintenance []Maintenance
 	Store       Store
+	// Routes add notifiers to checks by severity, group and labels (key
+	// `routes:`), in order; see Route.
+	Routes []Route
+	// Coverage says who hears about lost monitoring coverage (key
+	// `coverage:`).
+	Coverage Coverage
 }
 
 // Node holds the settings of `vantage run` that may also be given as flags
@@ -97,6 +103,14 @@ type Defaults struct {
 	Timeout      time.Duration // default 10s, less than Interval
 	FailAfter    int           // default 2
 	RecoverAfter int           // default 2
+	// FlapThreshold is how many incident state changes (an incident
+	// opening or closing) within FlapWindow make a check flapping: more
+	// than this many. Default 5; 0 turns flap dampening off.
+	FlapThreshold int
+	FlapWindow    time.Duration // default 10m
+	// UnknownAfter is how long a check may stay unknown before a coverage
+	// alert goes out. Default 10m; 0 turns coverage alerts off.
+	UnknownAfter time.Duration
 }
 
 // Check types.
@@ -140,6 +154,10 @@ type Check struct {
 	Notify      []string          // notifier names
 	Labels      map[string]string // free-form, for routing
 	Severity    string            // critical (default), warning, info
+
+	FlapThreshold int           // from defaults unless set; see Defaults
+	FlapWindow    time.Duration // from defaults unless set
+	UnknownAfter  time.Duration // from defaults unless set
 
 	// Line and Column locate the check's entry in the file.
 	Line, Column int
@@ -208,7 +226,78 @@ type Notifier struct {
 	From       string            // email
 	To         []string          // email
 
+	// Repeat is the reminder interval while an incident stays open, used
+	// when the route that chose this notifier sets none; 0: no reminders.
+	Repeat time.Duration
+	// RateLimit overrides the provider's default rate limit (key
+	// rate_limit); nil: the provider's default.
+	RateLimit *RateLimit
+
 	Line, Column int
+}
+
+// RateLimit is at most Count requests per Per. Count 0 means unlimited
+// (`rate_limit: none`).
+type RateLimit struct {
+	Count int
+	Per   time.Duration
+}
+
+// Route adds notifiers to the checks it matches (key `routes:`). Routes are
+// tried in order; the first that matches wins unless it sets Continue. A
+// route without a match is the default route: it must be last, and it
+// applies to a check that names no notifiers itself and matches no route.
+type Route struct {
+	Match  RouteMatch
+	Notify []string
+	// Repeat is the reminder interval for these notifiers while an
+	// incident stays open; it wins over the notifier's own repeat when
+	// RepeatSet (repeat: 0 turns reminders off for this route).
+	Repeat    time.Duration
+	RepeatSet bool
+	Continue  bool // keep trying later routes after a match
+
+	Line, Column int
+}
+
+// RouteMatch is what a check must have for a route to apply: every key
+// given must match. The zero value (no match) marks the default route.
+type RouteMatch struct {
+	Severity string            // the check's severity
+	Group    string            // the check's group, exactly
+	Labels   map[string]string // every label, with exactly this value
+}
+
+// IsDefault reports whether m matches nothing in particular: the default
+// route.
+func (m RouteMatch) IsDefault() bool {
+	return m.Severity == "" && m.Group == "" && len(m.Labels) == 0
+}
+
+// Matches reports whether check c has everything m asks for. The default
+// route's match matches every check.
+func (m RouteMatch) Matches(c *Check) bool {
+	if m.Severity != "" && c.Severity != m.Severity {
+		return false
+	}
+	if m.Group != "" && c.Group != m.Group {
+		return false
+	}
+	for k, v := range m.Labels {
+		if got, ok := c.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Coverage configures the alerts sent when a check has been unknown (too
+// few regions can see it) for longer than its UnknownAfter (key
+// `coverage:`).
+type Coverage struct {
+	// Notify lists the notifiers that get coverage alerts, at warning
+	// severity. Empty: coverage alerts are only logged.
+	Notify []string
 }
 
 // StatusPage configures the public page.

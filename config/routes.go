@@ -1,0 +1,134 @@
+package config
+
+import (
+	"go.yaml.in/yaml/v3"
+)
+
+// routes reads the routes list. Every notifier named must exist; a route
+// without match (the default route) must be the last one.
+func (p *parser) routes(f *field, c *Config, notifiers map[string]*yaml.Node) {
+	items, _ := p.items(f)
+	for i, it := range items {
+		m, ok := p.mapOf(it, "route")
+		if !ok {
+			continue
+		}
+		if m.node == nil {
+			p.errorf(it, "route must be a mapping with at least notify, got an empty value")
+			continue
+		}
+		r := Route{Line: m.node.Line, Column: m.node.Column}
+		matchF := m.get("match")
+		if set(matchF) {
+			r.Match = p.routeMatch(matchF)
+		}
+		isDefault := !set(matchF)
+		if isDefault && i != len(items)-1 {
+			p.errorf(it, "a route without match is the default route and must be the last route")
+		}
+		nf := m.get("notify")
+		if ns, ok := p.strings(nf); ok {
+			seen := map[string]bool{}
+			for _, n := range ns {
+				switch {
+				case n.s == "":
+					p.errorf(n.n, "notify entries must be notifier names, got an empty value")
+				case notifiers[n.s] == nil:
+					p.errorf(n.n, "unknown notifier %q", n.s)
+				case seen[n.s]:
+					p.errorf(n.n, "notifier %q is listed twice", n.s)
+				default:
+					seen[n.s] = true
+					r.Notify = append(r.Notify, n.s)
+				}
+			}
+			if len(ns) == 0 {
+				p.errorf(nf.key, "notify must list at least one notifier")
+			}
+		} else if !set(nf) {
+			p.errorf(keyOr(nf, m.pos()), "route needs notify: a list of notifier names")
+		}
+		if rf := m.get("repeat"); set(rf) {
+			if d, ok := p.repeat(rf); ok {
+				r.Repeat, r.RepeatSet = d, true
+			}
+		}
+		if cf := m.get("continue"); set(cf) {
+			if b, ok := p.boolean(cf); ok {
+				if b && isDefault {
+					p.errorf(cf.key, "continue does not apply to the default route (a route without match)")
+				}
+				r.Continue = b
+			}
+		}
+		m.unknown()
+		c.Routes = append(c.Routes, r)
+	}
+}
+
+// routeMatch reads a route's match: severity, group and labels, at least
+// one of them.
+func (p *parser) routeMatch(f *field) RouteMatch {
+	var rm RouteMatch
+	m, ok := p.mapOf(f.val, "match")
+	if !ok {
+		return rm
+	}
+	if sf := m.get("severity"); set(sf) {
+		if s, ok := p.str(sf); ok {
+			if oneOf(s, "critical", "warning", "info") {
+				rm.Severity = s
+			} else {
+				p.errorf(sf.key, "severity must be critical, warning or info, got %q", s)
+			}
+		}
+	}
+	if gf := m.get("group"); set(gf) {
+		if s, ok := p.str(gf); ok {
+			if s == "" {
+				p.errorf(gf.key, "group must not be empty")
+			}
+			rm.Group = s
+		}
+	}
+	lf := m.get("labels")
+	if lm, _, ok := p.strMap(lf); ok {
+		rm.Labels = lm
+		if len(lm) == 0 {
+			p.errorf(lf.key, "labels must name at least one label")
+		}
+	}
+	empty := true
+	for _, fl := range m.fields {
+		if set(fl) {
+			empty = false
+		}
+	}
+	if empty {
+		p.errorf(f.key, "match must name severity, group or labels; leave match out for the default route")
+	}
+	m.unknown()
+	return rm
+}
+
+// coverage reads the coverage section.
+func (p *parser) coverage(f *field, c *Coverage, notifiers map[string]*yaml.Node) {
+	m, _ := p.mapOf(valOf(f), "coverage")
+	if ns, ok := p.strings(m.get("notify")); ok {
+		seen := map[string]bool{}
+		for _, n := range ns {
+			switch {
+			case n.s == "":
+				p.errorf(n.n, "notify entries must be notifier names, got an empty value")
+			case notifiers[n.s] == nil:
+				p.errorf(n.n, "unknown notifier %q", n.s)
+			case seen[n.s]:
+				p.errorf(n.n, "notifier %q is listed twice", n.s)
+			default:
+				seen[n.s] = true
+				c.Notify = append(c.Notify, n.s)
+			}
+		}
+	}
+	m.unknown()
+}
