@@ -1,0 +1,109 @@
+package notifier
+
+import (
+	"slices"
+	"time"
+
+	"github.com/vantage-dev/vantage/config"
+)
+
+// Router decides which notifiers hear about a check, from the check's own
+// notify list and the config's routes (Alertmanager-like):
+//
+//   - routes are tried in order; a route matches a check when every key of
+//     its match (severity, group, labels) matches;
+//   - the first matching route wins, unless it sets continue: then later
+//     routes are tried too;
+//   - a check's notifiers are its own notify list plus those of every
+//     matching route, in that order, without duplicates;
+//   - the default route (the last route, without match) applies only to a
+//     check that names no notifiers itself and matches no route.
+//
+// Repeat gives the reminder interval of one of a check's notifiers: the
+// repeat of the first matching route that lists the notifier and sets one,
+// else the notifier's own repeat.
+//
+// A Router is immutable and safe for concurrent use.
+type Router struct {
+	routes   []config.Route
+	repeat   map[string]time.Duration // a notifier's own repeat
+	coverage []string
+}
+
+// NewRouter builds the router of a (validated) configuration.
+func NewRouter(cfg *config.Config) *Router {
+	r := &Router{repeat: map[string]time.Duration{}}
+	if cfg == nil {
+		return r
+	}
+	r.routes = slices.Clone(cfg.Routes)
+	for _, n := range cfg.Notifiers {
+		r.repeat[n.Name] = n.Repeat
+	}
+	r.coverage = slices.Clone(cfg.Coverage.Notify)
+	return r
+}
+
+// matched returns the routes that apply to c, in order.
+func (r *Router) matched(c *config.Check) []*config.Route {
+	var out []*config.Route
+	var def *config.Route
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if rt.Match.IsDefault() {
+			def = rt
+			continue
+		}
+		if !rt.Match.Matches(c) {
+			continue
+		}
+		out = append(out, rt)
+		if !rt.Continue {
+			break
+		}
+	}
+	if len(out) == 0 && len(c.Notify) == 0 && def != nil {
+		out = append(out, def)
+	}
+	return out
+}
+
+// Notifiers returns the names of the notifiers that get c's incidents: its
+// own notify list, then the notifiers of the matching routes (or of the
+// default route), each once.
+func (r *Router) Notifiers(c *config.Check) []string {
+	out := slices.Clone(c.Notify)
+	for _, rt := range r.matched(c) {
+		for _, n := range rt.Notify {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// Repeat is the reminder interval of notifier for c's open incidents (0:
+// no reminders). It is 0 for a notifier that does not get c's incidents.
+func (r *Router) Repeat(c *config.Check, notifier string) time.Duration {
+	listed := slices.Contains(c.Notify, notifier)
+	for _, rt := range r.matched(c) {
+		if !slices.Contains(rt.Notify, notifier) {
+			continue
+		}
+		if rt.RepeatSet {
+			return rt.Repeat
+		}
+		listed = true
+	}
+	if !listed {
+		return 0
+	}
+	return r.repeat[notifier]
+}
+
+// Coverage returns the notifiers that get c's coverage alerts (the
+// config's coverage.notify).
+func (r *Router) Coverage(c *config.Check) []string {
+	return slices.Clone(r.coverage)
+}
