@@ -9,6 +9,9 @@
 // Callers define further message kinds (>= MinUserKind) and send them with
 // BroadcastMessage.
 //
+// Traffic counts the bytes memberlist sends and receives, per protocol (a
+// wrapper around its UDP/TCP transport).
+//
 // With a key, every packet and stream is encrypted and authenticated with
 // AES-GCM (memberlist's keyring); GossipVerifyIncoming and
 // GossipVerifyOutgoing are on, so a node without the key can neither join
@@ -110,6 +113,7 @@ type Cluster struct {
 	ml    *memberlist.Memberlist
 	mlc   *memberlist.Config
 	queue *memberlist.TransmitLimitedQueue
+	tr    *countingTransport
 	self  string // our advertised HOST:PORT
 
 	mu          sync.Mutex
@@ -309,8 +313,14 @@ func New(cfg Config, h Handler) (*Cluster, error) {
 	mlc.Ping = d
 	mlc.Logger = log.New(&mlLogWriter{c: c}, "", 0)
 
+	tr, err := newNetTransport(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.Bind, err)
+	}
+	c.tr = tr
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
+		_ = tr.Shutdown()
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.Bind, err)
 	}
 	c.ml = ml
