@@ -83,6 +83,28 @@ type spStatusDoc struct {
 	Status spStatus `json:"status"`
 }
 
+// spIncidentsDoc is /api/v2/incidents.json and incidents/unresolved.json.
+type spIncidentsDoc struct {
+	Page      spPage       `json:"page"`
+	Incidents []spIncident `json:"incidents"`
+}
+
+// incidentsDoc lists the 50 newest incidents, or the unresolved ones.
+func (v *view) incidentsDoc(created time.Time, unresolved bool) spIncidentsDoc {
+	d := spIncidentsDoc{Page: v.spPage(), Incidents: []spIncident{}}
+	list := v.Incidents
+	if unresolved {
+		list = v.Active
+	}
+	for _, iv := range list {
+		if len(d.Incidents) == 50 {
+			break
+		}
+		d.Incidents = append(d.Incidents, v.spIncident(iv, created))
+	}
+	return d
+}
+
 func (v *view) pageID() string {
 	if v.Page.ID != "" {
 		return v.Page.ID
@@ -178,14 +200,15 @@ func (v *view) shortlink(anchor string) string {
 	return v.Page.URL + "/#" + anchor
 }
 
+// incidentURL is the incident's own page.
+func (v *view) incidentURL(id string) string {
+	return v.Page.URL + "/incidents/" + id
+}
+
 func (v *view) spIncident(iv *incidentView, created time.Time) spIncident {
-	status := "investigating"
-	if iv.ResolvedAt != nil {
-		status = "resolved"
-	}
-	si := spIncident{ID: iv.ID, Name: iv.Title, Status: status, CreatedAt: iv.StartedAt, UpdatedAt: iv.UpdatedAt,
-		ResolvedAt: iv.ResolvedAt, Impact: "major", Shortlink: v.shortlink("incident-" + iv.ID), StartedAt: iv.StartedAt,
-		PageID: v.pageID(), IncidentUpdates: []spUpdate{}, Components: []spComponent{}}
+	si := spIncident{ID: iv.ID, Name: iv.Title, Status: iv.Status, CreatedAt: iv.StartedAt, UpdatedAt: iv.UpdatedAt,
+		MonitoringAt: iv.MonitoringAt, ResolvedAt: iv.ResolvedAt, Impact: iv.Impact, Shortlink: v.incidentURL(iv.ID),
+		StartedAt: iv.StartedAt, PageID: v.pageID(), IncidentUpdates: []spUpdate{}, Components: []spComponent{}}
 	if si.UpdatedAt.IsZero() {
 		si.UpdatedAt = iv.StartedAt
 	}
@@ -193,8 +216,10 @@ func (v *view) spIncident(iv *incidentView, created time.Time) spIncident {
 		si.IncidentUpdates = append(si.IncidentUpdates, spUpdate{ID: u.ID, Status: u.Status, Body: u.Body, IncidentID: iv.ID,
 			CreatedAt: u.At, UpdatedAt: u.At, DisplayAt: u.At, AffectedComponents: nil})
 	}
-	if c := v.byName[iv.Check]; c != nil {
-		si.Components = append(si.Components, v.checkComponent(c, created))
+	for _, name := range iv.Checks {
+		if c := v.byName[name]; c != nil {
+			si.Components = append(si.Components, v.checkComponent(c, created))
+		}
 	}
 	return si
 }
@@ -234,22 +259,33 @@ func (v *view) summary(created time.Time) spSummary {
 
 // IncidentJSON is one incident in GET /api/v1/incidents.
 type IncidentJSON struct {
-	ID         string       `json:"id"`
-	Check      string       `json:"check"`
-	Title      string       `json:"title"`
-	State      string       `json:"state"`
-	StartedAt  time.Time    `json:"started_at"`
-	ResolvedAt *time.Time   `json:"resolved_at"`
-	UpdatedAt  time.Time    `json:"updated_at"`
-	Details    string       `json:"details,omitempty"`
-	Updates    []UpdateJSON `json:"updates"`
+	ID         string     `json:"id"`
+	Check      string     `json:"check"` // "" for a manual incident
+	Title      string     `json:"title"`
+	State      string     `json:"state"`
+	StartedAt  time.Time  `json:"started_at"`
+	ResolvedAt *time.Time `json:"resolved_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Details    string     `json:"details,omitempty"`
+	// Status is the incident's status: investigating, identified,
+	// monitoring or resolved (the latest operator update's while open).
+	Status  string       `json:"status"`
+	Impact  string       `json:"impact"`        // none, minor, major, critical
+	Manual  bool         `json:"manual"`        // opened by an operator
+	Checks  []string     `json:"checks"`        // affected checks
+	URL     string       `json:"url,omitempty"` // the incident's page
+	Updates []UpdateJSON `json:"updates"`
 }
 
 // UpdateJSON is one entry of an incident's timeline, newest first.
 type UpdateJSON struct {
-	Status string    `json:"status"`
-	Body   string    `json:"body"`
-	At     time.Time `json:"at"`
+	ID         string    `json:"id"`
+	IncidentID string    `json:"incident_id"`
+	Status     string    `json:"status"`
+	Body       string    `json:"body"`
+	At         time.Time `json:"at"`
+	Author     string    `json:"author,omitempty"`    // the node that took an operator's update
+	Automatic  bool      `json:"automatic,omitempty"` // written by Vantage from the check's state
 }
 
 // IncidentsJSON is the body of GET /api/v1/incidents.
@@ -261,14 +297,25 @@ type IncidentsJSON struct {
 func (v *view) incidentsJSON() IncidentsJSON {
 	out := IncidentsJSON{GeneratedAt: v.At, Incidents: []IncidentJSON{}}
 	for _, iv := range v.Incidents {
-		ij := IncidentJSON{ID: iv.ID, Check: iv.Check, Title: iv.Title, State: iv.State, StartedAt: iv.StartedAt,
-			ResolvedAt: iv.ResolvedAt, UpdatedAt: iv.UpdatedAt, Details: iv.Details, Updates: []UpdateJSON{}}
-		for _, u := range iv.Updates {
-			ij.Updates = append(ij.Updates, UpdateJSON{Status: u.Status, Body: u.Body, At: u.At})
-		}
+		ij := v.incidentJSON(iv)
+		ij.URL = v.incidentURL(iv.ID)
 		out.Incidents = append(out.Incidents, ij)
 	}
 	return out
+}
+
+func (v *view) incidentJSON(iv *incidentView) IncidentJSON {
+	ij := IncidentJSON{ID: iv.ID, Check: iv.Check, Title: iv.Title, State: iv.State, StartedAt: iv.StartedAt,
+		ResolvedAt: iv.ResolvedAt, UpdatedAt: iv.UpdatedAt, Details: iv.Details, Status: iv.Status, Impact: iv.Impact,
+		Manual: iv.Manual, Checks: append([]string{}, iv.Checks...), Updates: []UpdateJSON{}}
+	for _, u := range iv.Updates {
+		ij.Updates = append(ij.Updates, updateJSON(iv.ID, u))
+	}
+	return ij
+}
+
+func updateJSON(incident string, u updateView) UpdateJSON {
+	return UpdateJSON{ID: u.ID, IncidentID: incident, Status: u.Status, Body: u.Body, At: u.At, Author: u.Author, Automatic: u.Auto}
 }
 
 // Atom feed of incidents.
@@ -313,18 +360,19 @@ func (v *view) atom() ([]byte, error) {
 			atomLink{Href: v.Page.URL + "/feed.atom", Rel: "self", Type: "application/atom+xml"})
 	}
 	for _, iv := range v.Incidents {
-		e := atomEntry{ID: "urn:vantage:incident:" + iv.ID, Title: iv.Title, Published: iv.StartedAt.Format(time.RFC3339)}
+		e := atomEntry{ID: "urn:vantage:incident:" + iv.ID, Title: iv.Title + " (" + statusText[iv.Status] + ")",
+			Published: iv.StartedAt.Format(time.RFC3339)}
 		upd := iv.UpdatedAt
 		if upd.IsZero() {
 			upd = iv.StartedAt
 		}
 		e.Updated = upd.Format(time.RFC3339)
 		if v.Page.URL != "" {
-			e.Link = &atomLink{Href: v.shortlink("incident-" + iv.ID), Rel: "alternate"}
+			e.Link = &atomLink{Href: v.incidentURL(iv.ID), Rel: "alternate"}
 		}
 		var body string
 		for _, u := range iv.Updates {
-			body += u.At.Format("2006-01-02 15:04 UTC") + " — " + u.Status + ": " + u.Body + "\n"
+			body += u.At.Format("2006-01-02 15:04 UTC") + " — " + statusText[u.Status] + ": " + u.Body + "\n"
 		}
 		e.Content = atomText{Type: "text", Body: body}
 		f.Entries = append(f.Entries, e)

@@ -87,7 +87,7 @@ func TestSummaryShape(t *testing.T) {
 	wantKeys(t, "incident", inc, "id", "name", "status", "created_at", "updated_at", "monitoring_at", "resolved_at", "impact",
 		"shortlink", "started_at", "page_id", "incident_updates", "components")
 	if inc["id"] != "inc-new" || inc["status"] != "investigating" || inc["resolved_at"] != nil || inc["page_id"] != "pg1" ||
-		inc["shortlink"] != "https://status.example.com/#incident-inc-new" {
+		inc["shortlink"] != "https://status.example.com/incidents/inc-new" {
 		t.Errorf("incident %v", inc)
 	}
 	ups := inc["incident_updates"].([]any)
@@ -182,7 +182,7 @@ func TestFeed(t *testing.T) {
 	if err := xml.Unmarshal(body, &f); err != nil {
 		t.Fatal(err)
 	}
-	if f.XMLName.Space != "http://www.w3.org/2005/Atom" || len(f.Entries) != 2 || f.Entries[0].Title != "DB is down" {
+	if f.XMLName.Space != "http://www.w3.org/2005/Atom" || len(f.Entries) != 2 || f.Entries[0].Title != "DB is down (Investigating)" {
 		t.Fatalf("feed %+v\n%s", f, body)
 	}
 }

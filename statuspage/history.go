@@ -27,6 +27,14 @@ type History interface {
 	StateChanges(ctx context.Context, check string, from, to time.Time) ([]store.StateChange, error)
 }
 
+// UpdateHistory is implemented by a History that also holds operators'
+// incident updates (*store.Store does); the page shows them in the
+// incidents' timelines.
+type UpdateHistory interface {
+	// IncidentUpdates: the updates of the given incidents, newest first.
+	IncidentUpdates(ctx context.Context, ids ...string) (map[string][]store.IncidentUpdate, error)
+}
+
 // Page is what the status page shows besides live states: its title and
 // text, how checks are presented, and the maintenance windows.
 type Page struct {

@@ -50,10 +50,7 @@ var tmplFuncs = template.FuncMap{
 			}
 			v = *x
 		}
-		if v.IsZero() {
-			return "never"
-		}
-		return v.UTC().Format("2 Jan 2006 15:04 UTC")
+		return fmtWhen(v)
 	},
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
@@ -74,6 +71,12 @@ var tmplFuncs = template.FuncMap{
 		}
 		return strings.ToUpper(s[:1]) + s[1:]
 	},
+	"istatus": func(s string) string {
+		if t := statusText[s]; t != "" {
+			return t
+		}
+		return s
+	},
 	"join": strings.Join,
 	"mod":  func(a, b int) int { return a % b },
 }
@@ -81,7 +84,16 @@ var tmplFuncs = template.FuncMap{
 var (
 	tmplIndex = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/index.html"))
 	tmplCheck = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/check.html"))
+	tmplInc   = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/incident.html"))
 )
+
+// fmtWhen is a time as the page shows it.
+func fmtWhen(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+}
 
 // Keys of the documents of a snapshot.
 const (
@@ -90,6 +102,8 @@ const (
 	keySummary   = "/api/v2/summary.json"
 	keyStatus    = "/api/v2/status.json"
 	keyFeed      = "/feed.atom"
+	keySPInc     = "/api/v2/incidents.json"
+	keySPUnres   = "/api/v2/incidents/unresolved.json"
 )
 
 // snapshot is one render: the view and its documents, immutable once
@@ -144,6 +158,8 @@ func (s *Server) renderLocked(ctx context.Context) {
 	sn.docs[keySummary] = newDoc(mustJSON(sum), "application/json", cc, at, old(keySummary))
 	sn.docs[keyStatus] = newDoc(mustJSON(spStatusDoc{Page: sum.Page, Status: sum.Status}), "application/json", cc, at, old(keyStatus))
 	sn.docs[keyIncidents] = newDoc(mustJSON(v.incidentsJSON()), "application/json", cc, at, old(keyIncidents))
+	sn.docs[keySPInc] = newDoc(mustJSON(v.incidentsDoc(s.started, false)), "application/json", cc, at, old(keySPInc))
+	sn.docs[keySPUnres] = newDoc(mustJSON(v.incidentsDoc(s.started, true)), "application/json", cc, at, old(keySPUnres))
 	if feed, err := v.atom(); err == nil {
 		sn.docs[keyFeed] = newDoc(feed, "application/atom+xml; charset=utf-8", cc, at, old(keyFeed))
 	} else {
@@ -180,6 +196,7 @@ type pageData struct {
 	Region24     []regionStat
 	Daily        []dailyRow
 	Incidents    []*incidentView
+	I            *incidentView // the incident page's incident
 }
 
 type regionStat struct {
@@ -268,6 +285,48 @@ func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
 	d.serve(w, r)
 }
 
+// incidentPage serves /incidents/{id}, rendered once per snapshot
+// generation, for the incidents the page lists (the newest 200).
+func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	sn := s.current(r.Context())
+	iv := sn.v.incByID[id]
+	if iv == nil {
+		http.Error(w, "unknown incident", http.StatusNotFound)
+		return
+	}
+	key := "incident/" + id // check names contain no slash
+	s.pagesMu.Lock()
+	if len(s.pages) > 1000 {
+		for k, e := range s.pages {
+			if e.gen != sn.gen {
+				delete(s.pages, k)
+			}
+		}
+	}
+	e := s.pages[key]
+	if e == nil || e.gen != sn.gen {
+		var prev *doc
+		if e != nil {
+			prev = e.d
+		}
+		pd := s.pageData(sn.v, nil)
+		pd.I = iv
+		pd.PageTitle = iv.Title + " · " + sn.v.Title
+		var buf bytes.Buffer
+		if err := tmplInc.ExecuteTemplate(&buf, "incident.html", pd); err != nil {
+			s.opts.Logger.Error("statuspage: render incident page", "incident", id, "err", err)
+			buf.Reset()
+			buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
+		}
+		e = &pageEntry{gen: sn.gen, d: newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), sn.v.At, prev)}
+		s.pages[key] = e
+	}
+	d := e.d
+	s.pagesMu.Unlock()
+	d.serve(w, r)
+}
+
 func (s *Server) renderCheck(ctx context.Context, v *view, c *checkView, prev *doc) *doc {
 	pd := s.pageData(v, c)
 	to := v.At.Truncate(time.Minute).Add(time.Minute)
@@ -321,7 +380,7 @@ func (s *Server) renderCheck(ctx context.Context, v *view, c *checkView, prev *d
 	}
 	pd.Chart = latencyChart(pd.Series, from, to)
 	for _, iv := range v.Incidents {
-		if iv.Check == c.Name && len(pd.Incidents) < 20 {
+		if iv.affects(c.Name) && len(pd.Incidents) < 20 {
 			pd.Incidents = append(pd.Incidents, iv)
 		}
 	}

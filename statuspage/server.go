@@ -52,6 +52,13 @@ type Options struct {
 	MaxAge time.Duration
 	// Hub tunes the websocket hub.
 	Hub HubOptions
+	// Writer takes operators' incident updates and manual incidents (POST
+	// /api/v1/incidents, /api/v1/incidents/{id}/updates); nil disables
+	// the write API.
+	Writer Writer
+	// APIToken is the bearer token the write API requires; "" disables
+	// the write API (every write answers 401).
+	APIToken string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -105,6 +112,11 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/incidents", s.serveDoc(keyIncidents))
 	s.mux.HandleFunc("GET /api/v2/summary.json", s.serveDoc(keySummary))
 	s.mux.HandleFunc("GET /api/v2/status.json", s.serveDoc(keyStatus))
+	s.mux.HandleFunc("GET /api/v2/incidents.json", s.serveDoc(keySPInc))
+	s.mux.HandleFunc("GET /api/v2/incidents/unresolved.json", s.serveDoc(keySPUnres))
+	s.mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
+	s.mux.HandleFunc("POST /api/v1/incidents", s.postIncident)
+	s.mux.HandleFunc("POST /api/v1/incidents/{id}/updates", s.postUpdate)
 	s.mux.HandleFunc("GET /feed.atom", s.serveDoc(keyFeed))
 	s.mux.HandleFunc("GET /badge/{file}", s.badge)
 	s.mux.HandleFunc("GET /checks/{name}", s.checkPage)

@@ -57,6 +57,14 @@ var stateText = map[string]string{
 	stMaintenance: "Maintenance",
 }
 
+// statusText is an incident status in words.
+var statusText = map[string]string{
+	store.StatusInvestigating: "Investigating",
+	store.StatusIdentified:    "Identified",
+	store.StatusMonitoring:    "Monitoring",
+	store.StatusResolved:      "Resolved",
+}
+
 // componentStatus maps a display state to Statuspage's component status.
 var componentStatus = map[string]string{
 	stUp:          "operational",
@@ -161,17 +169,32 @@ type updateView struct {
 	Status string // investigating, identified, monitoring, resolved
 	Body   string
 	At     time.Time
+	Author string // the node that took an operator's update
+	Auto   bool   // written by Vantage from the check's state, not by an operator
 }
 
 type incidentView struct {
 	ID, Check, Label, Title, State string
-	StartedAt                      time.Time
-	ResolvedAt                     *time.Time
-	UpdatedAt                      time.Time
-	Details                        string
-	Duration                       string
-	Updates                        []updateView // newest first
+	// Status is the incident's status: resolved once resolved, else the
+	// latest operator update's status, else investigating.
+	Status       string
+	Impact       string // none, minor, major, critical
+	Manual       bool
+	Checks       []string // affected checks: the incident's check, or a manual incident's list
+	StartedAt    time.Time
+	ResolvedAt   *time.Time
+	MonitoringAt *time.Time
+	UpdatedAt    time.Time
+	Details      string
+	Duration     string
+	Updates      []updateView // newest first
 }
+
+// affects reports whether the incident concerns check.
+func (iv *incidentView) affects(check string) bool { return slices.Contains(iv.Checks, check) }
+
+// Open reports whether the incident is unresolved.
+func (iv *incidentView) Open() bool { return iv.ResolvedAt == nil }
 
 type maintView struct {
 	ID     string
@@ -195,6 +218,7 @@ type view struct {
 	Groups      []*groupView
 	Checks      []*checkView
 	byName      map[string]*checkView
+	incByID     map[string]*incidentView
 	Active      []*incidentView
 	Past        []*incidentView
 	Incidents   []*incidentView // all, newest first
@@ -217,7 +241,7 @@ func (s *Server) buildView(ctx context.Context) *view {
 		st = &Status{}
 	}
 	p := s.opts.Page
-	v := &view{At: now, Page: p, Title: p.Title, Status: st, byName: map[string]*checkView{}}
+	v := &view{At: now, Page: p, Title: p.Title, Status: st, byName: map[string]*checkView{}, incByID: map[string]*incidentView{}}
 	if v.Title == "" {
 		v.Title = "Status"
 	}
@@ -259,11 +283,21 @@ func (s *Server) buildView(ctx context.Context) *view {
 	}
 
 	var incs []store.Incident
+	var updates map[string][]store.IncidentUpdate
 	if s.opts.History != nil {
 		var err error
 		incs, err = s.opts.History.Incidents(ctx, 200)
 		if err != nil {
 			s.opts.Logger.Warn("statuspage: incidents", "err", err)
+		}
+		if uh, ok := s.opts.History.(UpdateHistory); ok && len(incs) > 0 {
+			ids := make([]string, len(incs))
+			for i, inc := range incs {
+				ids[i] = inc.ID
+			}
+			if updates, err = uh.IncidentUpdates(ctx, ids...); err != nil {
+				s.opts.Logger.Warn("statuspage: incident updates", "err", err)
+			}
 		}
 	}
 	labels := map[string]string{}
@@ -319,10 +353,16 @@ func (s *Server) buildView(ctx context.Context) *view {
 	v.Overall = overallOf(states, v.Stale)
 
 	for _, inc := range incs {
-		iv := incidentOf(inc, labels[inc.Check], now)
+		iv := incidentOf(inc, labels, updates[inc.ID], now)
 		v.Incidents = append(v.Incidents, iv)
+		v.incByID[iv.ID] = iv
 		if inc.Open() {
 			v.Active = append(v.Active, iv)
+			if iv.Manual {
+				// An operator's incident is on the banner too: nothing
+				// else would show what no check sees.
+				v.Overall = worseOverall(v.Overall, overalls[impactOverall[iv.Impact]])
+			}
 		} else if len(v.Past) < 20 {
 			v.Past = append(v.Past, iv)
 		}
@@ -348,6 +388,36 @@ func (s *Server) buildView(ctx context.Context) *view {
 	}
 	sort.SliceStable(v.Maint, func(i, j int) bool { return v.Maint[i].Start.Before(v.Maint[j].Start) })
 	return v
+}
+
+// impactOverall is the banner an open manual incident of an impact
+// calls for at least.
+var impactOverall = map[string]string{
+	"critical": OverallMajor,
+	"major":    OverallPartial,
+	"minor":    OverallDegraded,
+	"none":     OverallOperational,
+	"":         OverallOperational,
+}
+
+// overallRank orders banners from best to worst.
+var overallRank = map[string]int{OverallOperational: 0, OverallMaintenance: 1, OverallMonitoring: 2,
+	OverallDegraded: 3, OverallPartial: 4, OverallMajor: 5}
+
+func worseOverall(a, b overall) overall {
+	if overallRank[b.Key] > overallRank[a.Key] {
+		return b
+	}
+	return a
+}
+
+// labels maps check names to their display names.
+func (v *view) labels() map[string]string {
+	m := make(map[string]string, len(v.Checks))
+	for _, c := range v.Checks {
+		m[c.Name] = c.Label
+	}
+	return m
 }
 
 var severity = map[string]int{stUp: 0, stMaintenance: 1, stUnknown: 2, stDegraded: 3, stDown: 4}
@@ -427,7 +497,7 @@ func (s *Server) fillHistory(ctx context.Context, cv *checkView, incs []store.In
 		}
 		end := d.Day.Add(24 * time.Hour)
 		for _, inc := range incs {
-			if inc.Check != cv.Name || !inc.StartedAt.Before(end) {
+			if (inc.Check != cv.Name && !slices.Contains(inc.Components, cv.Name)) || !inc.StartedAt.Before(end) {
 				continue
 			}
 			if inc.ResolvedAt != nil && inc.ResolvedAt.Before(d.Day) {
@@ -466,29 +536,80 @@ func pct(u float64) string {
 	return fmt.Sprintf("%.2f%%", f)
 }
 
-func incidentOf(inc store.Incident, label string, now time.Time) *incidentView {
-	if label == "" {
-		label = inc.Check
+// checkImpact is the impact of an incident a check opened.
+const checkImpact = "major"
+
+// incidentOf builds an incident's view with its timeline: for a check's
+// incident, Vantage's own entries (opened, resolved) around the operators'
+// updates; for a manual incident, the operators' updates only. ups are the
+// operators' updates, newest first.
+func incidentOf(inc store.Incident, labels map[string]string, ups []store.IncidentUpdate, now time.Time) *incidentView {
+	label := func(c string) string {
+		if l := labels[c]; l != "" {
+			return l
+		}
+		return c
 	}
-	iv := &incidentView{ID: inc.ID, Check: inc.Check, Label: label, Title: inc.Title, State: inc.State,
-		StartedAt: inc.StartedAt.UTC(), ResolvedAt: inc.ResolvedAt, UpdatedAt: inc.UpdatedAt.UTC(), Details: inc.Details}
-	if iv.Title == "" {
-		iv.Title = label + " is down"
+	iv := &incidentView{ID: inc.ID, Check: inc.Check, Title: inc.Title, State: inc.State, Manual: inc.Manual,
+		StartedAt: inc.StartedAt.UTC(), UpdatedAt: inc.UpdatedAt.UTC(), Details: inc.Details, Impact: inc.Impact}
+	if inc.Manual {
+		iv.Checks = inc.Components
+		var ls []string
+		for _, c := range inc.Components {
+			ls = append(ls, label(c))
+		}
+		iv.Label = strings.Join(ls, ", ")
+		if iv.Impact == "" {
+			iv.Impact = "minor"
+		}
+	} else {
+		iv.Checks = []string{inc.Check}
+		iv.Label = label(inc.Check)
+		if iv.Title == "" {
+			iv.Title = iv.Label + " is down"
+		}
+		if iv.Impact == "" {
+			iv.Impact = checkImpact
+		}
 	}
 	end := now
 	if inc.ResolvedAt != nil {
 		t := inc.ResolvedAt.UTC()
 		iv.ResolvedAt = &t
 		end = t
-		iv.Updates = append(iv.Updates, updateView{ID: inc.ID + "-resolved", Status: "resolved",
-			Body: label + " is operational again.", At: t})
+		if !inc.Manual {
+			iv.Updates = append(iv.Updates, updateView{ID: inc.ID + "-resolved", Status: store.StatusResolved,
+				Body: iv.Label + " is operational again.", At: t, Auto: true})
+		}
 	}
 	iv.Duration = humanDur(end.Sub(iv.StartedAt))
-	body := label + " is not responding as expected; we are investigating."
-	if inc.Details != "" && !strings.HasPrefix(strings.TrimSpace(inc.Details), "{") {
-		body = inc.Details
+	for _, u := range ups {
+		at := u.CreatedAt.UTC()
+		iv.Updates = append(iv.Updates, updateView{ID: u.ID, Status: u.Status, Body: u.Body, At: at, Author: u.Author})
+		if at.After(iv.UpdatedAt) {
+			iv.UpdatedAt = at
+		}
+		if u.Status == store.StatusMonitoring && (iv.MonitoringAt == nil || at.Before(*iv.MonitoringAt)) {
+			iv.MonitoringAt = &at
+		}
 	}
-	iv.Updates = append(iv.Updates, updateView{ID: inc.ID + "-opened", Status: "investigating", Body: body, At: iv.StartedAt})
+	if !inc.Manual {
+		body := iv.Label + " is not responding as expected; we are investigating."
+		if inc.Details != "" && !strings.HasPrefix(strings.TrimSpace(inc.Details), "{") {
+			body = inc.Details
+		}
+		iv.Updates = append(iv.Updates, updateView{ID: inc.ID + "-opened", Status: store.StatusInvestigating, Body: body,
+			At: iv.StartedAt, Auto: true})
+	}
+	sort.SliceStable(iv.Updates, func(i, j int) bool { return iv.Updates[i].At.After(iv.Updates[j].At) })
+	switch {
+	case iv.ResolvedAt != nil:
+		iv.Status = store.StatusResolved
+	case len(ups) > 0:
+		iv.Status = ups[0].Status
+	default:
+		iv.Status = store.StatusInvestigating
+	}
 	return iv
 }
 

@@ -129,7 +129,9 @@ func syncManual(tx *sql.Tx, id string) error {
 // and returns the incident as it is afterwards. An empty ID is set to a
 // new random id, a zero CreatedAt to now. An unknown incident gives
 // ErrNotFound; status resolved on an open incident of a check gives
-// ErrConflict (it resolves when the check is up again). The update of a
+// ErrConflict (it resolves when the check is up again). CreatedAt is
+// moved just past the incident's latest update if it is not after it, so
+// the updates of one node keep their order. The update of a
 // manual incident sets its state, and resolves it when the status is
 // resolved.
 func (s *Store) PostIncidentUpdate(ctx context.Context, u IncidentUpdate) (Incident, IncidentUpdate, error) {
@@ -155,6 +157,15 @@ func (s *Store) PostIncidentUpdate(ctx context.Context, u IncidentUpdate) (Incid
 		if !cur.Manual && cur.Open() && u.Status == StatusResolved {
 			return fmt.Errorf("%w: incident %s is open while check %s is down; it resolves when the check is up again (post monitoring meanwhile)",
 				ErrConflict, cur.ID, cur.Check)
+		}
+		// Updates taken here keep their order even within a millisecond
+		// or when the clock steps back: the newest is the latest posted.
+		var last sql.NullInt64
+		if err := tx.QueryRow(`SELECT max(created_at) FROM incident_updates WHERE incident_id = ?`, u.IncidentID).Scan(&last); err != nil {
+			return fmt.Errorf("store: incident updates: %w", err)
+		}
+		if last.Valid && u.CreatedAt.UnixMilli() <= last.Int64 {
+			u.CreatedAt = msTime(last.Int64 + 1)
 		}
 		if _, err := s.insertUpdate(tx, u); err != nil {
 			return err

@@ -230,3 +230,26 @@ func TestOpenVersion1Database(t *testing.T) {
 		t.Fatalf("after reopen %+v %v", got, err)
 	}
 }
+
+// Updates posted within one millisecond keep their order.
+func TestPostIncidentUpdateKeepsOrder(t *testing.T) {
+	ctx := ctxT(t)
+	s := openTest(t, "", Options{}) // the clock stands still at t0
+	inc, _, err := s.OpenManualIncident(ctx, Incident{Title: "x"}, IncidentUpdate{Status: StatusInvestigating, Body: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{StatusMonitoring, StatusResolved} {
+		if _, _, err := s.PostIncidentUpdate(ctx, IncidentUpdate{IncidentID: inc.ID, Status: st, Body: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.IncidentUpdates(ctx, inc.ID)
+	ups := got[inc.ID]
+	if len(ups) != 3 || ups[0].Status != StatusResolved || !ups[0].CreatedAt.Equal(t0.Add(2*time.Millisecond)) || ups[2].Status != StatusInvestigating {
+		t.Fatalf("updates %+v", ups)
+	}
+	if inc, _ = s.Incident(ctx, inc.ID); inc.Open() {
+		t.Fatalf("not resolved: %+v", inc)
+	}
+}

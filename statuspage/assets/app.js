@@ -13,7 +13,18 @@
     }
     return TEXT[ev.state] ? ev.state : "unknown";
   }
-  function overall() {
+  var RANK = {operational: 0, maintenance: 1, monitoring_degraded: 2, degraded: 3, partial_outage: 4, major_outage: 5};
+  var IMPACT = {critical: "major_outage", major: "partial_outage", minor: "degraded"};
+  // An operator's open incident sets the least the banner shows.
+  function withIncidents(o) {
+    document.querySelectorAll('.incident[data-manual="1"][data-open="1"]').forEach(function (el) {
+      var f = IMPACT[el.getAttribute("data-impact")];
+      if (f && RANK[f] > RANK[o]) o = f;
+    });
+    return o;
+  }
+  function overall() { return withIncidents(checksOverall()); }
+  function checksOverall() {
     var n = 0, down = 0, deg = 0, unk = 0, maint = 0;
     document.querySelectorAll(".check[data-check]").forEach(function (el) {
       var s = el.getAttribute("data-state");
@@ -30,7 +41,81 @@
     if (maint > 0) return "maintenance";
     return "operational";
   }
+  var MON = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function when(d) {
+    function p(n) { return (n < 10 ? "0" : "") + n; }
+    return d.getUTCDate() + " " + MON[d.getUTCMonth()] + " " + d.getUTCFullYear() + " " + p(d.getUTCHours()) + ":" + p(d.getUTCMinutes()) + " UTC";
+  }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function newIncident(ev) {
+    var a = el("article", "incident");
+    a.id = "incident-" + ev.id;
+    a.setAttribute("data-incident", ev.id);
+    var h = el("h3"), link = el("a", "", ev.title);
+    link.href = ev.url;
+    h.appendChild(link);
+    a.appendChild(h);
+    var meta = el("p", "meta"), st = el("span", "istatus");
+    st.setAttribute("data-role", "istatus");
+    meta.appendChild(st);
+    var rest = (ev.label ? " · " + ev.label : "") + (ev.manual ? " · " + ev.impact.charAt(0).toUpperCase() + ev.impact.slice(1) + " impact" : "");
+    meta.appendChild(document.createTextNode(rest + " · started " + ev.started_at));
+    a.appendChild(meta);
+    var ol = el("ol", "timeline");
+    ol.setAttribute("aria-label", "Updates, newest first");
+    a.appendChild(ol);
+    return a;
+  }
+  // An incident update: added to its incident's timeline in place; a new
+  // incident is added to the active ones; a resolved one moves to the past.
+  function applyIncident(ev) {
+    if (!ev.id || !ev.update) return;
+    var art = document.getElementById("incident-" + ev.id);
+    var active = document.getElementById("active-incidents"), past = document.getElementById("past-incidents");
+    if (!art) {
+      if (!active || !past) return; // not the main page
+      art = newIncident(ev);
+    }
+    art.className = "incident i-" + ev.status;
+    art.setAttribute("data-open", ev.open ? "1" : "0");
+    art.setAttribute("data-manual", ev.manual ? "1" : "0");
+    art.setAttribute("data-impact", ev.impact);
+    var st = art.querySelector('[data-role="istatus"]');
+    if (st) st.textContent = ev.status_text;
+    var ol = art.querySelector("ol.timeline"), u = ev.update;
+    if (ol && !ol.querySelector('[data-update="' + CSS.escape(u.id) + '"]')) {
+      var at = new Date(u.at), li = el("li"), t = el("time", "", when(at));
+      li.setAttribute("data-update", u.id);
+      li.setAttribute("data-at", u.at);
+      t.setAttribute("datetime", u.at);
+      li.appendChild(el("strong", "", ev.update_status_text));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(t);
+      li.appendChild(el("p", "ubody", u.body));
+      var before = null; // newest first
+      ol.querySelectorAll("li[data-at]").forEach(function (x) {
+        if (!before && Date.parse(x.getAttribute("data-at")) <= at.getTime()) before = x;
+      });
+      ol.insertBefore(li, before);
+    }
+    var home = ev.open ? active : past;
+    if (home && art.parentNode !== home) {
+      var h2 = home.querySelector("h2");
+      home.insertBefore(art, h2 ? h2.nextSibling : home.firstChild);
+      home.hidden = false;
+      var none = document.getElementById("no-past");
+      if (none && home === past) none.remove();
+    }
+    if (active && !active.querySelector(".incident")) active.hidden = true;
+    banner();
+  }
   function apply(ev) {
+    if (ev && ev.type === "incident") { applyIncident(ev); return; }
     if (!ev || ev.type !== "check" || !ev.name) return;
     var s = displayState(ev);
     document.querySelectorAll('.check[data-check="' + CSS.escape(ev.name) + '"]').forEach(function (el) {
@@ -38,6 +123,9 @@
       var st = el.querySelector('[data-role="state"]');
       if (st) { st.textContent = TEXT[s]; st.className = "state s-" + s; }
     });
+    banner();
+  }
+  function banner() {
     var banner = document.getElementById("banner");
     if (banner) {
       var o = overall();
