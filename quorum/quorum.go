@@ -29,10 +29,11 @@
 //     state is up again: unknown or maintenance keep it open. Its id is a
 //     hash of the check name and its start: the quorum-th earliest time at
 //     which a region's vote turned down (DownStart), taken from the gossiped
-//     votes, so it does not depend on when a node decides. A node that
-//     decided on partial votes may compute a later start than a peer; ids
-//     then converge on the earliest (start, id) pair (Less, Tracker.Adopt),
-//     and an id already paged never changes.
+//     votes. Nodes that decide on partial views may compute different
+//     starts, so the cluster settles the id outside this package: every
+//     node takes the designated sender's id (Tracker.Opens tells a node that
+//     it is about to open an incident and should wait for it; Tracker.Force
+//     installs it), and an id already paged never changes.
 package quorum
 
 import (
@@ -150,15 +151,6 @@ func DownStart(q int, since []time.Time) time.Time {
 	s := append([]time.Time(nil), since...)
 	slices.SortFunc(s, func(a, b time.Time) int { return a.Compare(b) })
 	return s[q-1].UTC()
-}
-
-// Less orders incidents of one check: the earlier start wins, then the
-// smaller id. Every node adopts the least incident it learns of.
-func Less(startA time.Time, idA string, startB time.Time, idB string) bool {
-	if c := startA.Compare(startB); c != 0 {
-		return c < 0
-	}
-	return idA < idB
 }
 
 // Tally is the vote count of one evaluation.
@@ -286,19 +278,14 @@ func (t *Tracker) Restore(s State, since time.Time, incidentID string, incidentS
 	t.state, t.since, t.incident, t.incStart = s, since, incidentID, incidentStart
 }
 
-// Adopt replaces the open incident's id and start with a peer's when the
-// peer's is less (Less). It returns the replaced id and true when it did.
-func (t *Tracker) Adopt(id string, start time.Time) (string, bool) {
-	if t.incident == "" || id == t.incident || !Less(start, id, t.incStart, t.incident) {
-		return "", false
-	}
-	old := t.incident
-	t.incident, t.incStart = id, start.UTC()
-	return old, true
+// Opens reports whether Update(p, in) would open an incident, without
+// changing anything.
+func (t *Tracker) Opens(p Params, in Input) bool {
+	return t.incident == "" && !in.Maintenance && in.SeesMajority && len(Count(p, in).Down) >= max(p.Quorum, 1)
 }
 
-// Force replaces the open incident's id and start unconditionally: an id
-// that was already paged is final. It returns the replaced id and true when
+// Force replaces the open incident's id and start: with the designated
+// sender's, or with an id that was already paged, which is final. It returns the replaced id and true when
 // it changed anything.
 func (t *Tracker) Force(id string, start time.Time) (string, bool) {
 	if t.incident == "" || id == t.incident {

@@ -174,7 +174,7 @@ func TestIncidentIDDeterministic(t *testing.T) {
 	}
 }
 
-func TestDownStartAndAdopt(t *testing.T) {
+func TestDownStartAndForce(t *testing.T) {
 	eu, us, ap := t0.Add(2100*time.Millisecond), t0.Add(2200*time.Millisecond), t0.Add(2300*time.Millisecond)
 	if got := DownStart(2, []time.Time{ap, eu}); !got.Equal(ap) {
 		t.Fatalf("partial view: %v, want %v", got, ap)
@@ -185,15 +185,22 @@ func TestDownStartAndAdopt(t *testing.T) {
 	if !DownStart(2, []time.Time{eu}).IsZero() {
 		t.Fatal("start without a quorum of times")
 	}
-	// Two nodes decide on different partial views, then converge.
+	// Two nodes decide on different partial views; the second takes the
+	// first's id, as a node takes the designated sender's.
 	p := params()
 	a, b := NewTracker("api", t0), NewTracker("api", t0)
 	ia := in(t0.Add(3*time.Second), map[string]Vote{"eu": VoteDown, "us": VoteDown})
 	ia.DownSince = DownStart(2, []time.Time{eu, us})
 	ib := in(t0.Add(3*time.Second), map[string]Vote{"eu": VoteDown, "ap": VoteDown})
 	ib.DownSince = DownStart(2, []time.Time{eu, ap})
+	if !a.Opens(p, ia) || !b.Opens(p, ib) {
+		t.Fatal("Opens: a quorum of down votes should open an incident")
+	}
 	ta, _ := a.Update(p, ia)
 	tb, _ := b.Update(p, ib)
+	if a.Opens(p, ia) {
+		t.Fatal("Opens with an incident already open")
+	}
 	if ta.IncidentID == tb.IncidentID {
 		t.Fatal("test premise: partial views should differ")
 	}
@@ -201,13 +208,21 @@ func TestDownStartAndAdopt(t *testing.T) {
 		t.Fatal("incident not named by its down start")
 	}
 	aid, astart := a.Incident()
-	if _, ok := a.Adopt(b.Incident()); ok {
-		t.Fatal("a adopted a later incident")
+	if _, ok := a.Force(aid, astart); ok {
+		t.Fatal("Force with the same id reported a change")
 	}
-	if old, ok := b.Adopt(aid, astart); !ok || old != tb.IncidentID {
-		t.Fatalf("b did not adopt the earlier incident (old %q, ok %v)", old, ok)
+	if old, ok := b.Force(aid, astart); !ok || old != tb.IncidentID {
+		t.Fatalf("b did not take a's incident (old %q, ok %v)", old, ok)
 	}
-	if bid, _ := b.Incident(); bid != aid {
+	if bid, bstart := b.Incident(); bid != aid || !bstart.Equal(astart) {
 		t.Fatalf("ids did not converge: %s vs %s", bid, aid)
+	}
+	if NewTracker("api", t0).Opens(p, in(t0, map[string]Vote{"eu": VoteDown, "us": VoteUp, "ap": VoteUp})) {
+		t.Fatal("Opens below quorum")
+	}
+	blind := in(t0, map[string]Vote{"eu": VoteDown, "us": VoteDown})
+	blind.SeesMajority = false
+	if NewTracker("api", t0).Opens(p, blind) {
+		t.Fatal("Opens without a majority in sight")
 	}
 }

@@ -21,6 +21,7 @@ const (
 	kindHealth                                     // a node's canary verdict
 	kindIncident                                   // an incident's id and start, for convergence
 	kindSent                                       // a notification delivered by the cluster
+	kindClaim                                      // a notification being delivered by a node (claims.go)
 )
 
 // confirmMsg asks every node to probe a check at once (fast confirmation).
@@ -37,8 +38,10 @@ type healthMsg struct {
 	At     time.Time `json:"at"`
 }
 
-// incidentMsg announces the incident a node holds open for a check.
+// incidentMsg announces the incident a node holds open for a check. Nodes
+// take the designated sender's.
 type incidentMsg struct {
+	Node  string    `json:"node"`
 	Check string    `json:"check"`
 	ID    string    `json:"id"`
 	Start time.Time `json:"start"`
@@ -69,6 +72,7 @@ type meshState struct {
 	Health    []healthMsg   `json:"health"`
 	Sent      []sentMsg     `json:"sent"`
 	Incidents []incidentMsg `json:"incidents"`
+	Claims    []claimMsg    `json:"claims,omitempty"`
 }
 
 // page tracks the notifications of one incident on this node.
@@ -189,8 +193,11 @@ func (n *node) encodeState() []byte {
 	}
 	for _, cs := range n.checks {
 		if id, start := cs.tracker.Incident(); id != "" {
-			st.Incidents = append(st.Incidents, incidentMsg{Check: cs.cfg.Name, ID: id, Start: start, Paged: n.pagedLocked(id)})
+			st.Incidents = append(st.Incidents, incidentMsg{Node: n.opts.Name, Check: cs.cfg.Name, ID: id, Start: start, Paged: n.pagedLocked(id)})
 		}
+	}
+	for _, c := range n.claims {
+		st.Claims = append(st.Claims, c)
 	}
 	b, err := json.Marshal(st)
 	if err != nil {

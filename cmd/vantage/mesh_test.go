@@ -46,14 +46,21 @@ func (p *cutProber) Probe(ctx context.Context, c *config.Check) checker.Result {
 
 // hookRecorder is the on-call side: it records webhook events.
 type hookRecorder struct {
-	mu     sync.Mutex
-	events []map[string]any
-	srv    *httptest.Server
+	mu      sync.Mutex
+	events  []map[string]any
+	srv     *httptest.Server
+	refuse  atomic.Bool  // answer 503 and record nothing
+	refused atomic.Int64 // requests refused
 }
 
 func newHookRecorder(t *testing.T) *hookRecorder {
 	h := &hookRecorder{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.refuse.Load() {
+			h.refused.Add(1)
+			http.Error(w, "refused (test)", http.StatusServiceUnavailable)
+			return
+		}
 		var ev map[string]any
 		body, _ := io.ReadAll(r.Body)
 		json.Unmarshal(body, &ev)
@@ -76,6 +83,7 @@ type meshNode struct {
 	n      *node
 	prober *cutProber
 	region string
+	key    []byte // the gossip key
 }
 
 // startMesh starts one node per region on loopback, all sharing a gossip
@@ -86,37 +94,12 @@ func startMesh(t *testing.T, cfgText string, regions []string) []*meshNode {
 	key := make([]byte, 32)
 	rand.Read(key)
 	var nodes []*meshNode
-	var seed string
-	for i, region := range regions {
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
+	for _, region := range regions {
+		seed := ""
+		if len(nodes) > 0 {
+			seed = nodes[0].n.GossipAddr()
 		}
-		name := fmt.Sprintf("%s-1", region)
-		dir := t.TempDir()
-		level := slog.LevelWarn
-		if os.Getenv("VANTAGE_TEST_LOG") != "" {
-			level = slog.LevelDebug
-		}
-		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", name)
-		p := &cutProber{inner: checker.New(checker.Options{})}
-		g := &cluster.Config{Name: name, Region: region, Bind: "127.0.0.1:0", Profile: "local", Key: key, Logger: log}
-		if i > 0 {
-			g.Join = []string{seed}
-		}
-		n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: name, Region: region,
-			DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g, Prober: p})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		if i == 0 {
-			seed = n.GossipAddr()
-		}
-		nodes = append(nodes, &meshNode{n: n, prober: p, region: region})
+		nodes = append(nodes, addMeshNode(t, path, key, region+"-1", region, seed))
 	}
 	waitMesh(t, nodes, "every node sees every member alive", func(st *statuspage.Status) bool {
 		alive := 0
@@ -128,6 +111,37 @@ func startMesh(t *testing.T, cfgText string, regions []string) []*meshNode {
 		return alive == len(regions)
 	})
 	return nodes
+}
+
+// addMeshNode starts one node of config path with gossip key key, joining
+// seed unless it is empty.
+func addMeshNode(t *testing.T, path string, key []byte, name, region, seed string) *meshNode {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	level := slog.LevelWarn
+	if os.Getenv("VANTAGE_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", name)
+	p := &cutProber{inner: checker.New(checker.Options{})}
+	g := &cluster.Config{Name: name, Region: region, Bind: "127.0.0.1:0", Profile: "local", Key: key, Logger: log}
+	if seed != "" {
+		g.Join = []string{seed}
+	}
+	n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: name, Region: region,
+		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g, Prober: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return &meshNode{n: n, prober: p, region: region, key: key}
 }
 
 // waitMesh waits until cond holds on every node's status.
@@ -301,4 +315,170 @@ func TestMeshFastConfirmation(t *testing.T) {
 		t.Fatalf("down %s after the first failed probe, want within 10s", took)
 	}
 	t.Logf("down %s after the first failed probe (interval 60s, fail_after 2)", time.Since(first).Round(time.Millisecond))
+}
+
+// idWatch polls every node's status and records each incident id a node
+// shows while the check is down.
+type idWatch struct {
+	mu   sync.Mutex
+	seen map[string]map[string]bool // incident id -> nodes that showed it
+	stop chan struct{}
+	done chan struct{}
+}
+
+func watchIDs(nodes []*meshNode, check string) *idWatch {
+	w := &idWatch{seen: map[string]map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			for _, m := range nodes {
+				c := checkByName(m.n.Status(), check)
+				if c.State != "down" {
+					continue
+				}
+				w.mu.Lock()
+				if w.seen[c.IncidentID] == nil {
+					w.seen[c.IncidentID] = map[string]bool{}
+				}
+				w.seen[c.IncidentID][m.n.opts.Name] = true
+				w.mu.Unlock()
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+func (w *idWatch) end() map[string]map[string]bool {
+	close(w.stop)
+	<-w.done
+	return w.seen
+}
+
+// The contract: incident_id is non-empty from the moment a check shows down,
+// and the same on every node. Nodes that reach the quorum on different
+// partial views must still never show different ids, not even briefly.
+func TestMeshIncidentIDSameOnEveryNodeFromTheStart(t *testing.T) {
+	target, failing := switchableTarget(t)
+	hook := newHookRecorder(t)
+	nodes := startMesh(t, meshConfig(target.URL, hook.srv.URL, "1s"), []string{"eu", "us", "ap"})
+	for round := 1; round <= 3; round++ {
+		waitMesh(t, nodes, "api up with three voting regions", func(st *statuspage.Status) bool {
+			c := checkByName(st, "api")
+			return c.State == "up" && c.Regions["eu"].Vote == "up" && c.Regions["us"].Vote == "up" && c.Regions["ap"].Vote == "up"
+		})
+		w := watchIDs(nodes, "api")
+		failing.Store(true)
+		waitMesh(t, nodes, "api down everywhere", func(st *statuspage.Status) bool {
+			return checkByName(st, "api").State == "down"
+		})
+		failing.Store(false)
+		waitMesh(t, nodes, "api up again everywhere", func(st *statuspage.Status) bool {
+			return checkByName(st, "api").State == "up"
+		})
+		seen := w.end()
+		if len(seen) != 1 {
+			t.Fatalf("outage %d: nodes showed %d incident ids while down: %v", round, len(seen), seen)
+		}
+		for id, by := range seen {
+			if id == "" || len(by) != len(nodes) {
+				t.Fatalf("outage %d: incident %q shown by %v", round, id, by)
+			}
+			t.Logf("outage %d: incident %s on every node", round, id)
+		}
+	}
+}
+
+// A slow delivery is not duplicated when the designated sender changes: the
+// sender (ap-1) cannot deliver (the pager answers 503) when a node that
+// sorts first (aa-1) joins mid-incident and becomes the sender. aa-1 takes
+// the cluster's incident id, sees ap-1's live claim and queues nothing;
+// ap-1 delivers once the pager accepts, and aa-1 then sends the resolve.
+func TestMeshSendClaimSurvivesSenderChange(t *testing.T) {
+	target, failing := switchableTarget(t)
+	hook := newHookRecorder(t)
+	hook.refuse.Store(true)
+	cfgText := meshConfig(target.URL, hook.srv.URL, "1s")
+	nodes := startMesh(t, cfgText, []string{"eu", "us", "ap"})
+	failing.Store(true)
+	waitMesh(t, nodes, "api down everywhere", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").State == "down"
+	})
+	incident := checkByName(nodes[0].n.Status(), "api").IncidentID
+	deadline := time.Now().Add(20 * time.Second)
+	for hook.refused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sender never tried to deliver the trigger")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	aa := addMeshNode(t, writeFile(t, "mesh2.yaml", cfgText), nodes[0].key, "aa-1", "eu", nodes[0].n.GossipAddr())
+	all := append([]*meshNode{aa}, nodes...)
+	waitMesh(t, all, "aa-1 the designated sender, api down under the cluster's incident", func(st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return len(st.Cluster.Members) == 4 && c.State == "down" && c.IncidentID == incident
+	})
+	aa.n.mu.Lock()
+	sender := aa.n.viewLocked(aa.n.params(&config.Check{}).Regions).sender
+	aa.n.mu.Unlock()
+	if sender != "aa-1" {
+		t.Fatalf("test premise: aa-1 should be the designated sender, got %q", sender)
+	}
+	// Several sweeps of the new sender with the claim in force.
+	seen := aa.n.sweeps.Load()
+	for aa.n.sweeps.Load() < seen+3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if es, err := aa.n.outbox.Entries(context.Background(), incident); err != nil || len(es) != 0 {
+		t.Fatalf("the new sender queued %d notifications of a claimed incident (err %v): %+v", len(es), err, es)
+	}
+
+	hook.refuse.Store(false)
+	deadline = time.Now().Add(30 * time.Second)
+	for len(hook.all()) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the claimed trigger was never delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	failing.Store(false)
+	waitMesh(t, all, "api up again everywhere", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").State == "up"
+	})
+	deadline = time.Now().Add(15 * time.Second)
+	for len(hook.all()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Any duplicate would come from a queued entry: wait until no node has
+	// one pending.
+	for _, m := range all {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p, err := m.n.outbox.Pending(context.Background())
+			if err == nil && len(p) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: outbox still pending: %v %v", m.n.opts.Name, p, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	evs := hook.all()
+	if len(evs) != 2 || evs[0]["event"] != "down" || evs[1]["event"] != "up" {
+		t.Fatalf("webhook got %d events %v, want exactly one down and one up", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev["incident_id"] != incident {
+			t.Fatalf("event for incident %v, the cluster showed %s", ev["incident_id"], incident)
+		}
+	}
+	if es, _ := aa.n.outbox.Entries(context.Background(), incident); len(es) != 1 || es[0].Action != "resolve" {
+		t.Fatalf("aa-1's outbox holds %+v, want only the resolve", es)
+	}
 }

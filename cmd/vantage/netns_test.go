@@ -108,8 +108,13 @@ type netLab struct {
 
 	failing atomic.Bool // the target answers 503
 
-	mu    sync.Mutex
-	hooks []hookEvent
+	mu      sync.Mutex
+	hooks   []hookEvent
+	refuse  map[string]bool // regions whose webhook requests the pager answers 503
+	refused map[string]int  // webhook requests refused, by region
+
+	cfg string // the nodes' config file
+	key []byte // their gossip key
 
 	nodes map[string]*labNode
 }
@@ -122,6 +127,7 @@ type hookEvent struct {
 type labNode struct {
 	region string
 	addr   string // http
+	data   string // --data
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	exited chan struct{}
@@ -152,7 +158,7 @@ func newNetLab(t *testing.T) *netLab {
 	suffix := make([]byte, 3)
 	rand.Read(suffix)
 	prefix := "vt" + hex.EncodeToString(suffix)
-	l := &netLab{t: t, ns: map[string]string{}, nodes: map[string]*labNode{}}
+	l := &netLab{t: t, ns: map[string]string{}, nodes: map[string]*labNode{}, refuse: map[string]bool{}, refused: map[string]int{}}
 
 	// Deleting a namespace deletes its veth ends and their peers. Registered
 	// first, so it runs after every process and socket in them is gone.
@@ -243,8 +249,17 @@ func newNetLab(t *testing.T) *netLab {
 			}
 		}
 		l.mu.Lock()
-		l.hooks = append(l.hooks, hookEvent{from: from, ev: ev})
+		refuse := l.refuse[from]
+		if refuse {
+			l.refused[from]++
+		} else {
+			l.hooks = append(l.hooks, hookEvent{from: from, ev: ev})
+		}
 		l.mu.Unlock()
+		if refuse {
+			http.Error(w, "refused (test)", http.StatusServiceUnavailable)
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	return l
@@ -282,8 +297,7 @@ func (l *netLab) iptables(role string, args ...string) {
 // startNodes writes the config and starts one node per region, each joining
 // eu-1, sharing one gossip key.
 func (l *netLab) startNodes() {
-	t := l.t
-	cfg := writeFile(t, "netns.yaml", fmt.Sprintf(`
+	l.cfg = writeFile(l.t, "netns.yaml", fmt.Sprintf(`
 cluster:
   regions: [eu, us, ap]
   quorum: 2
@@ -303,36 +317,41 @@ notifiers:
     type: webhook
     url: %s
 `, labTgtURL, labHook))
-	key := make([]byte, 32)
-	rand.Read(key)
-	seed := labIPs["eu"] + ":7946"
-	for _, region := range []string{"eu", "us", "ap"} {
-		ip := labIPs[region]
-		n := &labNode{region: region, addr: ip + ":8080", stderr: &lockedBuffer{}, exited: make(chan struct{})}
-		n.cmd = exec.Command("ip", "netns", "exec", l.ns[region], binPath, "run", "--config", cfg,
-			"--node", region+"-1", "--region", region, "--gossip", ip+":7946", "--http", n.addr,
-			"--data", t.TempDir(), "--join", seed)
-		n.cmd.Env = append(os.Environ(), "VANTAGE_GOSSIP_KEY="+base64.StdEncoding.EncodeToString(key))
-		n.cmd.Stderr = n.stderr
-		// ip netns exec execs the node: it is our child, and dies with us.
-		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { n.cmd.Wait(); close(n.exited) }()
-		t.Cleanup(func() {
-			n.cmd.Process.Kill()
-			<-n.exited
-			if t.Failed() {
-				s := n.stderr.String()
-				if len(s) > 6000 {
-					s = "...\n" + s[len(s)-6000:]
-				}
-				t.Logf("%s-1 stderr:\n%s", region, s)
-			}
-		})
-		l.nodes[region] = n
+	l.key = make([]byte, 32)
+	rand.Read(l.key)
+	for _, region := range allRegions {
+		l.startNode(region, l.t.TempDir())
 	}
+}
+
+// startNode starts (or restarts) the node of a region on a data directory.
+func (l *netLab) startNode(region, data string) {
+	t := l.t
+	ip := labIPs[region]
+	n := &labNode{region: region, addr: ip + ":8080", data: data, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	n.cmd = exec.Command("ip", "netns", "exec", l.ns[region], binPath, "run", "--config", l.cfg,
+		"--node", region+"-1", "--region", region, "--gossip", ip+":7946", "--http", n.addr,
+		"--data", data, "--join", labIPs["eu"]+":7946")
+	n.cmd.Env = append(os.Environ(), "VANTAGE_GOSSIP_KEY="+base64.StdEncoding.EncodeToString(l.key))
+	n.cmd.Stderr = n.stderr
+	// ip netns exec execs the node: it is our child, and dies with us.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.cmd.Wait(); close(n.exited) }()
+	t.Cleanup(func() {
+		n.cmd.Process.Kill()
+		<-n.exited
+		if t.Failed() {
+			s := n.stderr.String()
+			if len(s) > 6000 {
+				s = "...\n" + s[len(s)-6000:]
+			}
+			t.Logf("%s-1 (pid %d) stderr:\n%s", region, n.cmd.Process.Pid, s)
+		}
+	})
+	l.nodes[region] = n
 }
 
 func (l *netLab) status(n *labNode) (*statuspage.Status, error) {
@@ -502,15 +521,18 @@ func (l *netLab) noPage(string, *statuspage.Status) error {
 // recoverOnce restores the target and asserts that the pager then holds
 // exactly one down and one up event, both of incident, with no duplicate
 // arriving within a few gossip rounds.
-func (l *netLab) recoverOnce(incident string) []hookEvent {
+func (l *netLab) recoverOnce(incident string, regions ...string) []hookEvent {
 	l.t.Helper()
+	if len(regions) == 0 {
+		regions = allRegions
+	}
 	l.failing.Store(false)
-	l.wait("api up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+	l.wait("api up again everywhere", 20*time.Second, regions, func(_ string, st *statuspage.Status) bool {
 		c := checkByName(st, "api")
 		return c.State == "up" && c.IncidentID == ""
 	}, nil)
 	l.waitEvents("the resolve", 2, 20*time.Second)
-	l.hold("no duplicate notification", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
+	l.hold("no duplicate notification", 3*time.Second, regions, func(string, *statuspage.Status) error {
 		if k := len(l.events()); k > 2 {
 			return fmt.Errorf("the pager got %d events: %v", k, l.events())
 		}
@@ -725,4 +747,94 @@ func TestNetnsPartitionMinorityNeverPages(t *testing.T) {
 		}
 	}
 	t.Logf("events: %v; total %s", evs, time.Since(start).Round(time.Millisecond))
+}
+
+// TestNetnsSenderKilledMidIncident: the designated sender (ap-1, the first
+// alive node by name) cannot deliver its trigger (the pager answers 503 to
+// it only) and is killed with SIGKILL while the send is pending. eu-1 takes
+// over and pages once. ap-1 then restarts on its data directory with the
+// trigger still pending in its outbox and the pager accepting it again: it
+// learns from the cluster's sent log that the trigger was delivered and
+// sends nothing. The recovery resolves once.
+func TestNetnsSenderKilledMidIncident(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	l.mu.Lock()
+	l.refuse["ap"] = true
+	l.mu.Unlock()
+	l.startAllUp()
+	t.Logf("mesh up, api up everywhere after %s", time.Since(start).Round(time.Millisecond))
+
+	l.failing.Store(true)
+	incident := l.agreedIncident(20 * time.Second)
+	refusedOnce := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.refused["ap"] > 0
+	}
+	l.wait("ap-1, the designated sender, trying to deliver the trigger", 20*time.Second, allRegions, func(string, *statuspage.Status) bool {
+		return refusedOnce()
+	}, l.noPage)
+
+	ap := l.nodes["ap"]
+	if err := ap.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-ap.exited
+	killedAt := time.Now()
+	l.mu.Lock()
+	l.refuse["ap"] = false // a resend from ap-1 would now arrive
+	l.mu.Unlock()
+	others := []string{"eu", "us"}
+	evs := l.waitEvents("the trigger from the node that took over", 1, 30*time.Second)
+	if evs[0].from != "eu" || evs[0].ev["event"] != "down" || evs[0].ev["incident_id"] != incident {
+		t.Fatalf("after the sender died the pager got %v, want the trigger of %s from eu-1", evs[0], incident)
+	}
+	t.Logf("eu-1 took over and paged %s after the SIGKILL", time.Since(killedAt).Round(time.Millisecond))
+	oneEvent := func(string, *statuspage.Status) error {
+		if evs := l.events(); len(evs) != 1 {
+			return fmt.Errorf("the pager got %d events: %v", len(evs), evs)
+		}
+		return nil
+	}
+	l.hold("no second trigger", 3*time.Second, others, oneEvent)
+
+	// ap-1 restarts with its undelivered trigger still in the outbox.
+	l.startNode("ap", ap.data)
+	l.wait("ap-1 back in the mesh, on the same incident, its outbox empty", 40*time.Second, allRegions, func(r string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		if aliveMembers(st) != 3 || c.State != "down" || c.IncidentID != incident {
+			return false
+		}
+		return r != "ap" || l.outboxPending(l.nodes["ap"]) == 0
+	}, oneEvent)
+	l.hold("no resend from the restarted node", 3*time.Second, allRegions, oneEvent)
+
+	evs = l.recoverOnce(incident)
+	t.Logf("events: %v; total %s", evs, time.Since(start).Round(time.Millisecond))
+}
+
+// outboxPending reads a node's vantage_outbox_pending total from /metrics
+// (-1 when it cannot be read).
+func (l *netLab) outboxPending(n *labNode) int {
+	resp, err := l.client.Get("http://" + n.addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	total := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "vantage_outbox_pending{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
+			total += int(v)
+		}
+	}
+	return total
 }

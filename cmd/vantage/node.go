@@ -34,6 +34,9 @@ const (
 	// takeoverAfter is how long a node that becomes the sender waits for an
 	// earlier sender's sent log before paging what it finds unsent.
 	takeoverAfter = 5 * time.Second
+	// idSettle is how long a node other than the designated sender waits for
+	// the sender's incident id before it shows a check down under its own.
+	idSettle = 3 * time.Second
 )
 
 type nodeOptions struct {
@@ -61,6 +64,13 @@ type checkState struct {
 	tracker   *quorum.Tracker
 	last      checker.Result
 	have      bool
+	// pendingDown is when this node first saw a quorum of down votes while
+	// waiting for the designated sender's incident id.
+	pendingDown time.Time
+	// The last incident resolved here, so a late announcement of it is not
+	// taken for the next one.
+	lastResolvedID    string
+	lastResolvedStart time.Time
 }
 
 // node is one probe node: it runs the checks, shares its votes with the
@@ -80,6 +90,7 @@ type node struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	evalCh  chan string
+	sweeps  atomic.Uint64 // sweepPages passes, for tests to wait on
 
 	mu          sync.Mutex
 	cfg         *config.Config
@@ -88,8 +99,10 @@ type node struct {
 	health      map[string]healthMsg                  // node -> canary verdict
 	members     []cluster.Member
 	sent        map[sentKey]sentMsg
-	pages       map[string]*page // incident id -> paging record
-	hints       map[string]incidentMsg
+	pages       map[string]*page                  // incident id -> paging record
+	hints       map[string]map[string]incidentMsg // check -> node -> its open incident
+	pagedIDs    map[string]incidentMsg            // check -> the incident whose trigger went out
+	claims      map[claimKey]claimMsg
 	lastConfirm map[string]time.Time
 	senderSince time.Time
 	wasSender   bool
@@ -102,7 +115,8 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	n := &node{
 		opts: o, log: o.Logger, cfg: o.Config, now: o.Now, checks: map[string]*checkState{},
 		votes: map[string]map[string]cluster.VoteMsg{}, health: map[string]healthMsg{},
-		sent: map[sentKey]sentMsg{}, pages: map[string]*page{}, hints: map[string]incidentMsg{},
+		sent: map[sentKey]sentMsg{}, pages: map[string]*page{}, hints: map[string]map[string]incidentMsg{},
+		pagedIDs: map[string]incidentMsg{}, claims: map[claimKey]claimMsg{},
 		lastConfirm: map[string]time.Time{}, evalCh: make(chan string, 4096),
 	}
 	if n.now == nil {
@@ -127,6 +141,9 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("notifiers: %w", err)
+	}
+	for i, p := range providers {
+		providers[i] = gatedProvider{Provider: p, n: n}
 	}
 	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
 		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
@@ -417,28 +434,32 @@ func (n *node) evaluate(name string) {
 		Now: now, Regions: regions, Maintenance: n.cfg.InMaintenance(name, now),
 		SeesMajority: view.seesMajority, DownSince: quorum.DownStart(p.Quorum, downSince),
 	}
+	// Every node names an incident as the designated sender does: a node
+	// about to open one waits (up to idSettle) for the sender's id.
+	opens := cs.tracker.Opens(p, in)
+	auth, haveAuth := n.authorityLocked(cs, view.sender, opens)
+	if opens && !haveAuth && view.sender != n.opts.Name {
+		if cs.pendingDown.IsZero() {
+			cs.pendingDown = now
+			n.log.Debug("quorum down; waiting for the designated sender's incident id", "check", name, "sender", view.sender)
+		}
+		if now.Sub(cs.pendingDown) < idSettle {
+			n.mu.Unlock()
+			return
+		}
+	}
+	cs.pendingDown = time.Time{}
 	tr, changed := cs.tracker.Update(p, in)
 	var adopted []incidentMsg
 	var replaced []string
-	if id, _ := cs.tracker.Incident(); id != "" && !n.pagedLocked(id) {
-		// A fuller view or a peer's announcement may name an earlier start.
-		cands := []incidentMsg{}
-		if !in.DownSince.IsZero() && len(tr.Tally.Down) >= p.Quorum {
-			cands = append(cands, incidentMsg{Check: name, ID: quorum.IncidentID(name, in.DownSince), Start: in.DownSince})
-		}
-		if h, ok := n.hints[name]; ok {
-			cands = append(cands, h)
-		}
-		for _, c := range cands {
-			adopt := cs.tracker.Adopt
-			if c.Paged {
-				adopt = cs.tracker.Force
-			}
-			if old, ok := adopt(c.ID, c.Start); ok {
-				replaced = append(replaced, old)
-				adopted = append(adopted, c)
-				n.movePageLocked(old, c.ID, c.Start)
-			}
+	if id, _ := cs.tracker.Incident(); id != "" && haveAuth && id != auth.ID {
+		old, _ := cs.tracker.Force(auth.ID, auth.Start)
+		n.movePageLocked(old, auth.ID, auth.Start)
+		if changed && tr.Opened {
+			tr.IncidentID = auth.ID // opened in this very round: nothing holds the old id yet
+		} else {
+			replaced = append(replaced, old)
+			adopted = append(adopted, auth)
 		}
 	}
 	var announce *incidentMsg
@@ -446,25 +467,29 @@ func (n *node) evaluate(name string) {
 		if tr.Opened {
 			id, start := cs.tracker.Incident()
 			n.pages[id] = &page{check: name, trigger: n.eventLocked(cs, id, start, nil), openedAt: now}
-			announce = &incidentMsg{Check: name, ID: id, Start: start}
+			announce = &incidentMsg{Node: n.opts.Name, Check: name, ID: id, Start: start}
 		}
 		if tr.Resolved {
 			if pg, ok := n.pages[tr.IncidentID]; ok {
 				at := tr.At.UTC()
 				ev := n.eventLocked(cs, tr.IncidentID, pg.trigger.StartedAt, &at)
 				pg.resolve = &ev
+				cs.lastResolvedStart = pg.trigger.StartedAt
 			}
+			cs.lastResolvedID = tr.IncidentID
 			delete(n.hints, name)
+			delete(n.pagedIDs, name)
 		}
 	}
 	if len(adopted) > 0 {
 		last := adopted[len(adopted)-1]
+		last.Node, last.Paged = n.opts.Name, false
 		announce = &last
 	}
 	n.mu.Unlock()
 
 	for i, old := range replaced {
-		n.log.Info("incident id adopted", "check", name, "old", old, "incident_id", adopted[i].ID, "start", adopted[i].Start)
+		n.log.Info("incident id taken from the designated sender", "check", name, "old", old, "incident_id", adopted[i].ID, "start", adopted[i].Start)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := n.store.ReplaceIncident(ctx, old, adopted[i].ID, adopted[i].Start); err != nil && !errors.Is(err, store.ErrNotFound) {
 			n.log.Error("replace incident", "check", name, "err", err)
@@ -547,6 +572,7 @@ func (n *node) sweepPages() {
 	var jobs []job
 	n.mu.Lock()
 	now := n.now()
+	claims := n.renewClaimsLocked(now)
 	regions := n.params(&config.Check{}).Regions
 	view := n.viewLocked(regions)
 	isSender := view.sender == n.opts.Name
@@ -576,24 +602,38 @@ func (n *node) sweepPages() {
 			continue
 		}
 		if !pg.triggered && now.Sub(pg.openedAt) >= pageSettle {
-			if ns := n.unsentLocked(id, notifier.ActionTrigger, cs.cfg.Notify); len(ns) > 0 {
+			ns := n.unsentLocked(id, notifier.ActionTrigger, cs.cfg.Notify)
+			if holder, held := n.claimHeldLocked(id, notifier.ActionTrigger, now); held && len(ns) > 0 {
+				n.log.Debug("trigger claimed by a peer; not sending", "incident_id", id, "holder", holder)
+				continue
+			}
+			if len(ns) > 0 {
 				ev := pg.trigger
 				if st, _ := cs.tracker.State(); st == quorum.StateDown {
 					ev.Regions = n.eventLocked(cs, id, ev.StartedAt, nil).Regions // the fullest view
 				}
 				jobs = append(jobs, job{ev, ns})
+				claims = append(claims, n.claimLocked(id, notifier.ActionTrigger, ns, now))
 			}
 			pg.triggered = true
 		}
 		if pg.triggered && pg.resolve != nil && !pg.resolvedQd {
-			if ns := n.unsentLocked(id, notifier.ActionResolve, cs.cfg.Notify); len(ns) > 0 {
+			ns := n.unsentLocked(id, notifier.ActionResolve, cs.cfg.Notify)
+			if holder, held := n.claimHeldLocked(id, notifier.ActionResolve, now); held && len(ns) > 0 {
+				n.log.Debug("resolve claimed by a peer; not sending", "incident_id", id, "holder", holder)
+				continue
+			}
+			if len(ns) > 0 {
 				jobs = append(jobs, job{*pg.resolve, ns})
+				claims = append(claims, n.claimLocked(id, notifier.ActionResolve, ns, now))
 			}
 			pg.resolvedQd = true
 			pg.doneAt = now
 		}
 	}
 	n.mu.Unlock()
+	n.gossipClaims(claims) // before queueing: a claim goes out before its send
+	defer n.sweeps.Add(1)
 	for _, j := range jobs {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := n.outbox.Enqueue(ctx, j.ev, j.notifiers...); err != nil {
@@ -715,13 +755,26 @@ func (n *node) OnMessage(kind byte, payload []byte) {
 			return
 		}
 		n.learnSent(m)
+	case kindClaim:
+		m, err := decodeMsg[claimMsg](payload)
+		if err != nil {
+			n.log.Warn("gossip", "err", err)
+			return
+		}
+		n.learnClaim(m)
 	}
 }
 
 func (n *node) learnIncident(m incidentMsg) {
 	n.mu.Lock()
-	if h, ok := n.hints[m.Check]; !ok || m.Paged || (!h.Paged && quorum.Less(m.Start, m.ID, h.Start, h.ID)) {
-		n.hints[m.Check] = m
+	if m.Paged {
+		n.pagedIDs[m.Check] = m
+	}
+	if m.Node != "" && m.Node != n.opts.Name {
+		if n.hints[m.Check] == nil {
+			n.hints[m.Check] = map[string]incidentMsg{}
+		}
+		n.hints[m.Check][m.Node] = m
 	}
 	_, known := n.checks[m.Check]
 	n.mu.Unlock()
@@ -734,14 +787,48 @@ func (n *node) learnSent(m sentMsg) {
 	n.mu.Lock()
 	n.sent[m.key()] = m
 	if m.Action == string(notifier.ActionTrigger) && m.Check != "" {
-		// A paged id is final: every node adopts it.
-		n.hints[m.Check] = incidentMsg{Check: m.Check, ID: m.Incident, Start: m.Start, Paged: true}
+		// A paged id is final: every node takes it.
+		n.pagedIDs[m.Check] = incidentMsg{Node: m.Node, Check: m.Check, ID: m.Incident, Start: m.Start, Paged: true}
 	}
 	_, known := n.checks[m.Check]
 	n.mu.Unlock()
 	if known {
 		n.queueEval(m.Check)
 	}
+}
+
+// authorityLocked is the incident id a check's open or opening incident
+// must carry: one already paged, else the designated sender's. The sender
+// itself names a new incident, except when it opens one that alive peers
+// already hold (it joined or took over mid-incident): it takes theirs (the
+// earliest start, then the least id). It reports false when there is none.
+// Announcements of the incident resolved last are ignored, however late
+// they arrive.
+func (n *node) authorityLocked(cs *checkState, sender string, opening bool) (incidentMsg, bool) {
+	usable := func(m incidentMsg) bool {
+		return m.ID != "" && m.ID != cs.lastResolvedID && m.Start.After(cs.lastResolvedStart)
+	}
+	if m, ok := n.pagedIDs[cs.cfg.Name]; ok && usable(m) {
+		return m, true
+	}
+	switch sender {
+	case "":
+		return incidentMsg{}, false
+	case n.opts.Name:
+		var best incidentMsg
+		found := false
+		for node, m := range n.hints[cs.cfg.Name] {
+			if !opening || !usable(m) || !n.aliveLocked(node) {
+				continue
+			}
+			if c := m.Start.Compare(best.Start); !found || c < 0 || (c == 0 && m.ID < best.ID) {
+				best, found = m, true
+			}
+		}
+		return best, found
+	}
+	m, ok := n.hints[cs.cfg.Name][sender]
+	return m, ok && usable(m)
 }
 
 // LocalState implements cluster.Handler (push-pull anti-entropy).
@@ -754,14 +841,16 @@ func (n *node) MergeRemoteState(b []byte) {
 		n.log.Warn("merge gossip state", "err", err)
 		return
 	}
-	votes, err := cluster.DecodeVotes(st.Votes)
-	if err != nil {
-		n.log.Warn("merge gossip votes", "err", err)
+	// The sent log, incidents and claims first: a node that joins
+	// mid-incident must know them before the votes make it decide.
+	for _, s := range st.Sent {
+		n.learnSent(s)
 	}
-	for _, v := range votes {
-		if v.Node != n.opts.Name {
-			n.OnVote(v)
-		}
+	for _, m := range st.Incidents {
+		n.learnIncident(m)
+	}
+	for _, c := range st.Claims {
+		n.learnClaim(c)
 	}
 	n.mu.Lock()
 	for _, h := range st.Health {
@@ -773,11 +862,14 @@ func (n *node) MergeRemoteState(b []byte) {
 		}
 	}
 	n.mu.Unlock()
-	for _, s := range st.Sent {
-		n.learnSent(s)
+	votes, err := cluster.DecodeVotes(st.Votes)
+	if err != nil {
+		n.log.Warn("merge gossip votes", "err", err)
 	}
-	for _, m := range st.Incidents {
-		n.learnIncident(m)
+	for _, v := range votes {
+		if v.Node != n.opts.Name {
+			n.OnVote(v)
+		}
 	}
 }
 
