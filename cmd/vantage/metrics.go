@@ -38,6 +38,7 @@ var (
 	descStoreDropped  = prometheus.NewDesc("vantage_store_results_dropped_total", "Probe results dropped (queue full or store closed).", nil, nil)
 	descStoreQueue    = prometheus.NewDesc("vantage_store_queue_depth", "Probe results accepted but not yet committed.", nil, nil)
 	descStoreBatch    = prometheus.NewDesc("vantage_store_write_seconds", "Duration of the store's write transactions.", nil, nil)
+	descGossipBytes   = prometheus.NewDesc("vantage_gossip_bytes_total", "Gossip bytes sent (out) and received (in): udp (probes, gossip, votes), tcp (joins, push-pull); encrypted, without IP/UDP/TCP headers.", []string{"direction", "transport"}, nil)
 )
 
 func newNodeMetrics() *nodeMetrics {
@@ -79,7 +80,7 @@ type nodeCollector struct{ n *node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descProbeSuccess, descProbeDuration, descCheckState, descCheckUp, descRegionVote,
 		descRegionElig, descMembers, descSeesMajority, descCanary, descOutbox, descStoreWritten, descStoreDropped,
-		descStoreQueue, descStoreBatch} {
+		descStoreQueue, descStoreBatch, descGossipBytes} {
 		ch <- d
 	}
 }
@@ -162,4 +163,13 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		buckets[bound.Seconds()] = cum
 	}
 	ch <- prometheus.MustNewConstHistogram(descStoreBatch, ss.Batches+ss.BatchErrors, ss.BatchDurationSum.Seconds(), buckets)
+	if cl := n.cl.Load(); cl != nil {
+		tr := cl.Traffic()
+		for _, v := range []struct {
+			dir, transport string
+			bytes          uint64
+		}{{"in", "udp", tr.UDPIn}, {"out", "udp", tr.UDPOut}, {"in", "tcp", tr.TCPIn}, {"out", "tcp", tr.TCPOut}} {
+			ch <- prometheus.MustNewConstMetric(descGossipBytes, prometheus.CounterValue, float64(v.bytes), v.dir, v.transport)
+		}
+	}
 }
