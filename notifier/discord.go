@@ -15,10 +15,17 @@ const (
 	colorDown = 0xD93025
 	colorUp   = 0x1E8E3E
 	colorTest = 0x1A73E8
+	colorWarn = 0xF29900 // flapping, coverage lost
 )
 
-func actionColor(a Action) int {
-	switch a {
+func eventColor(e Event) int {
+	if e.IsNotice() {
+		if e.Action == ActionResolve {
+			return colorUp
+		}
+		return colorWarn
+	}
+	switch e.Action {
 	case ActionResolve:
 		return colorUp
 	case ActionTest:
@@ -38,7 +45,7 @@ func truncate(s string, n int) string {
 func discordBody(e Event) map[string]any {
 	embed := map[string]any{
 		"title": truncate(Summary(e), 256),
-		"color": actionColor(e.Action),
+		"color": eventColor(e),
 	}
 	if e.StatusPageURL != "" {
 		embed["url"] = e.StatusPageURL

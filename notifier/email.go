@@ -254,7 +254,7 @@ func (m *email) message(e Event, now time.Time) ([]byte, error) {
 	data := struct {
 		Summary, Color, Link string
 		Fields, Regions      []kv
-	}{Summary: Summary(e), Link: e.StatusPageURL, Color: fmt.Sprintf("#%06X", actionColor(e.Action))}
+	}{Summary: Summary(e), Link: e.StatusPageURL, Color: fmt.Sprintf("#%06X", eventColor(e))}
 	for _, f := range fields(e) {
 		data.Fields = append(data.Fields, kv{f.Name, f.Value})
 	}

@@ -3,6 +3,7 @@ package notifier
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -11,7 +12,12 @@ import (
 // know at a glance.
 //
 //	api DOWN: eu-west connect_timeout, us-east connect_timeout; ap-south up
+//	api still DOWN for 1h20m: eu-west connect_timeout, us-east connect_timeout; ap-south up
 //	api UP after 12m3s
+//	api is flapping: 6 changes in 10m; notifications paused until it is stable
+//	api stopped flapping: stable for 10m; notifications resumed
+//	monitoring coverage lost: only 1 of 3 regions can see api
+//	monitoring coverage restored after 14m: 3 of 3 regions can see api
 //	vantage TEST notification: api
 //
 // Regions are listed in sorted order: first those voting down (with their
@@ -21,6 +27,23 @@ func Summary(e Event) string {
 	check := e.Check
 	if check == "" {
 		check = "vantage"
+	}
+	switch e.Kind {
+	case KindFlapping:
+		if e.Action == ActionResolve {
+			return fmt.Sprintf("%s stopped flapping: stable for %s; notifications resumed", check, formatDuration(e.Window))
+		}
+		return fmt.Sprintf("%s is flapping: %d changes in %s; notifications paused until it is stable",
+			check, e.Changes, formatDuration(e.Window))
+	case KindCoverage:
+		if e.Action == ActionResolve {
+			s := "monitoring coverage restored"
+			if e.ResolvedAt != nil && !e.StartedAt.IsZero() {
+				s += " after " + formatDuration(e.ResolvedAt.Sub(e.StartedAt))
+			}
+			return fmt.Sprintf("%s: %d of %d regions can see %s", s, e.RegionsSeeing, e.RegionsTotal, check)
+		}
+		return fmt.Sprintf("monitoring coverage lost: only %d of %d regions can see %s", e.RegionsSeeing, e.RegionsTotal, check)
 	}
 	switch e.Action {
 	case ActionResolve:
@@ -35,6 +58,12 @@ func Summary(e Event) string {
 		return "vantage TEST notification: " + e.Check
 	}
 	s := check + " DOWN"
+	if e.Action == ActionRepeat {
+		s = check + " still DOWN"
+		if !e.At.IsZero() && !e.StartedAt.IsZero() {
+			s += " for " + formatDuration(e.At.Sub(e.StartedAt))
+		}
+	}
 	if r := regionSummary(e.Regions); r != "" {
 		s += ": " + r
 	}
@@ -92,12 +121,20 @@ func sortedRegions(regions map[string]RegionVote) []string {
 	return names
 }
 
-// formatDuration renders d rounded to the second, e.g. 12m3s.
+// formatDuration renders d rounded to the second, without zero trailing
+// units: 12m3s, 1h20m, 10m, 2h.
 func formatDuration(d time.Duration) string {
 	if d < 0 {
 		d = 0
 	}
-	return d.Round(time.Second).String()
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -111,21 +148,39 @@ func fields(e Event) []field {
 	if e.Target != "" {
 		fs = append(fs, field{"Target", e.Target})
 	}
-	switch e.Action {
-	case ActionResolve:
+	since := "Down since"
+	switch e.Kind {
+	case KindCoverage:
+		since = "Unknown since"
+	case KindFlapping:
+		since = "Flapping since"
+	}
+	if !e.StartedAt.IsZero() {
+		fs = append(fs, field{since, formatTime(e.StartedAt)})
+	}
+	switch {
+	case e.Action == ActionResolve && e.ResolvedAt != nil:
+		label := "Resolved at"
+		if e.Kind == KindCoverage {
+			label = "Restored at"
+		}
+		fs = append(fs, field{label, formatTime(*e.ResolvedAt)})
 		if !e.StartedAt.IsZero() {
-			fs = append(fs, field{"Down since", formatTime(e.StartedAt)})
+			fs = append(fs, field{"Duration", formatDuration(e.ResolvedAt.Sub(e.StartedAt))})
 		}
-		if e.ResolvedAt != nil {
-			fs = append(fs, field{"Resolved at", formatTime(*e.ResolvedAt)})
-			if !e.StartedAt.IsZero() {
-				fs = append(fs, field{"Duration", formatDuration(e.ResolvedAt.Sub(e.StartedAt))})
-			}
+	case e.Action == ActionRepeat:
+		if !e.At.IsZero() && !e.StartedAt.IsZero() {
+			fs = append(fs, field{"Down for", formatDuration(e.At.Sub(e.StartedAt))})
 		}
-	default:
-		if !e.StartedAt.IsZero() {
-			fs = append(fs, field{"Down since", formatTime(e.StartedAt)})
+		if e.Seq > 0 {
+			fs = append(fs, field{"Reminder", strconv.Itoa(e.Seq)})
 		}
+	}
+	if e.Kind == KindFlapping && e.Action != ActionResolve {
+		fs = append(fs, field{"Changes", fmt.Sprintf("%d in %s", e.Changes, formatDuration(e.Window))})
+	}
+	if e.Kind == KindCoverage {
+		fs = append(fs, field{"Regions seeing it", fmt.Sprintf("%d of %d", e.RegionsSeeing, e.RegionsTotal)})
 	}
 	if e.Severity != "" {
 		fs = append(fs, field{"Severity", e.Severity})

@@ -17,6 +17,9 @@ func teamsBody(e Event) map[string]any {
 	case ActionTest:
 		color = "Accent"
 	}
+	if e.IsNotice() && e.Action != ActionResolve {
+		color = "Warning"
+	}
 	body := []any{map[string]any{
 		"type": "TextBlock", "text": Summary(e), "weight": "Bolder", "size": "Medium",
 		"color": color, "wrap": true,

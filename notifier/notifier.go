@@ -11,8 +11,10 @@ package notifier
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +36,47 @@ const (
 	ActionTrigger Action = "trigger" // an incident opened: the check is down
 	ActionResolve Action = "resolve" // the incident closed: the check is up again
 	ActionTest    Action = "test"    // `vantage notify test`
+	// ActionRepeat is a reminder that an incident is still open; Event.Seq
+	// numbers the reminders of one incident and notifier from 1.
+	ActionRepeat Action = "repeat"
 )
+
+// Event kinds. An incident event (the empty kind) announces a check going
+// down (trigger), staying down (repeat) and coming back (resolve). The
+// other kinds are notices about the monitoring itself, sent at warning
+// severity and never as a down page; their IncidentID starts with the kind
+// and a dash (CoverageID, FlappingID), so they never share an outbox entry,
+// a PagerDuty dedup_key or an Opsgenie alias with an incident.
+const (
+	KindIncident = ""
+	// KindFlapping: the check changes state too often. Trigger: one notice
+	// when it starts ("notifications paused until it is stable"); resolve:
+	// it has been stable for the flap window.
+	KindFlapping = "flapping"
+	// KindCoverage: too few regions can see the check to tell its state
+	// (it has been unknown for unknown_after). Trigger: coverage lost;
+	// resolve: coverage back.
+	KindCoverage = "coverage"
+)
+
+// NoticeSeverity is the severity of flapping and coverage notices.
+const NoticeSeverity = "warning"
+
+// CoverageID is the id of the coverage alert of check, unknown since since.
+func CoverageID(check string, since time.Time) string {
+	return KindCoverage + "-" + shortHash(check, since)
+}
+
+// FlappingID is the id of the flapping notice of check, flapping since
+// since.
+func FlappingID(check string, since time.Time) string {
+	return KindFlapping + "-" + shortHash(check, since)
+}
+
+func shortHash(check string, t time.Time) string {
+	h := sha256.Sum256([]byte(check + "|" + t.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(h[:8])
+}
 
 // RegionVote is one region's view of the check when the event was raised.
 type RegionVote struct {
@@ -55,6 +97,36 @@ type Event struct {
 	Severity      string                `json:"severity,omitempty"` // the check's severity: critical, warning, info
 	StatusPageURL string                `json:"status_page_url,omitempty"`
 	Group         string                `json:"group,omitempty"`
+
+	// Kind is KindIncident (""), KindFlapping or KindCoverage.
+	Kind string `json:"kind,omitempty"`
+	// Seq numbers the reminders (ActionRepeat) of one incident, from 1.
+	Seq int `json:"seq,omitempty"`
+	// At is when a reminder or notice was raised.
+	At time.Time `json:"at,omitzero"`
+	// Changes and Window describe a flapping check: Changes state changes
+	// within Window.
+	Changes int           `json:"changes,omitempty"`
+	Window  time.Duration `json:"window,omitempty"`
+	// RegionsSeeing of RegionsTotal regions can see the check (coverage).
+	RegionsSeeing int `json:"regions_seeing,omitempty"`
+	RegionsTotal  int `json:"regions_total,omitempty"`
+}
+
+// IsNotice reports whether e is a notice about the monitoring (flapping,
+// coverage) rather than about an incident.
+func (e Event) IsNotice() bool { return e.Kind == KindFlapping || e.Kind == KindCoverage }
+
+// Key names the notification among those of its incident and notifier:
+// the action, and for a reminder its number ("repeat#3"). The outbox
+// delivers each key once.
+func (e Event) Key() string { return actionKey(e.Action, e.Seq) }
+
+func actionKey(a Action, seq int) string {
+	if a == ActionRepeat {
+		return fmt.Sprintf("%s#%d", a, seq)
+	}
+	return string(a)
 }
 
 // Receipt is a provider's answer to an accepted notification.

@@ -7,8 +7,8 @@ import (
 	"net/url"
 )
 
-// opsgenie creates an alert with alias = incident id on trigger and closes
-// it by alias on resolve. url is https://api.opsgenie.com (default) or
+// opsgenie creates an alert with alias = incident id on trigger, adds a note
+// to it for a reminder and closes it by alias on resolve. url is https://api.opsgenie.com (default) or
 // https://api.eu.opsgenie.com.
 type opsgenie struct{ base }
 
@@ -17,6 +17,13 @@ type opsgenie struct{ base }
 var ogPriority = map[string]string{"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
 
 func (o *opsgenie) priority(e Event) string {
+	if e.IsNotice() {
+		// A notice about the monitoring is at most P3 (warning).
+		if o.cfg.Priority == "P4" || o.cfg.Priority == "P5" {
+			return o.cfg.Priority
+		}
+		return ogPriority[NoticeSeverity]
+	}
 	if o.cfg.Priority != "" {
 		return o.cfg.Priority
 	}
@@ -41,6 +48,9 @@ func (o *opsgenie) createBody(e Event) map[string]any {
 	if e.Check != "" {
 		tags = append(tags, e.Check)
 	}
+	if e.Kind != KindIncident {
+		tags = append(tags, e.Kind)
+	}
 	body := map[string]any{
 		"message":     truncate(Summary(e), 130),
 		"alias":       e.IncidentID,
@@ -59,9 +69,15 @@ func (o *opsgenie) createBody(e Event) map[string]any {
 func (o *opsgenie) Send(ctx context.Context, e Event) (Receipt, error) {
 	h := http.Header{}
 	h.Set("Authorization", "GenieKey "+o.cfg.APIKey)
-	if e.Action == ActionResolve {
+	switch e.Action {
+	case ActionResolve:
 		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Summary(e)})
 		u := o.url + "/v2/alerts/" + url.PathEscape(e.IncidentID) + "/close?identifierType=alias"
+		return o.postJSON(ctx, u, b, h)
+	case ActionRepeat:
+		// A reminder is a note on the open alert.
+		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Summary(e)})
+		u := o.url + "/v2/alerts/" + url.PathEscape(e.IncidentID) + "/notes?identifierType=alias"
 		return o.postJSON(ctx, u, b, h)
 	}
 	b, err := json.Marshal(o.createBody(e))

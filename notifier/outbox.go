@@ -61,12 +61,18 @@ type Attempt struct {
 	Notifier   string
 	IncidentID string
 	Action     Action
+	Seq        int           // a reminder's number (ActionRepeat); 0 otherwise
+	Kind       string        // the event's kind: KindIncident, KindFlapping or KindCoverage
 	Attempt    int           // 1 for the first attempt of this entry
 	Receipt    Receipt       // when delivered
 	Err        error         // nil when delivered
 	State      string        // the entry's state after the attempt
 	RetryIn    time.Duration // when still pending: the wait before the next attempt
 }
+
+// Key names the notification as Event.Key does: the action, and for a
+// reminder its number ("repeat#3").
+func (a Attempt) Key() string { return actionKey(a.Action, a.Seq) }
 
 // OutboxOptions tune an Outbox. The zero value is usable.
 type OutboxOptions struct {
@@ -85,6 +91,12 @@ type OutboxOptions struct {
 	Fallbacks map[string]Fallback
 	// OnAttempt, when set, is called after every delivery attempt (metrics).
 	OnAttempt func(Attempt)
+	// RateLimits by notifier name (see RateLimitsFrom); a notifier not
+	// named uses its provider's RateLimit when it has one, else none.
+	RateLimits map[string]Rate
+	// Limiter spaces the sends that share a rate key; default: a new one.
+	// Outboxes that send through the same providers may share one.
+	Limiter *Limiter
 }
 
 func (o *OutboxOptions) setDefaults() {
@@ -106,6 +118,9 @@ func (o *OutboxOptions) setDefaults() {
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 30 * time.Second
 	}
+	if o.Limiter == nil {
+		o.Limiter = NewLimiter()
+	}
 }
 
 // Entry is one row of the outbox.
@@ -114,6 +129,7 @@ type Entry struct {
 	IncidentID   string
 	Notifier     string
 	Action       Action
+	Seq          int // a reminder's number; 0 for other actions
 	State        string
 	Attempts     int
 	EnqueuedAt   time.Time
@@ -128,7 +144,8 @@ type Entry struct {
 
 // Outbox is a durable, per-node notification queue in its own SQLite file.
 //
-// Every (incident_id, notifier, action) is stored once: Enqueue writes it
+// Every (incident_id, notifier, action, seq) is stored once (seq numbers
+// reminders, 0 for other actions): Enqueue writes it
 // before anything is sent, a worker goroutine per notifier delivers its
 // entries in order, and an entry is marked delivered only after the provider
 // accepted it. Entries left pending by a crash or shutdown are sent when the
@@ -138,6 +155,7 @@ type Outbox struct {
 	opts      OutboxOptions
 	log       *slog.Logger
 	providers map[string]Provider
+	rates     map[string]Rate
 	wake      map[string]chan struct{}
 	fbWake    chan struct{}
 	cancel    context.CancelFunc
@@ -146,12 +164,17 @@ type Outbox struct {
 	closeErr  error
 }
 
-const outboxSchema = `
-CREATE TABLE IF NOT EXISTS outbox (
+// outboxVersion is the schema version (PRAGMA user_version). Version 1
+// was unique on (incident_id, notifier, action); version 2 adds seq.
+const outboxVersion = 2
+
+const outboxTable = `
+CREATE TABLE outbox (
 	id            INTEGER PRIMARY KEY AUTOINCREMENT,
 	incident_id   TEXT    NOT NULL,
 	notifier      TEXT    NOT NULL,
 	action        TEXT    NOT NULL,
+	seq           INTEGER NOT NULL DEFAULT 0,
 	event         TEXT    NOT NULL,
 	state         TEXT    NOT NULL DEFAULT 'pending',
 	attempts      INTEGER NOT NULL DEFAULT 0,
@@ -162,11 +185,57 @@ CREATE TABLE IF NOT EXISTS outbox (
 	receipt       TEXT    NOT NULL DEFAULT '',
 	fallback_done INTEGER NOT NULL DEFAULT 0,
 	fallback_of   TEXT    NOT NULL DEFAULT '',
-	UNIQUE (incident_id, notifier, action)
+	UNIQUE (incident_id, notifier, action, seq)
 );
-CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (notifier, state, id);
-PRAGMA user_version = 1;
+CREATE INDEX outbox_queue ON outbox (notifier, state, id);
 `
+
+// v1Columns are the columns a version 1 table has, copied by the migration.
+const v1Columns = `id, incident_id, notifier, action, event, state, attempts, enqueued_at, next_at, delivered_at,
+	last_error, receipt, fallback_done, fallback_of`
+
+// migrate creates the outbox table, or brings an older one to
+// outboxVersion in one transaction, keeping every row (pending ones too).
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version, tables int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'`).Scan(&tables); err != nil {
+		return err
+	}
+	switch {
+	case version > outboxVersion:
+		return fmt.Errorf("schema version %d is newer than this program's (%d)", version, outboxVersion)
+	case tables == 0:
+		if _, err := tx.ExecContext(ctx, outboxTable); err != nil {
+			return err
+		}
+	case version == outboxVersion:
+		return nil
+	default: // version 1 (or 0: a table from before versions were recorded)
+		for _, q := range []string{
+			`DROP INDEX IF EXISTS outbox_queue`,
+			`ALTER TABLE outbox RENAME TO outbox_v1`,
+			outboxTable,
+			`INSERT INTO outbox (` + v1Columns + `, seq) SELECT ` + v1Columns + `, 0 FROM outbox_v1`,
+			`DROP TABLE outbox_v1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate from version %d: %w", version, err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, outboxVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 func outboxDSN(path string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
@@ -187,6 +256,7 @@ func OpenOutbox(path string, providers []Provider, opts OutboxOptions) (*Outbox,
 		opts:      opts,
 		log:       opts.Logger.With("component", "outbox"),
 		providers: map[string]Provider{},
+		rates:     map[string]Rate{},
 		wake:      map[string]chan struct{}{},
 		fbWake:    make(chan struct{}, 1),
 	}
@@ -196,6 +266,11 @@ func OpenOutbox(path string, providers []Provider, opts OutboxOptions) (*Outbox,
 		}
 		o.providers[p.Name()] = p
 		o.wake[p.Name()] = make(chan struct{}, 1)
+		if r, ok := opts.RateLimits[p.Name()]; ok {
+			o.rates[p.Name()] = r
+		} else if rl, ok := p.(RateLimited); ok {
+			o.rates[p.Name()] = rl.RateLimit()
+		}
 	}
 	for from, fb := range opts.Fallbacks {
 		for _, to := range fb.To {
@@ -223,7 +298,7 @@ func OpenOutbox(path string, providers []Provider, opts OutboxOptions) (*Outbox,
 		db.Close()
 		return nil, fmt.Errorf("outbox: open %s: journal_mode %q, want wal (%v)", path, mode, err)
 	}
-	if _, err := db.ExecContext(ctx, outboxSchema); err != nil {
+	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("outbox: open %s: schema: %w", path, err)
 	}
@@ -276,16 +351,14 @@ func poke(c chan struct{}) {
 }
 
 // Enqueue durably queues e for each named notifier. An (incident_id,
-// notifier, action) already in the outbox, whatever its state, is left
-// alone: each is delivered at most once by this node. A resolve for an
-// incident whose trigger was handed to fallbacks is queued for those
-// fallbacks too. Enqueue returns once the entries are committed to disk.
+// notifier, action, seq) already in the outbox, whatever its state, is left
+// alone: each is delivered at most once by this node. A resolve or a
+// reminder for an incident whose trigger was handed to fallbacks is queued
+// for those fallbacks too. Enqueue returns once the entries are committed
+// to disk.
 func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) error {
-	if e.IncidentID == "" {
-		return errors.New("outbox: event without incident_id")
-	}
-	if e.Action != ActionTrigger && e.Action != ActionResolve && e.Action != ActionTest {
-		return fmt.Errorf("outbox: unknown action %q", e.Action)
+	if err := validEvent(e); err != nil {
+		return fmt.Errorf("outbox: %w", err)
 	}
 	for _, n := range notifiers {
 		if o.providers[n] == nil {
@@ -300,7 +373,7 @@ func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) erro
 	woken := map[string]bool{}
 	err = o.tx(ctx, func(tx *sql.Tx) error {
 		for _, n := range notifiers {
-			ins, err := insertEntry(ctx, tx, e.IncidentID, n, e.Action, raw, now, "")
+			ins, err := insertEntry(ctx, tx, e.IncidentID, n, e.Action, e.Seq, raw, now, "")
 			if err != nil {
 				return err
 			}
@@ -308,12 +381,13 @@ func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) erro
 				continue
 			}
 			woken[n] = true
-			if e.Action != ActionResolve {
+			if e.Action != ActionResolve && e.Action != ActionRepeat {
 				continue
 			}
-			// The trigger went to the fallbacks: so does the resolve.
+			// The trigger went to the fallbacks: so do the resolve and the
+			// reminders.
 			var done int
-			err = tx.QueryRowContext(ctx, `SELECT fallback_done FROM outbox WHERE incident_id = ? AND notifier = ? AND action = ?`,
+			err = tx.QueryRowContext(ctx, `SELECT fallback_done FROM outbox WHERE incident_id = ? AND notifier = ? AND action = ? AND seq = 0`,
 				e.IncidentID, n, string(ActionTrigger)).Scan(&done)
 			if errors.Is(err, sql.ErrNoRows) || (err == nil && done == 0) {
 				continue
@@ -321,7 +395,7 @@ func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) erro
 			if err != nil {
 				return err
 			}
-			if err := o.fallBack(ctx, tx, e.IncidentID, n, e.Action, raw, now, woken); err != nil {
+			if err := o.fallBack(ctx, tx, e.IncidentID, n, e.Action, e.Seq, raw, now, woken); err != nil {
 				return err
 			}
 		}
@@ -337,10 +411,42 @@ func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) erro
 	return nil
 }
 
-func insertEntry(ctx context.Context, tx *sql.Tx, incident, notifier string, action Action, event []byte, now int64, fallbackOf string) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (incident_id, notifier, action, event, enqueued_at, next_at, fallback_of)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, notifier, action) DO NOTHING`,
-		incident, notifier, string(action), string(event), now, now, fallbackOf)
+// validEvent checks what Enqueue accepts.
+func validEvent(e Event) error {
+	if e.IncidentID == "" {
+		return errors.New("event without incident_id")
+	}
+	switch e.Action {
+	case ActionTrigger, ActionResolve, ActionTest:
+		if e.Seq != 0 {
+			return fmt.Errorf("seq %d on a %s: only reminders are numbered", e.Seq, e.Action)
+		}
+	case ActionRepeat:
+		if e.Seq < 1 {
+			return fmt.Errorf("reminder with seq %d: reminders are numbered from 1", e.Seq)
+		}
+	default:
+		return fmt.Errorf("unknown action %q", e.Action)
+	}
+	switch e.Kind {
+	case KindIncident:
+	case KindFlapping, KindCoverage:
+		if !strings.HasPrefix(e.IncidentID, e.Kind+"-") {
+			return fmt.Errorf("%s notice with id %q: its id must start with %q", e.Kind, e.IncidentID, e.Kind+"-")
+		}
+		if e.Action != ActionTrigger && e.Action != ActionResolve {
+			return fmt.Errorf("%s notice with action %q: only trigger and resolve", e.Kind, e.Action)
+		}
+	default:
+		return fmt.Errorf("unknown event kind %q", e.Kind)
+	}
+	return nil
+}
+
+func insertEntry(ctx context.Context, tx *sql.Tx, incident, notifier string, action Action, seq int, event []byte, now int64, fallbackOf string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO outbox (incident_id, notifier, action, seq, event, enqueued_at, next_at, fallback_of)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, notifier, action, seq) DO NOTHING`,
+		incident, notifier, string(action), seq, string(event), now, now, fallbackOf)
 	if err != nil {
 		return false, err
 	}
@@ -348,26 +454,26 @@ func insertEntry(ctx context.Context, tx *sql.Tx, incident, notifier string, act
 	return n == 1, err
 }
 
-// fallBack queues (incident, action) of notifier for each of its fallbacks
-// and marks the entry as handed over.
-func (o *Outbox) fallBack(ctx context.Context, tx *sql.Tx, incident, notifier string, action Action, event []byte, now int64, woken map[string]bool) error {
+// fallBack queues (incident, action, seq) of notifier for each of its
+// fallbacks and marks the entry as handed over.
+func (o *Outbox) fallBack(ctx context.Context, tx *sql.Tx, incident, notifier string, action Action, seq int, event []byte, now int64, woken map[string]bool) error {
 	fb, ok := o.opts.Fallbacks[notifier]
 	if !ok || len(fb.To) == 0 {
 		return nil
 	}
 	for _, to := range fb.To {
-		ins, err := insertEntry(ctx, tx, incident, to, action, event, now, notifier)
+		ins, err := insertEntry(ctx, tx, incident, to, action, seq, event, now, notifier)
 		if err != nil {
 			return err
 		}
 		if ins {
 			woken[to] = true
 			o.log.Warn("outbox: handing notification to fallback", "notifier", notifier, "fallback", to,
-				"incident_id", incident, "action", action)
+				"incident_id", incident, "action", actionKey(action, seq))
 		}
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE outbox SET fallback_done = 1 WHERE incident_id = ? AND notifier = ? AND action = ?`,
-		incident, notifier, string(action))
+	_, err := tx.ExecContext(ctx, `UPDATE outbox SET fallback_done = 1 WHERE incident_id = ? AND notifier = ? AND action = ? AND seq = ?`,
+		incident, notifier, string(action), seq)
 	return err
 }
 
@@ -403,6 +509,7 @@ type pendingRow struct {
 	id       int64
 	incident string
 	action   Action
+	seq      int
 	event    Event
 	attempts int
 	nextAt   int64
@@ -415,9 +522,9 @@ func (o *Outbox) worker(ctx context.Context, name string) {
 	for ctx.Err() == nil {
 		var r pendingRow
 		var raw, action string
-		err := o.db.QueryRowContext(ctx, `SELECT id, incident_id, action, event, attempts, next_at FROM outbox
+		err := o.db.QueryRowContext(ctx, `SELECT id, incident_id, action, seq, event, attempts, next_at FROM outbox
 			WHERE notifier = ? AND state = 'pending' ORDER BY id LIMIT 1`, name).
-			Scan(&r.id, &r.incident, &action, &raw, &r.attempts, &r.nextAt)
+			Scan(&r.id, &r.incident, &action, &r.seq, &raw, &r.attempts, &r.nextAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			o.wait(ctx, -1, o.wake[name])
 			continue
@@ -439,6 +546,13 @@ func (o *Outbox) worker(ctx context.Context, name string) {
 			o.wait(ctx, d, nil)
 			continue
 		}
+		// Stay under the provider's rate limit: wait for a slot. The row
+		// stays first in this notifier's queue meanwhile.
+		if d := o.opts.Limiter.Reserve(o.rates[name], o.opts.Clock.Now()); d > 0 {
+			if !o.wait(ctx, d, nil) {
+				continue
+			}
+		}
 		o.attempt(ctx, p, r, log)
 	}
 }
@@ -451,24 +565,25 @@ func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slo
 		return // shutting down: the entry stays pending, the attempt is not counted
 	}
 	n := r.attempts + 1
-	a := Attempt{Notifier: p.Name(), IncidentID: r.incident, Action: r.action, Attempt: n, Receipt: rc, Err: err}
+	a := Attempt{Notifier: p.Name(), IncidentID: r.incident, Action: r.action, Seq: r.seq, Kind: r.event.Kind,
+		Attempt: n, Receipt: rc, Err: err}
 	switch {
 	case err == nil:
 		a.State = StateDelivered
 		o.finish(ctx, r.id, StateDelivered, n, rc.String(), "")
-		log.Info("outbox: delivered", "incident_id", r.incident, "action", r.action, "attempt", n, "answer", rc.String())
+		log.Info("outbox: delivered", "incident_id", r.incident, "action", actionKey(r.action, r.seq), "attempt", n, "answer", rc.String())
 	case IsRetryable(err):
 		a.State = StatePending
 		a.RetryIn = o.backoff(n, err)
 		next := o.opts.Clock.Now().Add(a.RetryIn).UnixNano()
 		o.retryLater(ctx, r.id, n, next, err.Error())
-		log.Warn("outbox: delivery failed; will retry", "incident_id", r.incident, "action", r.action,
+		log.Warn("outbox: delivery failed; will retry", "incident_id", r.incident, "action", actionKey(r.action, r.seq),
 			"attempt", n, "retry_in", a.RetryIn, "err", err)
 	default:
 		a.State = StateFailed
 		o.finish(ctx, r.id, StateFailed, n, "", err.Error())
 		log.Error("outbox: delivery refused permanently; not retrying", "incident_id", r.incident,
-			"action", r.action, "attempt", n, "err", err)
+			"action", actionKey(r.action, r.seq), "attempt", n, "err", err)
 		poke(o.fbWake)
 	}
 	if o.opts.OnAttempt != nil {
@@ -564,7 +679,7 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 				cond = `(state = 'failed' OR (state = 'pending' AND enqueued_at <= ?))`
 				args = append(args, now-int64(fb.After))
 			}
-			rows, err := tx.QueryContext(ctx, `SELECT incident_id, action, event FROM outbox
+			rows, err := tx.QueryContext(ctx, `SELECT incident_id, action, seq, event FROM outbox
 				WHERE notifier = ? AND fallback_done = 0 AND `+cond+` ORDER BY id`, args...)
 			if err != nil {
 				return err
@@ -572,13 +687,14 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 			type due struct {
 				incident string
 				action   Action
+				seq      int
 				event    []byte
 			}
 			var dues []due
 			for rows.Next() {
 				var d due
 				var action, raw string
-				if err := rows.Scan(&d.incident, &action, &raw); err != nil {
+				if err := rows.Scan(&d.incident, &action, &d.seq, &raw); err != nil {
 					rows.Close()
 					return err
 				}
@@ -591,7 +707,7 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 			}
 			handed := map[string]bool{}
 			for _, d := range dues {
-				if err := o.fallBack(ctx, tx, d.incident, name, d.action, d.event, now, woken); err != nil {
+				if err := o.fallBack(ctx, tx, d.incident, name, d.action, d.seq, d.event, now, woken); err != nil {
 					return err
 				}
 				if d.action == ActionTrigger {
@@ -610,7 +726,7 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 				if err != nil {
 					return err
 				}
-				if err := o.fallBack(ctx, tx, incident, name, ActionResolve, []byte(raw), now, woken); err != nil {
+				if err := o.fallBack(ctx, tx, incident, name, ActionResolve, 0, []byte(raw), now, woken); err != nil {
 					return err
 				}
 			}
@@ -642,7 +758,7 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 // Entries lists the outbox entries of an incident (every incident when
 // incidentID is empty), oldest first.
 func (o *Outbox) Entries(ctx context.Context, incidentID string) ([]Entry, error) {
-	q := `SELECT id, incident_id, notifier, action, event, state, attempts, enqueued_at, next_at, delivered_at,
+	q := `SELECT id, incident_id, notifier, action, seq, event, state, attempts, enqueued_at, next_at, delivered_at,
 		last_error, receipt, fallback_done, fallback_of FROM outbox`
 	var args []any
 	if incidentID != "" {
@@ -660,7 +776,7 @@ func (o *Outbox) Entries(ctx context.Context, incidentID string) ([]Entry, error
 		var action, raw string
 		var enq, next, deliv int64
 		var fb int
-		if err := rows.Scan(&e.ID, &e.IncidentID, &e.Notifier, &action, &raw, &e.State, &e.Attempts, &enq, &next,
+		if err := rows.Scan(&e.ID, &e.IncidentID, &e.Notifier, &action, &e.Seq, &raw, &e.State, &e.Attempts, &enq, &next,
 			&deliv, &e.LastError, &e.Receipt, &fb, &e.FallbackOf); err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)
 		}

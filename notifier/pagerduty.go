@@ -7,7 +7,10 @@ import (
 
 // pagerDuty sends PagerDuty Events API v2 events to url (default
 // https://events.pagerduty.com/v2/enqueue). dedup_key is the incident id, so
-// PagerDuty itself also deduplicates a repeated trigger or resolve.
+// PagerDuty itself also deduplicates a repeated trigger or resolve. A
+// reminder is a trigger with the same dedup_key (it updates the open alert);
+// flapping and coverage notices have their own ids ("flapping-…",
+// "coverage-…") and go out at warning severity.
 type pagerDuty struct{ base }
 
 type pdEvent struct {
@@ -40,8 +43,16 @@ type pdLink struct {
 var pdSeverities = map[string]bool{"critical": true, "error": true, "warning": true, "info": true}
 
 // severity is the notifier's severity, else the event's (the check's) when
-// PagerDuty accepts it, else critical.
+// PagerDuty accepts it, else critical. A flapping or coverage notice is
+// never critical: it goes out at warning (info when the notifier says
+// info).
 func (p *pagerDuty) severity(e Event) string {
+	if e.IsNotice() {
+		if p.cfg.Severity == "info" {
+			return "info"
+		}
+		return NoticeSeverity
+	}
 	if pdSeverities[p.cfg.Severity] {
 		return p.cfg.Severity
 	}
@@ -80,13 +91,29 @@ func (p *pagerDuty) body(e Event) pdEvent {
 	if e.Action == ActionTest {
 		details["test"] = true
 	}
+	class := "uptime"
+	switch e.Kind {
+	case KindCoverage:
+		class = "coverage"
+		details["kind"] = e.Kind
+		details["regions_seeing"] = e.RegionsSeeing
+		details["regions_total"] = e.RegionsTotal
+	case KindFlapping:
+		class = "flapping"
+		details["kind"] = e.Kind
+		details["changes"] = e.Changes
+		details["window"] = formatDuration(e.Window)
+	}
+	if e.Action == ActionRepeat {
+		details["reminder"] = e.Seq
+	}
 	ev.Payload = &pdPayload{
 		Summary:       summary,
 		Source:        source,
 		Severity:      p.severity(e),
 		Component:     e.Check,
 		Group:         e.Group,
-		Class:         "uptime",
+		Class:         class,
 		CustomDetails: details,
 	}
 	if !e.StartedAt.IsZero() {

@@ -17,15 +17,37 @@ const SignatureHeader = "X-Vantage-Signature"
 // one is set, with the notifier's custom headers.
 type webhook struct{ base }
 
-// WebhookBody is the JSON document a webhook notifier POSTs.
+// Webhook event names.
+const (
+	WebhookDown             = "down"
+	WebhookUp               = "up"
+	WebhookTest             = "test"
+	WebhookRepeat           = "repeat"            // a reminder: still down
+	WebhookFlapping         = "flapping"          // notifications paused
+	WebhookStable           = "stable"            // stopped flapping
+	WebhookCoverageLost     = "coverage_lost"     // too few regions can see the check
+	WebhookCoverageRestored = "coverage_restored" // enough regions see it again
+)
+
+// WebhookBody is the JSON document a webhook notifier POSTs. The fields
+// after Regions appear only in the events that have them (a down, up or
+// test body is exactly the contract's).
 type WebhookBody struct {
-	Event      string                `json:"event"` // "down", "up" or "test"
+	Event      string                `json:"event"` // see the Webhook* constants
 	IncidentID string                `json:"incident_id"`
 	Check      string                `json:"check"`
 	Target     string                `json:"target"`
 	StartedAt  time.Time             `json:"started_at"`
-	ResolvedAt *time.Time            `json:"resolved_at"` // null in a down event
+	ResolvedAt *time.Time            `json:"resolved_at"` // null unless up, stable or coverage_restored
 	Regions    map[string]RegionVote `json:"regions"`
+
+	Message       string `json:"message,omitempty"`        // the summary line (repeat, flapping, stable, coverage_*)
+	Severity      string `json:"severity,omitempty"`       // warning for flapping and coverage notices
+	Seq           int    `json:"seq,omitempty"`            // repeat: the reminder's number, from 1
+	Changes       int    `json:"changes,omitempty"`        // flapping: state changes within window_seconds
+	WindowSeconds int64  `json:"window_seconds,omitempty"` // flapping, stable
+	RegionsSeeing *int   `json:"regions_seeing,omitempty"` // coverage_*: regions that can see the check
+	RegionsTotal  int    `json:"regions_total,omitempty"`  // coverage_*: regions expected to vote
 }
 
 // NewWebhookBody builds the document for e.
@@ -40,13 +62,34 @@ func NewWebhookBody(e Event) WebhookBody {
 	}
 	switch e.Action {
 	case ActionResolve:
-		w.Event = "up"
+		w.Event = WebhookUp
 		if e.ResolvedAt != nil {
 			t := e.ResolvedAt.UTC()
 			w.ResolvedAt = &t
 		}
 	case ActionTest:
-		w.Event = "test"
+		w.Event = WebhookTest
+	case ActionRepeat:
+		w.Event, w.Seq, w.Message = WebhookRepeat, e.Seq, Summary(e)
+	}
+	switch e.Kind {
+	case KindFlapping:
+		w.Event, w.WindowSeconds = WebhookFlapping, int64(e.Window/time.Second)
+		if e.Action == ActionResolve {
+			w.Event = WebhookStable
+		} else {
+			w.Changes = e.Changes
+		}
+	case KindCoverage:
+		w.Event = WebhookCoverageLost
+		if e.Action == ActionResolve {
+			w.Event = WebhookCoverageRestored
+		}
+		seeing := e.RegionsSeeing
+		w.RegionsSeeing, w.RegionsTotal = &seeing, e.RegionsTotal
+	}
+	if e.IsNotice() {
+		w.Message, w.Severity = Summary(e), NoticeSeverity
 	}
 	return w
 }
