@@ -81,6 +81,15 @@ type Server struct {
 
 	pagesMu sync.Mutex
 	pages   map[string]*pageEntry // check pages, rendered once per generation
+
+	page atomic.Pointer[Page] // replaced by SetPage on a config reload
+}
+
+// SetPage replaces the page's title, check presentation and maintenance
+// windows (after a config reload) and re-renders.
+func (s *Server) SetPage(p Page) {
+	s.page.Store(&p)
+	s.Refresh()
 }
 
 // New returns a Server. Call Run in a goroutine for periodic re-rendering;
@@ -102,6 +111,7 @@ func New(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), pages: map[string]*pageEntry{}}
+	s.page.Store(&opts.Page)
 	s.started = s.now().UTC()
 	s.hub = NewHub(opts.Hub, opts.Logger)
 	s.loadAssets()

@@ -240,7 +240,7 @@ func (s *Server) buildView(ctx context.Context) *view {
 	if st == nil {
 		st = &Status{}
 	}
-	p := s.opts.Page
+	p := *s.page.Load()
 	v := &view{At: now, Page: p, Title: p.Title, Status: st, byName: map[string]*checkView{}, incByID: map[string]*incidentView{}}
 	if v.Title == "" {
 		v.Title = "Status"
