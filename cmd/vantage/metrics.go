@@ -146,7 +146,10 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if pending, err := n.outbox.Pending(ctx); err == nil {
-		for _, nc := range n.cfg.Notifiers {
+		n.mu.Lock()
+		notifiers := n.cfg.Notifiers
+		n.mu.Unlock()
+		for _, nc := range notifiers {
 			gauge(descOutbox, float64(pending[nc.Name]), nc.Name)
 		}
 	}

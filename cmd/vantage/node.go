@@ -399,12 +399,23 @@ func (n *node) evaluator() {
 			n.evaluate(name)
 		case <-t.C:
 			n.refreshMembers()
-			for _, c := range n.cfg.Checks {
-				n.evaluate(c.Name)
+			for _, name := range n.checkNames() {
+				n.evaluate(name)
 			}
 			n.sweepPages()
 		}
 	}
+}
+
+// checkNames lists the configured checks (the config may be reloaded).
+func (n *node) checkNames() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	names := make([]string, 0, len(n.cfg.Checks))
+	for _, c := range n.cfg.Checks {
+		names = append(names, c.Name)
+	}
+	return names
 }
 
 func (n *node) refreshMembers() {

@@ -269,6 +269,7 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		n.Close()
 		return err
 	}
+	go newConfigWatcher(cfg.Path, n, log).run(ctx) // SIGHUP and file changes
 	log.Info("vantage started", "version", v, "node", s.Node, "region", s.Region, "config", cfg.Path,
 		"checks", len(cfg.Checks), "notifiers", len(cfg.Notifiers), "http", ln.Addr().String(),
 		"gossip", n.GossipAddr(), "join", strings.Join(s.Join, ","), "db", dbPath)
