@@ -70,8 +70,12 @@ type Config struct {
 
 	Profile string // wan (default), lan or local
 
-	Key      []byte // 16, 24 or 32 bytes: AES-128/192/256-GCM
-	Insecure bool   // allow a nil Key: no encryption, no authentication
+	Key []byte // 16, 24 or 32 bytes: AES-128/192/256-GCM
+	// OldKeys are further keys this node accepts (decrypts) but never
+	// sends with: the step of a key rotation where some nodes already
+	// send with the new key and others still with the old one.
+	OldKeys  [][]byte
+	Insecure bool // allow a nil Key: no encryption, no authentication
 
 	Logger         *slog.Logger
 	RejoinInterval time.Duration // default 10s
@@ -248,7 +252,12 @@ func New(cfg Config, h Handler) (*Cluster, error) {
 		if err := memberlist.ValidateKey(cfg.Key); err != nil {
 			return nil, fmt.Errorf("cluster: gossip key: %w", err)
 		}
-		kr, err := memberlist.NewKeyring([][]byte{cfg.Key}, cfg.Key)
+		for i, k := range cfg.OldKeys {
+			if err := memberlist.ValidateKey(k); err != nil {
+				return nil, fmt.Errorf("cluster: gossip key %d: %w", i+2, err)
+			}
+		}
+		kr, err := memberlist.NewKeyring(append([][]byte{cfg.Key}, cfg.OldKeys...), cfg.Key)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: gossip key: %w", err)
 		}

@@ -662,3 +662,28 @@ func TestWireRoundTrip(t *testing.T) {
 		t.Errorf("huge meta %d bytes", len(b))
 	}
 }
+
+// A key rotation: nodes that send with different keys understand each other
+// while each also holds the other's key as an old key.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	k1, k2 := testKey(t), testKey(t)
+	a := start(t, "a", "eu-west", k1, nil, func(c *Config) { c.OldKeys = [][]byte{k2} })
+	b := start(t, "b", "us-east", k2, []string{a.LocalAddr()}, func(c *Config) { c.OldKeys = [][]byte{k1} })
+	waitFor(t, 10*time.Second, "a (sending with k1) and b (with k2) to meet", func() bool {
+		return a.NumAlive() == 2 && b.NumAlive() == 2
+	})
+	if err := b.Broadcast(VoteMsg{Check: "api", Vote: "up", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b's vote at a", func() bool { _, ok := a.rec.vote("b", "api"); return ok })
+
+	// A node with neither key gets nowhere.
+	x := start(t, "x", "ap-south", testKey(t), nil)
+	if _, err := x.ml.Join([]string{a.LocalAddr()}); err == nil {
+		t.Error("a node with neither key joined")
+	}
+	if _, err := New(Config{Name: "d", Bind: "127.0.0.1:0", Profile: "local", Key: k1, OldKeys: [][]byte{[]byte("short")}}, newRecorder()); err == nil {
+		t.Error("a bad old key was accepted")
+	}
+}

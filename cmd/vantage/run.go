@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
@@ -57,6 +58,7 @@ type settings struct {
 	Node, Region, Gossip, Advertise, HTTP, Data string
 	Join                                        []string
 	GossipKey                                   []byte
+	GossipOldKeys                               [][]byte // accepted, never sent with (key rotation)
 	InsecureGossip                              bool
 	LogFormat, LogLevel, DebugAddr              string
 }
@@ -117,11 +119,11 @@ func resolveSettings(f *runFlags, cfg *config.Config, getenv func(string) string
 		return nil, err
 	}
 	keyFile := pick("gossip-key-file", f.gossipKeyFile, n.GossipKeyFile, "")
-	key, err := loadGossipKey(keyFile, getenv("VANTAGE_GOSSIP_KEY"))
+	key, oldKeys, err := loadGossipKey(keyFile, getenv("VANTAGE_GOSSIP_KEY"))
 	if err != nil {
 		return nil, err
 	}
-	s.GossipKey = key
+	s.GossipKey, s.GossipOldKeys = key, oldKeys
 	hasPeers := len(s.Join) > 0 || len(cfg.Cluster.Regions) > 1
 	if hasPeers && key == nil && !s.InsecureGossip {
 		return nil, errors.New("this node has peers (--join or several cluster.regions) but no gossip key: set VANTAGE_GOSSIP_KEY or --gossip-key-file (or pass --insecure-gossip to run unencrypted)")
@@ -129,29 +131,36 @@ func resolveSettings(f *runFlags, cfg *config.Config, getenv func(string) string
 	return s, nil
 }
 
-// loadGossipKey decodes the key from a file (when given) or the environment.
-func loadGossipKey(file, env string) ([]byte, error) {
+// loadGossipKey decodes the keys from a file (when given) or the
+// environment: base64 keys separated by commas or white space. The first
+// is the key this node sends with; the others are old keys it still
+// accepts, for a rotation without downtime (docs/operations.md).
+func loadGossipKey(file, env string) ([]byte, [][]byte, error) {
 	src, raw := "VANTAGE_GOSSIP_KEY", env
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("read gossip key: %w", err)
+			return nil, nil, fmt.Errorf("read gossip key: %w", err)
 		}
 		src, raw = file, string(b)
 	}
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return nil, nil
+	var keys [][]byte
+	for i, f := range strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		key, err := base64.StdEncoding.DecodeString(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gossip key %d from %s: not base64: %w", i+1, src, err)
+		}
+		switch len(key) {
+		case 16, 24, 32:
+		default:
+			return nil, nil, fmt.Errorf("gossip key %d from %s: %d bytes, want 16, 24 or 32 (try: head -c 32 /dev/urandom | base64)", i+1, src, len(key))
+		}
+		keys = append(keys, key)
 	}
-	key, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil {
-		return nil, fmt.Errorf("gossip key from %s: not base64: %w", src, err)
+	if len(keys) == 0 {
+		return nil, nil, nil
 	}
-	switch len(key) {
-	case 16, 24, 32:
-		return key, nil
-	}
-	return nil, fmt.Errorf("gossip key from %s: %d bytes, want 16, 24 or 32 (try: head -c 32 /dev/urandom | base64)", src, len(key))
+	return keys[0], keys[1:], nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -231,7 +240,7 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 	v, _ := buildVersion()
 	gossip := &cluster.Config{
 		Name: s.Node, Region: s.Region, Version: v, Bind: s.Gossip, Advertise: s.Advertise, Join: s.Join,
-		Profile: cfg.Cluster.Gossip, Key: s.GossipKey, Logger: log,
+		Profile: cfg.Cluster.Gossip, Key: s.GossipKey, OldKeys: s.GossipOldKeys, Logger: log,
 	}
 	if gossip.Key == nil {
 		if s.InsecureGossip {
