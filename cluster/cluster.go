@@ -28,6 +28,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -74,7 +75,10 @@ type Config struct {
 	// OldKeys are further keys this node accepts (decrypts) but never
 	// sends with: the step of a key rotation where some nodes already
 	// send with the new key and others still with the old one.
-	OldKeys  [][]byte
+	OldKeys [][]byte
+
+	// lookupIP resolves seed host names (tests); nil: the system resolver.
+	lookupIP func(ctx context.Context, host string) ([]net.IP, error)
 	Insecure bool // allow a nil Key: no encryption, no authentication
 
 	Logger         *slog.Logger

@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -542,10 +544,43 @@ func TestSeedsSkipOwnAddress(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	n := start(t, "a", "eu-west", testKey(t), []string{addr, "localhost:" + fmt.Sprint(port), "127.0.0.1:1"},
 		func(c *Config) { c.Bind = addr })
-	got := n.seeds()
-	if len(got) != 1 || got[0] != "127.0.0.1:1" {
-		t.Errorf("seeds %v", got)
+	for _, s := range n.seeds() {
+		if s == addr {
+			t.Errorf("seeds %v include this node's own address", n.seeds())
+		}
 	}
+	if got := n.seeds(); !slices.Contains(got, "127.0.0.1:1") {
+		t.Errorf("seeds %v lack 127.0.0.1:1", got)
+	}
+}
+
+// One seed name for the whole cluster (a Kubernetes headless Service)
+// resolves to every node, this one included: each node joins the others.
+func TestSeedNameListingEveryNode(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	lookup := func(ctx context.Context, host string) ([]net.IP, error) {
+		if host != "vantage-gossip.test" {
+			return nil, fmt.Errorf("no such host %s", host)
+		}
+		return []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")}, nil
+	}
+	seed := []string{fmt.Sprintf("vantage-gossip.test:%d", port)}
+	a := start(t, "a", "eu-west", nil, seed, func(c *Config) {
+		c.Bind, c.Insecure, c.lookupIP = fmt.Sprintf("127.0.0.1:%d", port), true, lookup
+	})
+	b, err := tryStart(t, "b", "us-east", nil, seed, func(c *Config) {
+		c.Bind, c.Insecure, c.lookupIP = fmt.Sprintf("127.0.0.2:%d", port), true, lookup
+	})
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2 here: %v", err)
+	}
+	if got := a.seeds(); len(got) != 1 || got[0] != fmt.Sprintf("127.0.0.2:%d", port) {
+		t.Errorf("a's seeds %v, want only b's address", got)
+	}
+	waitFor(t, 10*time.Second, "a and b to meet through the shared seed name", func() bool {
+		return a.NumAlive() == 2 && b.NumAlive() == 2
+	})
 }
 
 func TestConfigValidation(t *testing.T) {

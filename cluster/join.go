@@ -108,20 +108,50 @@ func (c *Cluster) joinAll(addrs []string, verbose bool) int {
 	return ok
 }
 
-// seeds returns the configured seeds except our own address.
+// seeds returns the configured seeds as IP:PORT addresses, resolved now,
+// except this node's own. A name resolving to several addresses (a
+// Kubernetes headless Service lists every pod, this one included) gives
+// all of them but ours. A name that does not resolve now is kept as it
+// is: the join attempt logs why it fails, and the next one resolves again.
 func (c *Cluster) seeds() []string {
 	var out []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
 	for _, s := range c.cfg.Join {
-		if s == "" || c.isSelf(s) {
+		if s == "" {
 			continue
 		}
-		out = append(out, s)
+		addrs := c.resolve(s)
+		if len(addrs) == 0 {
+			add(s)
+			continue
+		}
+		for _, a := range addrs {
+			if !c.isSelfAddr(a) {
+				add(a)
+			}
+		}
 	}
 	return out
 }
 
 // resolve turns HOST:PORT (default port 7946) into IP:PORT strings.
-func resolve(addr string) []string {
+func (c *Cluster) resolve(addr string) []string {
+	lookup := c.cfg.lookupIP
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]net.IP, error) {
+			return net.DefaultResolver.LookupIP(ctx, "ip", host)
+		}
+	}
+	return resolveWith(addr, lookup)
+}
+
+func resolveWith(addr string, lookup func(context.Context, string) ([]net.IP, error)) []string {
 	host, port, err := splitHostPort(addr, DefaultPort)
 	if err != nil {
 		if host, port, err = splitHostPort(net.JoinHostPort(addr, ""), DefaultPort); err != nil {
@@ -134,7 +164,7 @@ func resolve(addr string) []string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+	ips, err := lookup(ctx, host)
 	if err != nil {
 		return nil
 	}
@@ -145,28 +175,26 @@ func resolve(addr string) []string {
 	return out
 }
 
-// isSelf tells whether a seed address is this node's.
-func (c *Cluster) isSelf(seed string) bool {
+// isSelfAddr tells whether an IP:PORT address is this node's.
+func (c *Cluster) isSelfAddr(a string) bool {
 	self := c.LocalAddr()
 	bindIP := net.ParseIP(c.mlc.BindAddr)
 	bindPort := strconv.Itoa(c.mlc.BindPort)
-	for _, a := range resolve(seed) {
-		if a == self || (bindIP != nil && a == net.JoinHostPort(bindIP.String(), bindPort)) {
-			return true
-		}
-		host, port, _ := net.SplitHostPort(a)
-		if port != bindPort || bindIP == nil || !bindIP.IsUnspecified() {
-			continue
-		}
-		ip := net.ParseIP(host)
-		if ip.IsLoopback() {
-			return true
-		}
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, ia := range addrs {
-				if n, ok := ia.(*net.IPNet); ok && n.IP.Equal(ip) {
-					return true
-				}
+	if a == self || (bindIP != nil && a == net.JoinHostPort(bindIP.String(), bindPort)) {
+		return true
+	}
+	host, port, _ := net.SplitHostPort(a)
+	if port != bindPort || bindIP == nil || !bindIP.IsUnspecified() {
+		return false
+	}
+	ip := net.ParseIP(host)
+	if ip.IsLoopback() {
+		return true
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ia := range addrs {
+			if n, ok := ia.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
 			}
 		}
 	}
@@ -198,7 +226,7 @@ func (c *Cluster) missing(seeds []string) []string {
 	anyMissing := len(dead) > 0
 	for _, s := range seeds {
 		found := false
-		for _, a := range resolve(s) {
+		for _, a := range c.resolve(s) {
 			if alive[a] {
 				found = true
 				break
