@@ -77,9 +77,10 @@ type Config struct {
 	// send with the new key and others still with the old one.
 	OldKeys [][]byte
 
+	Insecure bool // allow a nil Key: no encryption, no authentication
+
 	// lookupIP resolves seed host names (tests); nil: the system resolver.
 	lookupIP func(ctx context.Context, host string) ([]net.IP, error)
-	Insecure bool // allow a nil Key: no encryption, no authentication
 
 	Logger         *slog.Logger
 	RejoinInterval time.Duration // default 10s
