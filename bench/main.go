@@ -8,6 +8,25 @@
 // as a child process and samples its CPU time and RSS from /proc. CPU share is
 // measured after a warm-up of one interval plus the first-run spread (so
 // start-up costs are excluded), RSS at the end.
+//
+//	go run ./bench cluster [--nodes 3] [--checks 1000] [--interval 30s] [--duration 2m] [--gossip lan]
+//
+// cluster: builds vantage, starts N `vantage run` processes on loopback (one
+// region each, encrypted gossip, every node joining the others) with the same
+// N http checks against one target HTTP server in this process, waits for the
+// cluster to form and for a warm-up of one interval plus the first-run spread,
+// then reads each node's vantage_gossip_bytes_total from /metrics and its CPU
+// time from /proc at the start and end of the measuring window: gossip bytes/s
+// in and out, CPU share and RSS per node.
+//
+//	go run ./bench detect [--outages 10] [--interval 60s] [--mode 503|refuse|hang] [--gossip lan]
+//
+// detect: three nodes in three regions (quorum 2, fail_after 2) and one
+// check per outage, each against its own target server in this process, with
+// a webhook notifier pointing at a receiver in this process. Each target
+// fails at a random moment spread over one interval; the bench records the
+// first failed probe (seen at the target) and when the webhook trigger
+// arrives, then restores the targets and waits for the resolves.
 package main
 
 import (
@@ -30,13 +49,17 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench node [--checks N] [--interval D] [--duration D]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench node|cluster|detect [flags]  (-h after the name lists them)")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "node":
 		err = benchNode(os.Args[2:])
+	case "cluster":
+		err = benchCluster(os.Args[2:])
+	case "detect":
+		err = benchDetect(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
