@@ -73,6 +73,7 @@ type meshState struct {
 	Sent      []sentMsg     `json:"sent"`
 	Incidents []incidentMsg `json:"incidents"`
 	Claims    []claimMsg    `json:"claims,omitempty"`
+	Updates   *updateState  `json:"updates,omitempty"` // operators' incident updates (updates.go)
 }
 
 // page tracks the notifications of one incident on this node.
@@ -176,6 +177,7 @@ func (n *node) regionInputsLocked(c *config.Check, p quorum.Params, v regionView
 }
 
 func (n *node) encodeState() []byte {
+	upd := n.updatesForPeers() // may read the store: before the lock
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var votes []cluster.VoteMsg
@@ -184,7 +186,7 @@ func (n *node) encodeState() []byte {
 			votes = append(votes, v)
 		}
 	}
-	st := meshState{Votes: cluster.EncodeVotes(votes)}
+	st := meshState{Votes: cluster.EncodeVotes(votes), Updates: upd}
 	for _, h := range n.health {
 		st.Health = append(st.Health, h)
 	}

@@ -53,6 +53,9 @@ type nodeOptions struct {
 	Prober checker.Prober
 	// Now overrides the clock (tests).
 	Now func() time.Time
+	// APIToken is the status page's write API token (VANTAGE_API_TOKEN
+	// resolved); "" takes the config's statuspage.api_token.
+	APIToken string
 }
 
 // checkState is what a node knows about one check.
@@ -106,6 +109,8 @@ type node struct {
 	lastConfirm map[string]time.Time
 	senderSince time.Time
 	wasSender   bool
+
+	upd updateShare // operators' incident updates shared with the cluster (updates.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -183,7 +188,8 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		// documents are re-rendered at most every 2 s, and every minute for
 		// uptime numbers: a render reads 90 days of rollups per check.
 		MinRefreshGap: 2 * time.Second, RefreshInterval: time.Minute,
-		Extra: map[string]http.Handler{"GET /metrics": n.metrics.handler()},
+		Extra:  map[string]http.Handler{"GET /metrics": n.metrics.handler()},
+		Writer: n, APIToken: apiToken(o),
 	})
 	return n, nil
 }
@@ -723,6 +729,8 @@ func (n *node) queueEval(check string) {
 // OnMessage implements cluster.Handler.
 func (n *node) OnMessage(kind byte, payload []byte) {
 	switch kind {
+	case kindUpdate:
+		n.onUpdateChunk(payload)
 	case kindConfirm:
 		m, err := decodeMsg[confirmMsg](payload)
 		if err != nil {
@@ -863,6 +871,7 @@ func (n *node) MergeRemoteState(b []byte) {
 	for _, c := range st.Claims {
 		n.learnClaim(c)
 	}
+	n.mergeUpdateState(st.Updates)
 	n.mu.Lock()
 	for _, h := range st.Health {
 		if h.Node == n.opts.Name {

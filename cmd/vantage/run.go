@@ -61,6 +61,9 @@ type settings struct {
 	GossipOldKeys                               [][]byte // accepted, never sent with (key rotation)
 	InsecureGossip                              bool
 	LogFormat, LogLevel, DebugAddr              string
+	// APIToken is the status page's write API token: VANTAGE_API_TOKEN,
+	// else statuspage.api_token; "" disables the write API.
+	APIToken string
 }
 
 // resolveSettings merges flags, the node: section and defaults, and checks
@@ -92,6 +95,13 @@ func resolveSettings(f *runFlags, cfg *config.Config, getenv func(string) string
 	}
 	s.InsecureGossip = n.InsecureGossip || f.insecureGossip
 	s.DebugAddr = f.debugAddr
+	s.APIToken = cfg.StatusPage.APIToken
+	if t := strings.TrimSpace(getenv("VANTAGE_API_TOKEN")); t != "" {
+		if len(t) < minAPIToken {
+			return nil, fmt.Errorf("VANTAGE_API_TOKEN must be at least %d characters, got %d", minAPIToken, len(t))
+		}
+		s.APIToken = t
+	}
 	if f.set["join"] {
 		s.Join = splitList(f.join)
 	} else {
@@ -130,6 +140,9 @@ func resolveSettings(f *runFlags, cfg *config.Config, getenv func(string) string
 	}
 	return s, nil
 }
+
+// minAPIToken is the shortest write API token accepted (as in the config).
+const minAPIToken = 16
 
 // loadGossipKey decodes the keys from a file (when given) or the
 // environment: base64 keys separated by commas or white space. The first
@@ -251,7 +264,7 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		}
 	}
 	n, err := newNode(ctx, nodeOptions{Config: cfg, Name: s.Node, Region: s.Region, DBPath: dbPath,
-		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log, Gossip: gossip})
+		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log, Gossip: gossip, APIToken: s.APIToken})
 	if err != nil {
 		return err
 	}
