@@ -109,6 +109,7 @@ type node struct {
 	lastConfirm map[string]time.Time
 	senderSince time.Time
 	wasSender   bool
+	alerts      alertState // routing, reminders, flapping, coverage (alerts.go)
 
 	upd updateShare // operators' incident updates shared with the cluster (updates.go)
 
@@ -152,7 +153,8 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	}
 	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
 		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
-		OnAttempt: func(a notifier.Attempt) { n.metrics.attempt(a); n.onAttempt(a) },
+		RateLimits: notifier.RateLimitsFrom(o.Config.Notifiers), // the providers are wrapped
+		OnAttempt:  func(a notifier.Attempt) { n.metrics.attempt(a); n.onAttempt(a) },
 	})
 	if err != nil {
 		st.Close()
@@ -598,6 +600,7 @@ func (n *node) sweepPages() {
 		n.log.Info("this node is the designated sender")
 	}
 	n.wasSender = isSender
+	alertJobs := n.alertsLocked(now, isSender)
 	for id, pg := range n.pages {
 		cs := n.checks[pg.check]
 		if cs == nil {
@@ -618,8 +621,11 @@ func (n *node) sweepPages() {
 		if now.Sub(n.senderSince) < takeoverAfter && now.Sub(pg.openedAt) > takeoverAfter && n.senderSince.After(pg.openedAt) {
 			continue
 		}
+		if n.heldLocked(pg) {
+			continue // the check is flapping
+		}
 		if !pg.triggered && now.Sub(pg.openedAt) >= pageSettle {
-			ns := n.unsentLocked(id, notifier.ActionTrigger, cs.cfg.Notify)
+			ns := n.unsentLocked(id, notifier.ActionTrigger, n.notifiersLocked(cs.cfg))
 			if holder, held := n.claimHeldLocked(id, notifier.ActionTrigger, now); held && len(ns) > 0 {
 				n.log.Debug("trigger claimed by a peer; not sending", "incident_id", id, "holder", holder)
 				continue
@@ -635,7 +641,7 @@ func (n *node) sweepPages() {
 			pg.triggered = true
 		}
 		if pg.triggered && pg.resolve != nil && !pg.resolvedQd {
-			ns := n.unsentLocked(id, notifier.ActionResolve, cs.cfg.Notify)
+			ns := n.unsentLocked(id, notifier.ActionResolve, n.notifiersLocked(cs.cfg))
 			if holder, held := n.claimHeldLocked(id, notifier.ActionResolve, now); held && len(ns) > 0 {
 				n.log.Debug("resolve claimed by a peer; not sending", "incident_id", id, "holder", holder)
 				continue
@@ -650,6 +656,7 @@ func (n *node) sweepPages() {
 	}
 	n.mu.Unlock()
 	n.gossipClaims(claims) // before queueing: a claim goes out before its send
+	n.queueAlerts(alertJobs)
 	defer n.sweeps.Add(1)
 	for _, j := range jobs {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -676,7 +683,7 @@ func (n *node) onAttempt(a notifier.Attempt) {
 	if a.Err != nil {
 		return
 	}
-	m := sentMsg{Node: n.opts.Name, Incident: a.IncidentID, Action: string(a.Action), Notifier: a.Notifier}
+	m := sentMsg{Node: n.opts.Name, Incident: a.IncidentID, Action: a.Key(), Notifier: a.Notifier}
 	n.mu.Lock()
 	if pg, ok := n.pages[a.IncidentID]; ok {
 		m.Check, m.Start = pg.check, pg.trigger.StartedAt
@@ -685,7 +692,7 @@ func (n *node) onAttempt(a notifier.Attempt) {
 	n.mu.Unlock()
 	if cl := n.cl.Load(); cl != nil {
 		b, _ := json.Marshal(m)
-		if err := cl.BroadcastMessage(kindSent, "sent/"+a.IncidentID+"/"+string(a.Action)+"/"+a.Notifier, b); err != nil {
+		if err := cl.BroadcastMessage(kindSent, "sent/"+a.IncidentID+"/"+a.Key()+"/"+a.Notifier, b); err != nil {
 			n.log.Warn("gossip sent log", "err", err)
 		}
 	}
