@@ -174,7 +174,9 @@ func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func (s *Server) created(w http.ResponseWriter, r *http.Request, inc store.Incident, u store.IncidentUpdate) {
-	s.PublishIncident(inc, u)
+	// Render before answering, so that the writer's next read shows it.
+	s.RefreshNow(r.Context())
+	s.broadcastIncident(inc, u)
 	v := s.current(r.Context()).v
 	iv := incidentOf(inc, v.labels(), []store.IncidentUpdate{u}, s.now())
 	resp := WriteResponse{Incident: v.incidentJSON(iv), Update: updateJSON(inc.ID, updateView{ID: u.ID, Status: u.Status,
@@ -306,6 +308,10 @@ type incidentEvent struct {
 // here and for those from other nodes). It never blocks.
 func (s *Server) PublishIncident(inc store.Incident, u store.IncidentUpdate) {
 	s.Refresh()
+	s.broadcastIncident(inc, u)
+}
+
+func (s *Server) broadcastIncident(inc store.Incident, u store.IncidentUpdate) {
 	var labels map[string]string
 	if sn := s.snap.Load(); sn != nil {
 		labels = sn.v.labels()

@@ -123,7 +123,23 @@
       var st = el.querySelector('[data-role="state"]');
       if (st) { st.textContent = TEXT[s]; st.className = "state s-" + s; }
     });
+    groups();
     banner();
+  }
+  var SEVERITY = {up: 0, maintenance: 1, unknown: 2, degraded: 3, down: 4};
+  // A group shows its worst check.
+  function groups() {
+    document.querySelectorAll(".group").forEach(function (g) {
+      var st = g.querySelector('[data-role="gstate"]');
+      if (!st) return;
+      var w = "up";
+      g.querySelectorAll(".check[data-check]").forEach(function (c) {
+        var s = c.getAttribute("data-state");
+        if (SEVERITY[s] > SEVERITY[w]) w = s;
+      });
+      st.textContent = TEXT[w];
+      st.className = "state s-" + w;
+    });
   }
   function banner() {
     var banner = document.getElementById("banner");
