@@ -269,10 +269,19 @@ func (n *node) coverageLocked(cs *checkState, now time.Time, isSender bool) []al
 		st = &coverageState{watch: notifier.NewCoverageWatch(0)}
 		a.coverage[name] = st
 	}
+	// A check is not reported before it could have been probed twice: a
+	// check with a long interval is unknown at start until its first runs.
 	st.watch.After = cs.cfg.UnknownAfter
+	if floor := 2*cs.cfg.Interval + voteSlack; st.watch.After > 0 && st.watch.After < floor {
+		st.watch.After = floor
+	}
 	state, since := cs.tracker.State()
 	p := n.params(cs.cfg)
-	dec, start := st.watch.Observe(now, state == quorum.StateUnknown, since)
+	var dec notifier.CoverageDecision
+	var start time.Time
+	if state != quorum.StateMaintenance { // never alerted, nor restored, in maintenance
+		dec, start = st.watch.Observe(now, state == quorum.StateUnknown, since)
+	}
 	switch dec {
 	case notifier.CoverageLost:
 		*st = coverageState{watch: st.watch, id: notifier.CoverageID(name, start), since: start}
