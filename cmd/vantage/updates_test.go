@@ -178,7 +178,7 @@ func TestMeshIncidentUpdates(t *testing.T) {
 		t.Fatalf("open manual incident: %d %v", code, m)
 	}
 	id := m["incident"].(map[string]any)["id"].(string)
-	waitSummary(t, c, "the manual incident on node C", 20*time.Second, func(d summaryDoc) bool {
+	waitSummary(t, c, "the manual incident on node C", 30*time.Second, func(d summaryDoc) bool {
 		return hasUpdate(d, id, "Emails arrive late.")
 	})
 	t.Logf("manual incident on node C after %s", time.Since(start).Round(time.Millisecond))
@@ -195,7 +195,7 @@ func TestMeshIncidentUpdates(t *testing.T) {
 		t.Fatalf("update on B: %d %v", code, m)
 	}
 	for _, s := range []*httptest.Server{a, c} {
-		waitSummary(t, s, "the long update on nodes A and C", 20*time.Second, func(d summaryDoc) bool {
+		waitSummary(t, s, "the long update on nodes A and C", 30*time.Second, func(d summaryDoc) bool {
 			return hasUpdate(d, id, strings.TrimSpace(long.String())) && d.Incidents[0].Status == "identified"
 		})
 	}
@@ -206,7 +206,7 @@ func TestMeshIncidentUpdates(t *testing.T) {
 		t.Fatalf("resolve on C: %d %v", code, m)
 	}
 	for _, s := range srvs {
-		waitSummary(t, s, "the manual incident resolved everywhere", 20*time.Second, func(d summaryDoc) bool {
+		waitSummary(t, s, "the manual incident resolved everywhere", 30*time.Second, func(d summaryDoc) bool {
 			for _, i := range d.Incidents {
 				if i.ID == id {
 					return false
@@ -229,7 +229,7 @@ func TestMeshIncidentUpdates(t *testing.T) {
 	if code, _, m := apiPost(t, a, "/api/v1/incidents/"+incID+"/updates", meshToken, `{"status":"identified","body":"A bad deploy; rolling back."}`); code != 201 {
 		t.Fatalf("update of the check's incident: %d %v", code, m)
 	}
-	waitSummary(t, c, "the check incident's update on node C", 20*time.Second, func(d summaryDoc) bool {
+	waitSummary(t, c, "the check incident's update on node C", 30*time.Second, func(d summaryDoc) bool {
 		return hasUpdate(d, incID, "A bad deploy; rolling back.")
 	})
 
