@@ -1,6 +1,7 @@
 // Package statuspage serves a node's HTTP interface: the public status page,
 // the JSON APIs, the live websocket and the health endpoints. Everything it
-// serves is read-only.
+// serves is read-only, except the write API for operators' incident updates
+// and manual incidents (write.go), which needs a bearer token.
 //
 // The page and the JSON documents are rendered once per change (Refresh,
 // and every Options.RefreshInterval for the uptime numbers) and served from
