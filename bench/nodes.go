@@ -93,12 +93,24 @@ func startFleet(bin, dir, cfgPath string, n int, logLevel string) (*fleet, error
 	}
 	f := &fleet{client: &http.Client{Timeout: 5 * time.Second}}
 	var seeds []string
+	// A port just closed may be handed out again: never give one twice.
+	used := map[string]bool{}
+	fresh := func(get func() (string, error)) (string, error) {
+		for range 100 {
+			a, err := get()
+			if err != nil || !used[a] {
+				used[a] = true
+				return a, err
+			}
+		}
+		return "", errors.New("no fresh port")
+	}
 	for i := range n {
-		g, err := freeGossipAddr()
+		g, err := fresh(freeGossipAddr)
 		if err != nil {
 			return nil, err
 		}
-		h, err := freeTCPAddr()
+		h, err := fresh(freeTCPAddr)
 		if err != nil {
 			return nil, err
 		}
