@@ -132,7 +132,7 @@ type gatedProvider struct {
 }
 
 func (g gatedProvider) Send(ctx context.Context, e notifier.Event) (notifier.Receipt, error) {
-	if by, ok := g.n.sentBy(e.IncidentID, e.Action, g.Name()); ok && by != g.n.opts.Name {
+	if by, ok := g.n.sentBy(e.IncidentID, e.Key(), g.Name()); ok && by != g.n.opts.Name {
 		return notifier.Receipt{Body: "not sent: already delivered by " + by}, nil
 	}
 	if !g.n.seesMajority() {
@@ -143,10 +143,12 @@ func (g gatedProvider) Send(ctx context.Context, e notifier.Event) (notifier.Rec
 }
 
 // sentBy reports which node the cluster's sent log names for a delivery.
-func (n *node) sentBy(incident string, action notifier.Action, notifierName string) (string, bool) {
+// key is the event's action key (notifier.Event.Key: "repeat#N" for a
+// reminder).
+func (n *node) sentBy(incident, key, notifierName string) (string, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	m, ok := n.sent[sentKey{incident: incident, action: string(action), notifier: notifierName}]
+	m, ok := n.sent[sentKey{incident: incident, action: key, notifier: notifierName}]
 	return m.Node, ok
 }
 

@@ -64,12 +64,10 @@ func (n *node) Reload(cfg *config.Config) (reloadResult, error) {
 	for _, nc := range old.Notifiers {
 		running[nc.Name] = true
 	}
-	for _, c := range cfg.Checks {
-		for _, name := range c.Notify {
-			if !running[name] {
-				n.mu.Unlock()
-				return res, fmt.Errorf("check %q notifies %q, which this node does not run: adding notifiers needs a restart", c.Name, name)
-			}
+	for _, ref := range notifierRefs(cfg) {
+		if !running[ref.name] {
+			n.mu.Unlock()
+			return res, fmt.Errorf("%s notifies %q, which this node does not run: adding notifiers needs a restart", ref.by, ref.name)
 		}
 	}
 	next := *cfg
@@ -112,6 +110,7 @@ func (n *node) Reload(cfg *config.Config) (reloadResult, error) {
 	type removedIncident struct {
 		check, id string
 		page      *page
+		notifiers []string
 	}
 	var closed []removedIncident
 	for name, cs := range n.checks {
@@ -126,6 +125,7 @@ func (n *node) Reload(cfg *config.Config) (reloadResult, error) {
 				ev := n.eventLocked(cs, id, pg.trigger.StartedAt, &at)
 				pg.resolve = &ev
 				ri.page = pg
+				ri.notifiers = n.notifiersLocked(cs.cfg) // routed by the running config
 			}
 			closed = append(closed, ri)
 		}
@@ -154,7 +154,7 @@ func (n *node) Reload(cfg *config.Config) (reloadResult, error) {
 		}
 		n.log.Warn("check removed from the configuration; its open incident is closed", "check", ri.check, "incident_id", ri.id)
 		if ri.page != nil && isSender {
-			if err := n.outbox.Enqueue(ctx, *ri.page.resolve, ri.page.notifiersFor(old)...); err != nil {
+			if err := n.outbox.Enqueue(ctx, *ri.page.resolve, ri.notifiers...); err != nil {
 				errs = append(errs, fmt.Errorf("queue resolve of %s: %w", ri.id, err))
 			}
 		}
@@ -176,12 +176,26 @@ func (n *node) Reload(cfg *config.Config) (reloadResult, error) {
 	return res, errors.Join(errs...)
 }
 
-// notifiersFor is the notifier list of a page's check in cfg.
-func (pg *page) notifiersFor(cfg *config.Config) []string {
-	if c := cfg.CheckByName(pg.check); c != nil {
-		return c.Notify
+type notifierRef struct{ by, name string }
+
+// notifierRefs lists every notifier name a config sends to, with what
+// names it: checks, routes and coverage.
+func notifierRefs(cfg *config.Config) []notifierRef {
+	var out []notifierRef
+	for _, c := range cfg.Checks {
+		for _, name := range c.Notify {
+			out = append(out, notifierRef{fmt.Sprintf("check %q", c.Name), name})
+		}
 	}
-	return nil
+	for i, r := range cfg.Routes {
+		for _, name := range r.Notify {
+			out = append(out, notifierRef{fmt.Sprintf("route %d", i+1), name})
+		}
+	}
+	for _, name := range cfg.Coverage.Notify {
+		out = append(out, notifierRef{"coverage", name})
+	}
+	return out
 }
 
 // sameCheck compares two definitions of a check, ignoring its place in the

@@ -104,6 +104,20 @@ func TestReloadKeepsIncidentsAndHistory(t *testing.T) {
 	if checkByName(n.Status(), "old") == nil {
 		t.Fatal("a rejected reload changed the running checks")
 	}
+	// Rejected: a route sends to a notifier this node does not run.
+	routed, err := config.Parse(path, []byte(reloadConfig(target.URL, hook.srv.URL, `
+  - {name: api, type: http, url: TARGET/api, notify: [hook]}
+`)+`
+  - {name: pager2, type: webhook, url: http://127.0.0.1:1/}
+routes:
+  - {match: {severity: critical}, notify: [pager2]}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Reload(routed); err == nil || !strings.Contains(err.Error(), `route 1 notifies "pager2"`) {
+		t.Fatalf("reload routing to a new notifier: %v", err)
+	}
 
 	next, err := config.Parse(path, []byte(reloadConfig(target.URL, hook.srv.URL, `
   - {name: new, type: http, url: TARGET/new, notify: [hook]}
