@@ -616,9 +616,10 @@ func (n *node) sweepPages() {
 		if !isSender {
 			continue
 		}
-		// A node that just became the sender first waits for the previous
-		// sender's sent log to reach it.
-		if now.Sub(n.senderSince) < takeoverAfter && now.Sub(pg.openedAt) > takeoverAfter && n.senderSince.After(pg.openedAt) {
+		// A node that just became the sender (the previous one died, or
+		// this one just joined or restarted) first waits for the sent log
+		// and send claims of incidents that began before to reach it.
+		if now.Sub(n.senderSince) < takeoverAfter && pg.trigger.StartedAt.Before(n.senderSince) {
 			continue
 		}
 		if n.heldLocked(pg) {
