@@ -73,6 +73,22 @@ func newHookRecorder(t *testing.T) *hookRecorder {
 	return h
 }
 
+// onePage asserts that the receiver got exactly one down and one up event,
+// both of incident, and returns them.
+func (h *hookRecorder) onePage(t *testing.T, incident string) []map[string]any {
+	t.Helper()
+	evs := h.all()
+	if len(evs) != 2 || evs[0]["event"] != "down" || evs[1]["event"] != "up" {
+		t.Fatalf("webhook got %d events %v, want exactly one down and one up", len(evs), evs)
+	}
+	for _, ev := range evs {
+		if ev["incident_id"] != incident {
+			t.Fatalf("event for incident %v, the cluster showed %s", ev["incident_id"], incident)
+		}
+	}
+	return evs
+}
+
 func (h *hookRecorder) all() []map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -271,15 +287,7 @@ func TestMeshRegionCutDoesNotPageRealOutagePagesOnce(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	evs := hook.all()
-	if len(evs) != 2 || evs[0]["event"] != "down" || evs[1]["event"] != "up" {
-		t.Fatalf("webhook got %d events %v, want exactly one down and one up", len(evs), evs)
-	}
-	for _, ev := range evs {
-		if ev["incident_id"] != incident {
-			t.Fatalf("event for incident %v, the cluster showed %s", ev["incident_id"], incident)
-		}
-	}
+	evs := hook.onePage(t, incident)
 	downRegions := 0
 	for _, rv := range evs[0]["regions"].(map[string]any) {
 		if rv.(map[string]any)["vote"] == "down" {
@@ -469,15 +477,7 @@ func TestMeshSendClaimSurvivesSenderChange(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	evs := hook.all()
-	if len(evs) != 2 || evs[0]["event"] != "down" || evs[1]["event"] != "up" {
-		t.Fatalf("webhook got %d events %v, want exactly one down and one up", len(evs), evs)
-	}
-	for _, ev := range evs {
-		if ev["incident_id"] != incident {
-			t.Fatalf("event for incident %v, the cluster showed %s", ev["incident_id"], incident)
-		}
-	}
+	hook.onePage(t, incident)
 	if es, _ := aa.n.outbox.Entries(context.Background(), incident); len(es) != 1 || es[0].Action != "resolve" {
 		t.Fatalf("aa-1's outbox holds %+v, want only the resolve", es)
 	}
