@@ -275,19 +275,8 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	if s, ok := p.str(m.get("description")); ok {
 		ck.Description = s
 	}
-	if ns, ok := p.strings(m.get("notify")); ok {
-		seen := map[string]bool{}
-		for _, n := range ns {
-			switch {
-			case notifiers[n.s] == nil:
-				p.errorf(n.n, "unknown notifier %q", n.s)
-			case seen[n.s]:
-				p.errorf(n.n, "notifier %q is listed twice", n.s)
-			default:
-				seen[n.s] = true
-				ck.Notify = append(ck.Notify, n.s)
-			}
-		}
+	if names, _, ok := p.notifierList(m.get("notify"), notifiers); ok {
+		ck.Notify = names
 	}
 	if lm, _, ok := p.strMap(m.get("labels")); ok {
 		ck.Labels = lm

@@ -27,22 +27,9 @@ func (p *parser) routes(f *field, c *Config, notifiers map[string]*yaml.Node) {
 			p.errorf(it, "a route without match is the default route and must be the last route")
 		}
 		nf := m.get("notify")
-		if ns, ok := p.strings(nf); ok {
-			seen := map[string]bool{}
-			for _, n := range ns {
-				switch {
-				case n.s == "":
-					p.errorf(n.n, "notify entries must be notifier names, got an empty value")
-				case notifiers[n.s] == nil:
-					p.errorf(n.n, "unknown notifier %q", n.s)
-				case seen[n.s]:
-					p.errorf(n.n, "notifier %q is listed twice", n.s)
-				default:
-					seen[n.s] = true
-					r.Notify = append(r.Notify, n.s)
-				}
-			}
-			if len(ns) == 0 {
+		if names, n, ok := p.notifierList(nf, notifiers); ok {
+			r.Notify = names
+			if n == 0 {
 				p.errorf(nf.key, "notify must list at least one notifier")
 			}
 		} else if !set(nf) {
@@ -114,21 +101,35 @@ func (p *parser) routeMatch(f *field) RouteMatch {
 // coverage reads the coverage section.
 func (p *parser) coverage(f *field, c *Coverage, notifiers map[string]*yaml.Node) {
 	m, _ := p.mapOf(valOf(f), "coverage")
-	if ns, ok := p.strings(m.get("notify")); ok {
-		seen := map[string]bool{}
-		for _, n := range ns {
-			switch {
-			case n.s == "":
-				p.errorf(n.n, "notify entries must be notifier names, got an empty value")
-			case notifiers[n.s] == nil:
-				p.errorf(n.n, "unknown notifier %q", n.s)
-			case seen[n.s]:
-				p.errorf(n.n, "notifier %q is listed twice", n.s)
-			default:
-				seen[n.s] = true
-				c.Notify = append(c.Notify, n.s)
-			}
-		}
+	if names, _, ok := p.notifierList(m.get("notify"), notifiers); ok {
+		c.Notify = names
 	}
 	m.unknown()
+}
+
+// notifierList reads a list of notifier names (a check's, a route's or
+// coverage's notify): each must name a defined notifier, once. It returns
+// the valid names, how many entries the list had, and whether it was a
+// list.
+func (p *parser) notifierList(f *field, notifiers map[string]*yaml.Node) ([]string, int, bool) {
+	ns, ok := p.strings(f)
+	if !ok {
+		return nil, 0, false
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range ns {
+		switch {
+		case n.s == "":
+			p.errorf(n.n, "notify entries must be notifier names, got an empty value")
+		case notifiers[n.s] == nil:
+			p.errorf(n.n, "unknown notifier %q", n.s)
+		case seen[n.s]:
+			p.errorf(n.n, "notifier %q is listed twice", n.s)
+		default:
+			seen[n.s] = true
+			out = append(out, n.s)
+		}
+	}
+	return out, len(ns), true
 }
