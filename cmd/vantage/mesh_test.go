@@ -482,3 +482,50 @@ func TestMeshSendClaimSurvivesSenderChange(t *testing.T) {
 		t.Fatalf("aa-1's outbox holds %+v, want only the resolve", es)
 	}
 }
+
+// A target that accepts connections and hangs fails a probe only at the
+// timeout (10 s here: interval 60s sets no shorter one). The confirming
+// probe runs alongside the hanging one instead of after it, so the first
+// region votes down half a timeout after its first failure and the regions
+// it asked to confirm 2 s later: about 7 s, not a whole timeout more (the
+// issue's target: a page within 10 s of the first failed probe).
+func TestMeshHangingTargetDownWithinHalfATimeout(t *testing.T) {
+	var hang atomic.Bool
+	release := make(chan struct{})
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(func() { close(release); target.Close() })
+	hook := newHookRecorder(t)
+	nodes := startMesh(t, meshConfig(target.URL, hook.srv.URL, "60s"), []string{"eu", "us", "ap"})
+	for _, m := range nodes {
+		m.n.sched.RunNow("api")
+	}
+	waitMesh(t, nodes, "api up with three regions", func(st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.Regions["eu"].Vote == "up" && c.Regions["us"].Vote == "up" && c.Regions["ap"].Vote == "up"
+	})
+	hang.Store(true)
+	nodes[1].n.sched.RunNow("api") // the outage is first met by one region's probe
+	waitMesh(t, nodes, "api down everywhere", func(st *statuspage.Status) bool {
+		return checkByName(st, "api").State == "down"
+	})
+	var first time.Time
+	for _, m := range nodes {
+		if f := m.prober.first.Load(); f != 0 && (first.IsZero() || time.Unix(0, f).Before(first)) {
+			first = time.Unix(0, f)
+		}
+	}
+	took := time.Since(first)
+	t.Logf("down %s after the first failed probe (a hanging target, timeout 10s)", took.Round(time.Millisecond))
+	if took > 9*time.Second {
+		t.Fatalf("down %s after the first failed probe of a hanging target; want about 7s (half the 10s timeout, then confirmRetry)", took)
+	}
+}

@@ -67,6 +67,8 @@ type checkState struct {
 	tracker   *quorum.Tracker
 	last      checker.Result
 	have      bool
+	alongside  bool      // a probe started by probeAlongside is running
+	confirming time.Time // when a peer last asked this node to confirm a failure
 	// pendingDown is when this node first saw a quorum of down votes while
 	// waiting for the designated sender's incident id.
 	pendingDown time.Time
@@ -287,7 +289,9 @@ func (n *node) GossipAddr() string {
 }
 
 func (n *node) probe(ctx context.Context, c *config.Check) {
+	slow := time.AfterFunc(n.slowProbeAfter(c), func() { n.probeAlongside(c) })
 	r := n.opts.Prober.Probe(ctx, c)
+	slow.Stop()
 	if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled) && !r.OK {
 		return // shut down mid-probe: not a result
 	}
@@ -377,16 +381,19 @@ func (n *node) observe(c *config.Check, r checker.Result) {
 // probe it now (fast confirmation).
 func (n *node) confirm(c *config.Check, ask bool) {
 	name := c.Name
-	t := time.AfterFunc(confirmRetry, func() {
+	time.AfterFunc(confirmRetry, func() {
 		if n.ctx.Err() == nil {
 			n.sched.RunNow(name)
 		}
 	})
-	go func() {
-		<-n.ctx.Done()
-		t.Stop()
-	}()
-	if cl := n.cl.Load(); ask && cl != nil {
+	if ask {
+		n.askConfirm(name)
+	}
+}
+
+// askConfirm asks every other node to probe a check now.
+func (n *node) askConfirm(name string) {
+	if cl := n.cl.Load(); cl != nil {
 		b, _ := json.Marshal(confirmMsg{Node: n.opts.Name, Check: name})
 		if err := cl.BroadcastMessage(kindConfirm, "confirm/"+name, b); err != nil {
 			n.log.Warn("gossip confirm request", "check", name, "err", err)
@@ -751,6 +758,7 @@ func (n *node) OnMessage(kind byte, payload []byte) {
 		due := known && n.now().Sub(last) >= confirmRetry
 		if due {
 			n.lastConfirm[m.Check] = n.now()
+			n.checks[m.Check].confirming = n.now()
 		}
 		n.mu.Unlock()
 		if due {
