@@ -126,8 +126,9 @@ type hookEvent struct {
 
 type labNode struct {
 	region string
-	addr   string // http
-	data   string // --data
+	addr   string       // http
+	data   string       // --data
+	client *http.Client // reads the node's API; nil: from the hub
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	exited chan struct{}
@@ -208,20 +209,7 @@ func newNetLab(t *testing.T) *netLab {
 		}
 	}
 
-	tr := &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := inNetns(hub, func() error {
-				var err error
-				c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}
-	l.client = &http.Client{Transport: tr, Timeout: 3 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
+	l.client = l.clientFrom("hub")
 
 	l.serve("tg", labTgtIP+":8000", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/health" {
@@ -263,6 +251,26 @@ func newNetLab(t *testing.T) *netLab {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	return l
+}
+
+// clientFrom is an HTTP client whose connections are opened inside a
+// role's namespace.
+func (l *netLab) clientFrom(role string) *http.Client {
+	ns := l.ns[role]
+	tr := &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := inNetns(ns, func() error {
+				var err error
+				c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}
+	l.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 3 * time.Second}
 }
 
 // serve runs an HTTP server of the test process inside a namespace.
@@ -355,7 +363,11 @@ func (l *netLab) startNode(region, data string) {
 }
 
 func (l *netLab) status(n *labNode) (*statuspage.Status, error) {
-	resp, err := l.client.Get("http://" + n.addr + "/api/v1/status")
+	c := l.client
+	if n.client != nil {
+		c = n.client
+	}
+	resp, err := c.Get("http://" + n.addr + "/api/v1/status")
 	if err != nil {
 		return nil, err
 	}
@@ -837,4 +849,68 @@ func (l *netLab) outboxPending(n *labNode) int {
 		}
 	}
 	return total
+}
+
+// TestNetnsBlackholeRouteAndLinkDown: the issue's other two faults. eu's
+// route to the target is blackholed (`ip route add blackhole`: connects
+// fail at once): eu votes down, api stays up, nobody is paged. Then ap's
+// link goes down (`ip link set eth0 down`: ap fully isolated): eu and us
+// see ap dead and keep two eligible regions; ap, read from inside its own
+// namespace, reports that it cannot see a quorum and does not decide
+// down. With the link back up the mesh is whole again within 30 s, and
+// nothing was paged at any point.
+func TestNetnsBlackholeRouteAndLinkDown(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	l.startAllUp()
+	t.Logf("mesh up, api up everywhere after %s", time.Since(start).Round(time.Millisecond))
+	noDownNoPage := func(r string, st *statuspage.Status) error {
+		if c := checkByName(st, "api"); c.State == "down" || c.IncidentID != "" {
+			return fmt.Errorf("%s-1: api %s (incident %q) with the target up", r, c.State, c.IncidentID)
+		}
+		return l.noPage(r, st)
+	}
+
+	route := []string{"ip", "-n", l.ns["eu"], "route", "add", "blackhole", labTgtIP + "/32"}
+	if err := labCmd(route...); err != nil {
+		t.Fatal(err)
+	}
+	sts := l.wait("eu voting down through its blackholed route, api up", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.Regions["eu"].Vote == "down" && c.State == "up" && aliveMembers(st) == 3
+	}, noDownNoPage)
+	t.Logf("eu votes down (%s); api up everywhere", checkByName(sts["eu"], "api").Regions["eu"].Error)
+	l.hold("api staying up with eu's route blackholed", 3*time.Second, allRegions, noDownNoPage)
+	route[4] = "del"
+	if err := labCmd(route...); err != nil {
+		t.Fatal(err)
+	}
+	l.wait("eu voting up again", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return checkByName(st, "api").Regions["eu"].Vote == "up"
+	}, noDownNoPage)
+
+	// ap's only link goes down: read ap from inside its namespace.
+	l.nodes["ap"].client = l.clientFrom("ap")
+	if err := labCmd("ip", "-n", l.ns["ap"], "link", "set", "eth0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	downAt := time.Now()
+	sts = l.wait("both sides seeing ap isolated; ap reporting no quorum", 30*time.Second, allRegions, func(r string, st *statuspage.Status) bool {
+		if r == "ap" {
+			return memberState(st, "eu-1") != "alive" && memberState(st, "us-1") != "alive" && eligibleRegions(st) < st.Cluster.Quorum
+		}
+		return memberState(st, "ap-1") != "alive" && eligibleRegions(st) == 2
+	}, noDownNoPage)
+	t.Logf("ap isolated %s after its link went down; ap-1 sees %d eligible regions of quorum %d, api %s",
+		time.Since(downAt).Round(time.Millisecond), eligibleRegions(sts["ap"]), sts["ap"].Cluster.Quorum, checkByName(sts["ap"], "api").State)
+	l.hold("no page while ap is isolated", 3*time.Second, allRegions, noDownNoPage)
+
+	if err := labCmd("ip", "-n", l.ns["ap"], "link", "set", "eth0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	upAt := time.Now()
+	l.wait("the mesh whole again", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return aliveMembers(st) == 3 && checkByName(st, "api").State == "up"
+	}, noDownNoPage)
+	t.Logf("mesh whole again %s after the link came back; total %s", time.Since(upAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
