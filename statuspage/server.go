@@ -48,6 +48,11 @@ type Options struct {
 	// MinRefreshGap is the least time between two renders, so a burst of
 	// Refresh calls costs one render; default 250ms.
 	MinRefreshGap time.Duration
+	// HistoryTTL lets a render reuse a check's uptime numbers and daily bar
+	// read less than this long ago (and on the same UTC day), so renders
+	// for state changes do not re-read every check's rollups; 0 (the
+	// default) reads them on every render. Keep it under RefreshInterval.
+	HistoryTTL time.Duration
 	// MaxAge is the Cache-Control max-age of the page and documents;
 	// default 10s.
 	MaxAge time.Duration
@@ -84,6 +89,9 @@ type Server struct {
 	pages   map[string]*pageEntry // check pages, rendered once per generation
 
 	page atomic.Pointer[Page] // replaced by SetPage on a config reload
+
+	histMu sync.Mutex
+	hist   map[string]histEntry // by check; used when Options.HistoryTTL > 0
 }
 
 // SetPage replaces the page's title, check presentation and maintenance
@@ -111,7 +119,7 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), pages: map[string]*pageEntry{}}
+	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), pages: map[string]*pageEntry{}, hist: map[string]histEntry{}}
 	s.page.Store(&opts.Page)
 	s.started = s.now().UTC()
 	s.hub = NewHub(opts.Hub, opts.Logger)

@@ -465,23 +465,9 @@ func groupID(name string) string {
 
 // fillHistory adds the uptime numbers and the 90-day bar.
 func (s *Server) fillHistory(ctx context.Context, cv *checkView, incs []store.Incident, now time.Time) {
-	for _, w := range uptimeWindows {
-		u := store.NoData
-		if s.opts.History != nil {
-			var err error
-			if u, err = s.opts.History.Uptime(ctx, cv.Name, w.d, now); err != nil {
-				s.opts.Logger.Warn("statuspage: uptime", "check", cv.Name, "err", err)
-				u = store.NoData
-			}
-		}
-		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: u, Text: pct(u)})
-	}
-	var days []store.DayStat
-	if s.opts.History != nil {
-		var err error
-		if days, err = s.opts.History.DailyUptime(ctx, cv.Name, barDays, now); err != nil {
-			s.opts.Logger.Warn("statuspage: daily uptime", "check", cv.Name, "err", err)
-		}
+	uptimes, days := s.historyOf(ctx, cv.Name, now)
+	for i, w := range uptimeWindows {
+		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: uptimes[i], Text: pct(uptimes[i])})
 	}
 	if len(days) != barDays {
 		days = make([]store.DayStat, barDays)
@@ -508,6 +494,52 @@ func (s *Server) fillHistory(ctx context.Context, cv *checkView, incs []store.In
 		slices.Reverse(dv.Incidents)
 		cv.Days = append(cv.Days, dv)
 	}
+}
+
+// histEntry is one check's uptime numbers and daily bar as last read.
+type histEntry struct {
+	at      time.Time
+	uptimes []float64 // by uptimeWindows
+	days    []store.DayStat
+}
+
+// historyOf reads a check's uptime per window and its daily stats, or
+// reuses what it read less than Options.HistoryTTL ago: a burst of state
+// changes during an outage re-renders the page without re-reading 90
+// days of rollups per check each time.
+func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]float64, []store.DayStat) {
+	if ttl := s.opts.HistoryTTL; ttl > 0 {
+		s.histMu.Lock()
+		e, ok := s.hist[name]
+		s.histMu.Unlock()
+		if ok && now.Sub(e.at) < ttl && now.Truncate(24*time.Hour).Equal(e.at.Truncate(24*time.Hour)) {
+			return e.uptimes, e.days
+		}
+	}
+	e := histEntry{at: now}
+	for _, w := range uptimeWindows {
+		u := store.NoData
+		if s.opts.History != nil {
+			var err error
+			if u, err = s.opts.History.Uptime(ctx, name, w.d, now); err != nil {
+				s.opts.Logger.Warn("statuspage: uptime", "check", name, "err", err)
+				u = store.NoData
+			}
+		}
+		e.uptimes = append(e.uptimes, u)
+	}
+	if s.opts.History != nil {
+		var err error
+		if e.days, err = s.opts.History.DailyUptime(ctx, name, barDays, now); err != nil {
+			s.opts.Logger.Warn("statuspage: daily uptime", "check", name, "err", err)
+		}
+	}
+	if s.opts.HistoryTTL > 0 {
+		s.histMu.Lock()
+		s.hist[name] = e
+		s.histMu.Unlock()
+	}
+	return e.uptimes, e.days
 }
 
 func dayClass(u float64) string {

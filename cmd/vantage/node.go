@@ -60,13 +60,13 @@ type nodeOptions struct {
 
 // checkState is what a node knows about one check.
 type checkState struct {
-	cfg       *config.Check
-	streak    quorum.Streak
-	downSince time.Time
-	lastFail  string // code of the latest failed probe
-	tracker   *quorum.Tracker
-	last      checker.Result
-	have      bool
+	cfg        *config.Check
+	streak     quorum.Streak
+	downSince  time.Time
+	lastFail   string // code of the latest failed probe
+	tracker    *quorum.Tracker
+	last       checker.Result
+	have       bool
 	alongside  bool      // a probe started by probeAlongside is running
 	confirming time.Time // when a peer last asked this node to confirm a failure
 	// pendingDown is when this node first saw a quorum of down votes while
@@ -192,8 +192,11 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		// documents are re-rendered at most every 2 s, and every minute for
 		// uptime numbers: a render reads 90 days of rollups per check.
 		MinRefreshGap: 2 * time.Second, RefreshInterval: time.Minute,
-		Extra:  map[string]http.Handler{"GET /metrics": n.metrics.handler()},
-		Writer: n, APIToken: apiToken(o),
+		// Renders for state changes (an outage: many, 2 s apart) reuse
+		// uptime numbers and bars read in the last 30 s.
+		HistoryTTL: 30 * time.Second,
+		Extra:      map[string]http.Handler{"GET /metrics": n.metrics.handler()},
+		Writer:     n, APIToken: apiToken(o),
 	})
 	return n, nil
 }
