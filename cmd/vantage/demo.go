@@ -96,6 +96,9 @@ defaults:
   timeout: 3s
   fail_after: 2
   recover_after: 2
+  # The demo's outage repeats every 2.5 minutes: page it every time instead
+  # of calling it flapping after the third round.
+  flap_threshold: 0
 checks:
   - name: api
     type: http
