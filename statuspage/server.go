@@ -53,6 +53,10 @@ type Options struct {
 	// for state changes do not re-read every check's rollups; 0 (the
 	// default) reads them on every render. Keep it under RefreshInterval.
 	HistoryTTL time.Duration
+	// HistorySlowTTL (at least HistoryTTL) is how long the 7, 30 and 90
+	// day numbers and the bar's past days are reused; in between, renders
+	// re-read only the 24 h number and today's cell.
+	HistorySlowTTL time.Duration
 	// MaxAge is the Cache-Control max-age of the page and documents;
 	// default 10s.
 	MaxAge time.Duration

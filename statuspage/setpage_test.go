@@ -63,3 +63,36 @@ func TestHistoryTTLReusesRollups(t *testing.T) {
 		t.Fatalf("a render after the TTL made %d queries, want %d, as the first", got, first)
 	}
 }
+
+// With HistorySlowTTL, a render between the fast and the slow TTL re-reads
+// only the 24 h number and today's cell of each check.
+func TestHistorySlowTTLReReadsOnlyToday(t *testing.T) {
+	h := &countingHistory{h: newStore(t)}
+	var now atomic.Pointer[time.Time]
+	set := func(t time.Time) { now.Store(&t) }
+	base := testNow.Truncate(24 * time.Hour).Add(time.Hour) // room for 5 minutes within the day
+	set(base)
+	s := New(Options{Source: &fakeSource{ready: true, st: testStatus()}, History: h, Page: testPage(),
+		HistoryTTL: 30 * time.Second, HistorySlowTTL: 5 * time.Minute, Now: func() time.Time { return *now.Load() }})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	checks := int64(len(testPage().Checks))
+	full := checks * int64(len(uptimeWindows)+1)
+
+	fetch(t, ts, "/")
+	first := h.n.Load()
+	other := first - full // incidents and the like, read on every render
+	step := func(d time.Duration, want int64, what string) {
+		t.Helper()
+		set(base.Add(d))
+		s.Refresh()
+		before := h.n.Load()
+		fetch(t, ts, "/")
+		if got := h.n.Load() - before; got != want {
+			t.Fatalf("%s: %d queries, want %d", what, got, want)
+		}
+	}
+	step(10*time.Second, other, "within the fast TTL")
+	step(time.Minute, other+2*checks, "past the fast TTL: the 24 h number and today's cell")
+	step(5*time.Minute+time.Second, first, "past the slow TTL: everything")
+}

@@ -496,50 +496,78 @@ func (s *Server) fillHistory(ctx context.Context, cv *checkView, incs []store.In
 	}
 }
 
-// histEntry is one check's uptime numbers and daily bar as last read.
+// histEntry is one check's uptime numbers and daily bar as last read:
+// fully at slowAt, the 24 h number and today's cell at fastAt.
 type histEntry struct {
-	at      time.Time
-	uptimes []float64 // by uptimeWindows
-	days    []store.DayStat
+	fastAt, slowAt time.Time
+	uptimes        []float64 // by uptimeWindows
+	days           []store.DayStat
 }
 
-// historyOf reads a check's uptime per window and its daily stats, or
-// reuses what it read less than Options.HistoryTTL ago: a burst of state
-// changes during an outage re-renders the page without re-reading 90
-// days of rollups per check each time.
+// historyOf reads a check's uptime per window and its daily stats, reusing
+// what it read recently (Options.HistoryTTL, HistorySlowTTL): a burst of
+// state changes during an outage re-renders the page without re-reading
+// 90 days of rollups per check each time, and the periodic render re-reads
+// only the 24 h number and today's cell until the slow part is due.
 func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]float64, []store.DayStat) {
-	if ttl := s.opts.HistoryTTL; ttl > 0 {
-		s.histMu.Lock()
-		e, ok := s.hist[name]
-		s.histMu.Unlock()
-		if ok && now.Sub(e.at) < ttl && now.Truncate(24*time.Hour).Equal(e.at.Truncate(24*time.Hour)) {
-			return e.uptimes, e.days
-		}
+	fastTTL, slowTTL := s.opts.HistoryTTL, max(s.opts.HistorySlowTTL, s.opts.HistoryTTL)
+	s.histMu.Lock()
+	e, ok := s.hist[name]
+	s.histMu.Unlock()
+	today := now.Truncate(24 * time.Hour)
+	fresh := func(at time.Time, ttl time.Duration) bool {
+		return ok && ttl > 0 && now.Sub(at) < ttl && at.Truncate(24*time.Hour).Equal(today)
 	}
-	e := histEntry{at: now}
-	for _, w := range uptimeWindows {
-		u := store.NoData
-		if s.opts.History != nil {
-			var err error
-			if u, err = s.opts.History.Uptime(ctx, name, w.d, now); err != nil {
-				s.opts.Logger.Warn("statuspage: uptime", "check", name, "err", err)
-				u = store.NoData
-			}
+	switch {
+	case fresh(e.fastAt, fastTTL) && fresh(e.slowAt, slowTTL):
+		return e.uptimes, e.days
+	case fresh(e.slowAt, slowTTL) && len(e.days) == barDays:
+		e.uptimes = slices.Clone(e.uptimes)
+		e.uptimes[0] = s.uptime(ctx, name, uptimeWindows[0].d, now)
+		if d := s.daily(ctx, name, 1, now); len(d) == 1 {
+			e.days = slices.Clone(e.days)
+			e.days[barDays-1] = d[0]
 		}
-		e.uptimes = append(e.uptimes, u)
-	}
-	if s.opts.History != nil {
-		var err error
-		if e.days, err = s.opts.History.DailyUptime(ctx, name, barDays, now); err != nil {
-			s.opts.Logger.Warn("statuspage: daily uptime", "check", name, "err", err)
+		e.fastAt = now
+	default:
+		e = histEntry{fastAt: now, slowAt: now}
+		for _, w := range uptimeWindows {
+			e.uptimes = append(e.uptimes, s.uptime(ctx, name, w.d, now))
 		}
+		e.days = s.daily(ctx, name, barDays, now)
 	}
-	if s.opts.HistoryTTL > 0 {
+	if fastTTL > 0 {
 		s.histMu.Lock()
 		s.hist[name] = e
 		s.histMu.Unlock()
 	}
 	return e.uptimes, e.days
+}
+
+// uptime is History.Uptime, NoData without history or on error (logged).
+func (s *Server) uptime(ctx context.Context, name string, w time.Duration, now time.Time) float64 {
+	if s.opts.History == nil {
+		return store.NoData
+	}
+	u, err := s.opts.History.Uptime(ctx, name, w, now)
+	if err != nil {
+		s.opts.Logger.Warn("statuspage: uptime", "check", name, "err", err)
+		return store.NoData
+	}
+	return u
+}
+
+// daily is History.DailyUptime, nil without history or on error (logged).
+func (s *Server) daily(ctx context.Context, name string, days int, now time.Time) []store.DayStat {
+	if s.opts.History == nil {
+		return nil
+	}
+	d, err := s.opts.History.DailyUptime(ctx, name, days, now)
+	if err != nil {
+		s.opts.Logger.Warn("statuspage: daily uptime", "check", name, "err", err)
+		return nil
+	}
+	return d
 }
 
 func dayClass(u float64) string {

@@ -193,10 +193,12 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 		// uptime numbers: a render reads 90 days of rollups per check.
 		MinRefreshGap: 2 * time.Second, RefreshInterval: time.Minute,
 		// Renders for state changes (an outage: many, 2 s apart) reuse
-		// uptime numbers and bars read in the last 30 s.
-		HistoryTTL: 30 * time.Second,
-		Extra:      map[string]http.Handler{"GET /metrics": n.metrics.handler()},
-		Writer:     n, APIToken: apiToken(o),
+		// uptime numbers and bars read in the last 30 s; the 7/30/90 day
+		// numbers and past days are re-read every 10 minutes, the 24 h
+		// number and today's cell every render after that.
+		HistoryTTL: 30 * time.Second, HistorySlowTTL: 10 * time.Minute,
+		Extra:  map[string]http.Handler{"GET /metrics": n.metrics.handler()},
+		Writer: n, APIToken: apiToken(o),
 	})
 	return n, nil
 }
