@@ -4,13 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -30,32 +26,17 @@ func benchCluster(args []string) error {
 		return fmt.Errorf("--nodes and --checks must be at least 1")
 	}
 
-	dir, err := os.MkdirTemp("", "vantage-bench-cluster")
+	dir, bin, cleanup, err := workDir("vantage-bench-cluster", *keep)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Println("temporary directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bin, err := buildVantage(dir)
-	if err != nil {
-		return err
-	}
-
+	defer cleanup()
 	// One target for every check; each check has its own path.
-	var hits atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, hits, stop, err := okTarget()
 	if err != nil {
 		return err
 	}
-	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		io.WriteString(w, `{"status":"ok"}`)
-	})}
-	go target.Serve(ln)
-	defer target.Close()
+	defer stop()
 
 	var cfg strings.Builder
 	regions := make([]string, *nodes)
@@ -66,7 +47,7 @@ func benchCluster(args []string) error {
 	fmt.Fprintf(&cfg, "defaults:\n  interval: %s\n", *interval)
 	cfg.WriteString("checks:\n")
 	for i := range *checks {
-		fmt.Fprintf(&cfg, "  - name: c%04d\n    type: http\n    url: http://%s/c/%d\n    expect:\n      body_contains: ok\n", i, ln.Addr(), i)
+		fmt.Fprintf(&cfg, "  - name: c%04d\n    type: http\n    url: http://%s/c/%d\n    expect:\n      body_contains: ok\n", i, addr, i)
 	}
 	cfgPath := filepath.Join(dir, "cluster.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
@@ -80,7 +61,7 @@ func benchCluster(args []string) error {
 	}
 	defer f.stop()
 	fmt.Printf("cluster: %d nodes (gossip %s, encrypted), %d http checks every %s against %s, %s\n",
-		*nodes, *profile, *checks, *interval, ln.Addr(), *duration)
+		*nodes, *profile, *checks, *interval, addr, *duration)
 	for _, c := range f.nodes {
 		fmt.Printf("  %s  region %-9s pid %-7d gossip %s  http %s\n", c.name, c.region, c.pid(), c.gossip, c.http)
 	}

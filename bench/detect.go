@@ -265,19 +265,11 @@ func benchDetect(args []string) error {
 		checkTimeout = min(10*time.Second, *interval*3/4)
 	}
 
-	dir, err := os.MkdirTemp("", "vantage-bench-detect")
+	dir, bin, cleanup, err := workDir("vantage-bench-detect", *keep)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Println("temporary directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bin, err := buildVantage(dir)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 
 	hooks := &hookReceiver{}
 	hookLn, err := net.Listen("tcp", "127.0.0.1:0")

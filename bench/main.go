@@ -34,15 +34,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -78,35 +75,22 @@ func benchNode(args []string) error {
 	debug := fs.String("debug-addr", "", "pass --debug-addr to vantage (profiling)")
 	fs.Parse(args)
 
-	dir, err := os.MkdirTemp("", "vantage-bench")
+	dir, bin, cleanup, err := workDir("vantage-bench", *keep)
 	if err != nil {
 		return err
 	}
-	if !*keep {
-		defer os.RemoveAll(dir)
-	}
-	bin := filepath.Join(dir, "vantage")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/vantage").CombinedOutput(); err != nil {
-		return fmt.Errorf("build vantage: %v\n%s", err, out)
-	}
-
-	var hits atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer cleanup()
+	addr, hits, stop, err := okTarget()
 	if err != nil {
 		return err
 	}
-	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		io.WriteString(w, `{"status":"ok"}`)
-	})}
-	go target.Serve(ln)
-	defer target.Close()
+	defer stop()
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "defaults:\n  interval: %s\n  timeout: %s\n", *interval, *interval/2)
 	cfg.WriteString("checks:\n")
 	for i := range *checks {
-		fmt.Fprintf(&cfg, "  - name: c%04d\n    type: http\n    url: http://%s/c/%d\n    expect:\n      body_contains: ok\n", i, ln.Addr(), i)
+		fmt.Fprintf(&cfg, "  - name: c%04d\n    type: http\n    url: http://%s/c/%d\n    expect:\n      body_contains: ok\n", i, addr, i)
 	}
 	cfgPath := filepath.Join(dir, "bench.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
@@ -130,7 +114,7 @@ func benchNode(args []string) error {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	fmt.Printf("vantage run: %d http checks every %s against %s, pid %d, %s\n", *checks, *interval, ln.Addr(), pid, *duration)
+	fmt.Printf("vantage run: %d http checks every %s against %s, pid %d, %s\n", *checks, *interval, addr, pid, *duration)
 
 	start := time.Now()
 	warm := *interval + min(*interval, 30*time.Second)

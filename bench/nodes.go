@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,9 +16,45 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
+
+// workDir makes the bench's temporary directory and builds vantage into
+// it; cleanup removes the directory unless keep (then it is printed).
+func workDir(prefix string, keep bool) (dir, bin string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	if keep {
+		fmt.Println("temporary directory:", dir)
+		cleanup = func() {}
+	}
+	if bin, err = buildVantage(dir); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return dir, bin, cleanup, nil
+}
+
+// okTarget serves {"status":"ok"} on 127.0.0.1 for every check of the
+// bench and counts the requests (the probes).
+func okTarget() (addr string, hits *atomic.Int64, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	hits = new(atomic.Int64)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, `{"status":"ok"}`)
+	})}
+	go srv.Serve(ln)
+	return ln.Addr().String(), hits, func() { srv.Close() }, nil
+}
 
 // buildVantage builds ./cmd/vantage into dir once.
 func buildVantage(dir string) (string, error) {
