@@ -199,11 +199,7 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := checkStatus(req.Status); err != nil {
-		writeErr(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	body, err := cleanText("body", req.Body, MaxUpdateBody)
+	body, err := updateText(req.Status, req.Body)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err.Error())
 		return
@@ -238,11 +234,7 @@ func (s *Server) postIncident(w http.ResponseWriter, r *http.Request) {
 	if req.Status == "" {
 		req.Status = store.StatusInvestigating
 	}
-	if err := checkStatus(req.Status); err != nil {
-		writeErr(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	body, err := cleanText("body", req.Body, MaxUpdateBody)
+	body, err := updateText(req.Status, req.Body)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err.Error())
 		return
@@ -330,4 +322,12 @@ func (s *Server) broadcastIncident(inc store.Incident, u store.IncidentUpdate) {
 		return
 	}
 	s.hub.Broadcast(b)
+}
+
+// updateText validates an update's status and returns its cleaned body.
+func updateText(status, body string) (string, error) {
+	if err := checkStatus(status); err != nil {
+		return "", err
+	}
+	return cleanText("body", body, MaxUpdateBody)
 }
