@@ -142,6 +142,15 @@ func (g gatedProvider) Send(ctx context.Context, e notifier.Event) (notifier.Rec
 	return g.Provider.Send(ctx, e)
 }
 
+// RateLimit forwards the wrapped provider's rate (notifier.RateLimited),
+// so the outbox paces the gated provider as it would the provider itself.
+func (g gatedProvider) RateLimit() notifier.Rate {
+	if rl, ok := g.Provider.(notifier.RateLimited); ok {
+		return rl.RateLimit()
+	}
+	return notifier.Rate{}
+}
+
 // sentBy reports which node the cluster's sent log names for a delivery.
 // key is the event's action key (notifier.Event.Key: "repeat#N" for a
 // reminder).

@@ -155,8 +155,7 @@ func newNode(ctx context.Context, o nodeOptions) (*node, error) {
 	}
 	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
 		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
-		RateLimits: notifier.RateLimitsFrom(o.Config.Notifiers), // the providers are wrapped
-		OnAttempt:  func(a notifier.Attempt) { n.metrics.attempt(a); n.onAttempt(a) },
+		OnAttempt: func(a notifier.Attempt) { n.metrics.attempt(a); n.onAttempt(a) },
 	})
 	if err != nil {
 		st.Close()
