@@ -480,16 +480,14 @@ func (n *node) evaluate(name string) {
 	}
 	cs.pendingDown = time.Time{}
 	tr, changed := cs.tracker.Update(p, in)
-	var adopted []incidentMsg
-	var replaced []string
+	var replaced string // the id this evaluation replaced with auth's
 	if id, _ := cs.tracker.Incident(); id != "" && haveAuth && id != auth.ID {
 		old, _ := cs.tracker.Force(auth.ID, auth.Start)
 		n.movePageLocked(old, auth.ID, auth.Start)
 		if changed && tr.Opened {
 			tr.IncidentID = auth.ID // opened in this very round: nothing holds the old id yet
 		} else {
-			replaced = append(replaced, old)
-			adopted = append(adopted, auth)
+			replaced = old
 		}
 	}
 	var announce *incidentMsg
@@ -511,17 +509,17 @@ func (n *node) evaluate(name string) {
 			delete(n.pagedIDs, name)
 		}
 	}
-	if len(adopted) > 0 {
-		last := adopted[len(adopted)-1]
-		last.Node, last.Paged = n.opts.Name, false
-		announce = &last
+	if replaced != "" {
+		a := auth
+		a.Node, a.Paged = n.opts.Name, false
+		announce = &a
 	}
 	n.mu.Unlock()
 
-	for i, old := range replaced {
-		n.log.Info("incident id taken from the designated sender", "check", name, "old", old, "incident_id", adopted[i].ID, "start", adopted[i].Start)
+	if old := replaced; old != "" {
+		n.log.Info("incident id taken from the designated sender", "check", name, "old", old, "incident_id", auth.ID, "start", auth.Start)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := n.store.ReplaceIncident(ctx, old, adopted[i].ID, adopted[i].Start); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := n.store.ReplaceIncident(ctx, old, auth.ID, auth.Start); err != nil && !errors.Is(err, store.ErrNotFound) {
 			n.log.Error("replace incident", "check", name, "err", err)
 		}
 		cancel()
@@ -532,7 +530,7 @@ func (n *node) evaluate(name string) {
 			n.metrics.incidents.WithLabelValues(name).Inc()
 		}
 		n.publish(name)
-	} else if len(replaced) > 0 {
+	} else if replaced != "" {
 		n.publish(name)
 	}
 	if cl := n.cl.Load(); announce != nil && cl != nil {
