@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -233,17 +232,14 @@ func stripNotifierPos(ns []config.Notifier) []config.Notifier {
 // configuration stays.
 type configWatcher struct {
 	path   string
-	n      *node
 	log    *slog.Logger
 	poll   time.Duration
 	last   [sha256.Size]byte
 	reload func(*config.Config) (reloadResult, error)
-	// done, when set, receives every reload outcome (tests).
-	done func(reloadResult, error)
 }
 
 func newConfigWatcher(path string, n *node, log *slog.Logger) *configWatcher {
-	w := &configWatcher{path: path, n: n, log: log, poll: 2 * time.Second, reload: n.Reload}
+	w := &configWatcher{path: path, log: log, poll: 2 * time.Second, reload: n.Reload}
 	if b, err := os.ReadFile(path); err == nil {
 		w.last = sha256.Sum256(b)
 	}
@@ -276,12 +272,11 @@ func (w *configWatcher) apply(force bool) {
 	if err != nil {
 		if force {
 			w.log.Error("config reload failed; keeping the running configuration", "config", w.path, "err", err)
-			w.report(reloadResult{}, err)
 		}
 		return
 	}
 	sum := sha256.Sum256(b)
-	if !force && bytes.Equal(sum[:], w.last[:]) {
+	if !force && sum == w.last {
 		return
 	}
 	w.last = sum
@@ -298,7 +293,6 @@ func (w *configWatcher) apply(force bool) {
 		} else {
 			w.log.Error("config reload rejected; keeping the running configuration", "err", err)
 		}
-		w.report(reloadResult{}, err)
 		return
 	}
 	res, err := w.reload(cfg)
@@ -310,12 +304,5 @@ func (w *configWatcher) apply(force bool) {
 	}
 	for _, s := range res.Ignored {
 		w.log.Warn("config reload: this setting changed but needs a restart; the running value stays", "setting", s)
-	}
-	w.report(res, err)
-}
-
-func (w *configWatcher) report(res reloadResult, err error) {
-	if w.done != nil {
-		w.done(res, err)
 	}
 }
