@@ -1,6 +1,8 @@
 package statuspage
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
@@ -121,5 +123,57 @@ func TestServeForLoad(t *testing.T) {
 	t.Logf("serving on %s", addr)
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		t.Fatal(err)
+	}
+}
+
+// gzipUnpooled is how documents were compressed before the writers were
+// pooled: a new writer (about 1 MB of state) per document.
+func gzipUnpooled(body []byte, level int) []byte {
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, level)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	return b.Bytes()
+}
+
+// BenchmarkNewDoc prepares a badge, summary.json and the index page of
+// benchServer as documents (digest and gzip form): "unpooled-best" as
+// before (a new writer per document, best compression), then pooled
+// writers at best, default and fastest compression, and newDoc's choice.
+// gz-bytes is the compressed size.
+func BenchmarkNewDoc(b *testing.B) {
+	s := benchServer(b)
+	s.RefreshNow(context.Background())
+	sn := s.snap.Load()
+	bodies := []struct {
+		name string
+		body []byte
+	}{
+		{"badge", badge("check-00 30d", "99.95%", uptimeColour(0.9995))},
+		{"summary", sn.docs[keySummary].body},
+		{"index", sn.docs[keyIndex].body},
+	}
+	variants := []struct {
+		name string
+		gz   func([]byte) []byte
+	}{
+		{"unpooled-best", func(p []byte) []byte { return gzipUnpooled(p, gzip.BestCompression) }},
+		{"pooled-best", func(p []byte) []byte { return gzipBytes(p, gzip.BestCompression) }},
+		{"pooled-default", func(p []byte) []byte { return gzipBytes(p, 6) }},
+		{"pooled-speed", func(p []byte) []byte { return gzipBytes(p, gzip.BestSpeed) }},
+		{"chosen", gzipDoc}, // what newDoc does
+	}
+	for _, bd := range bodies {
+		for _, vr := range variants {
+			b.Run(bd.name+"/"+vr.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bd.body)))
+				var d *doc
+				for b.Loop() {
+					d = newDocWith(bd.body, "text/html", "no-cache", testNow, nil, vr.gz)
+				}
+				b.ReportMetric(float64(len(d.gz)), "gz-bytes")
+			})
+		}
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,23 +34,74 @@ var (
 	hdrNoSniff = []string{"nosniff"}
 )
 
+// gzipLevel is the compression of the documents' gzip forms: compressed
+// once per render and served many times, and with pooled writers best
+// compression costs little more than the default (BenchmarkNewDoc: the
+// 152 KB index of 20 checks 0.71 ms for 3,008 bytes, default 0.67 ms for
+// 3,031). Documents under gzipSmall (badges) use the fastest level: a
+// pooled writer's reset at the other levels clears 640 KB of match tables,
+// which costs more than compressing a badge (29 µs against 12 µs, for 294
+// bytes instead of 281).
+const (
+	gzipLevel = gzip.BestCompression
+	gzipSmall = 4 << 10
+)
+
+// gzipPools hold gzip writers by level: a writer's state is about 1 MB, so
+// making one per document was most of a render's allocations.
+var gzipPools [gzip.BestCompression + 1]sync.Pool
+
+// gzipBytes compresses body at level (1 to 9) with a pooled writer.
+func gzipBytes(body []byte, level int) []byte {
+	b := bytes.NewBuffer(make([]byte, 0, len(body)/4+64))
+	p := &gzipPools[level]
+	zw, _ := p.Get().(*gzip.Writer)
+	if zw == nil {
+		zw, _ = gzip.NewWriterLevel(b, level)
+	} else {
+		zw.Reset(b)
+	}
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	zw.Reset(io.Discard) // drop the reference to b
+	p.Put(zw)
+	return b.Bytes()
+}
+
 // newDoc renders a doc; if prev has the same body, prev is returned so the
 // validators (and Last-Modified) stay stable across identical re-renders.
 func newDoc(body []byte, ctype, cache string, mod time.Time, prev *doc) *doc {
+	return newDocWith(body, ctype, cache, mod, prev, gzipDoc)
+}
+
+// gzipDoc is the gzip form of a document.
+func gzipDoc(body []byte) []byte {
+	if len(body) < gzipSmall {
+		return gzipBytes(body, gzip.BestSpeed)
+	}
+	return gzipBytes(body, gzipLevel)
+}
+
+// newDocWith is newDoc compressing with compress.
+func newDocWith(body []byte, ctype, cache string, mod time.Time, prev *doc, compress func([]byte) []byte) *doc {
 	h := sha256.Sum256(body)
 	sum := hex.EncodeToString(h[:12])
 	if prev != nil && prev.sum == sum && prev.ctype[0] == ctype && prev.cache[0] == cache {
 		return prev
 	}
-	d := &doc{body: body, sum: sum, mod: mod.UTC().Truncate(time.Second)}
+	var gz []byte
 	if len(body) > 256 {
-		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		if b.Len() < len(body) {
-			d.gz = b.Bytes()
-		}
+		gz = compress(body)
+	}
+	return makeDoc(body, gz, sum, ctype, cache, mod)
+}
+
+// makeDoc is a doc of body, its gzip form gz (dropped unless smaller than
+// body) and its digest sum.
+func makeDoc(body, gz []byte, sum, ctype, cache string, mod time.Time) *doc {
+	d := &doc{body: body, sum: sum, mod: mod.UTC().Truncate(time.Second)}
+	if len(gz) < len(body) {
+		d.gz = gz
 	}
 	d.ctype = []string{ctype}
 	d.cache = []string{cache}
@@ -99,7 +152,9 @@ func (d *doc) serve(w http.ResponseWriter, r *http.Request) {
 
 func (d *doc) notModified(r *http.Request) bool {
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		for _, t := range strings.Split(inm, ",") {
+		for inm != "" {
+			var t string
+			t, inm, _ = strings.Cut(inm, ",")
 			t = strings.TrimSpace(t)
 			t = strings.TrimPrefix(t, "W/")
 			if t == "*" || t == d.etag[0] || t == d.etagGz[0] {
@@ -117,10 +172,12 @@ func (d *doc) notModified(r *http.Request) bool {
 }
 
 // acceptsGzip reports whether the Accept-Encoding values allow gzip (not
-// with q=0).
+// with q=0). It allocates nothing for the usual values.
 func acceptsGzip(vals []string) bool {
 	for _, v := range vals {
-		for _, part := range strings.Split(v, ",") {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ",")
 			part = strings.TrimSpace(part)
 			name, params, _ := strings.Cut(part, ";")
 			name = strings.TrimSpace(name)
