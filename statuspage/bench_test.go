@@ -177,3 +177,6 @@ func BenchmarkNewDoc(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkServeStatus(b *testing.B)     { benchPath(b, "/api/v1/status", false) }
+func BenchmarkServeStatusGzip(b *testing.B) { benchPath(b, "/api/v1/status", true) }

@@ -110,6 +110,7 @@ const (
 // published.
 type snapshot struct {
 	gen    uint64
+	read   uint64 // the number of the Source.Status call rendered
 	v      *view
 	docs   map[string]*doc
 	badges map[string]*doc // "status/NAME", "uptime/WINDOW/NAME"
@@ -120,15 +121,26 @@ func (s *Server) cacheControl() string {
 	return fmt.Sprintf("public, max-age=%d, stale-while-revalidate=%d, stale-if-error=86400", sec, 3*sec)
 }
 
-func (s *Server) render(ctx context.Context) {
+// render reads the Source, without holding a lock, and renders, unless a
+// render that read the Source later has been published meanwhile (its
+// snapshot is at least as fresh), or, with first, unless there is a
+// snapshot already.
+func (s *Server) render(ctx context.Context, first bool) {
+	n := s.reads.Add(1)
+	st := s.opts.Source.Status()
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
-	s.renderLocked(ctx)
+	if sn := s.snap.Load(); sn != nil && (first || sn.read > n) {
+		return
+	}
+	s.renderLocked(ctx, st, n)
 }
 
-func (s *Server) renderLocked(ctx context.Context) {
+// renderLocked renders st, read as the Source's read-th Status; buildMu
+// is held.
+func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 	start := time.Now()
-	v := s.buildView(ctx)
+	v := s.buildView(ctx, st)
 	prev := s.snap.Load()
 	old := func(k string) *doc {
 		if prev == nil {
@@ -143,7 +155,7 @@ func (s *Server) renderLocked(ctx context.Context) {
 		return prev.badges[k]
 	}
 	s.gen++
-	sn := &snapshot{gen: s.gen, v: v, docs: map[string]*doc{}, badges: map[string]*doc{}}
+	sn := &snapshot{gen: s.gen, read: read, v: v, docs: map[string]*doc{}, badges: map[string]*doc{}}
 	cc := s.cacheControl()
 	at := v.At
 

@@ -21,9 +21,15 @@ import (
 )
 
 // Source provides what the server shows. Implementations must be safe for
-// concurrent use.
+// concurrent use. The server never holds a lock of its own while calling
+// them.
 type Source interface {
-	// Status returns the node's current view.
+	// Status returns the node's current view. The value is immutable:
+	// neither the Source nor the caller changes it (or its slices and
+	// maps) once returned, and Status returns the same pointer for as long
+	// as nothing in it changed, and a new one after a change. GET
+	// /api/v1/status is served from a document encoded once per pointer,
+	// so Status is called per request and must be cheap (an atomic load).
 	Status() *Status
 	// Ready reports whether the node has joined and has results, and if not,
 	// why.
@@ -96,6 +102,12 @@ type Server struct {
 
 	histMu sync.Mutex
 	hist   map[string]histEntry // by check; used when Options.HistoryTTL > 0
+
+	reads atomic.Uint64 // numbers the renders' Source.Status calls, in order
+
+	statusDoc atomic.Pointer[statusEntry] // GET /api/v1/status
+	statusMu  sync.Mutex                  // one encoding of it at a time
+	encodes   atomic.Uint64               // of statusDoc, for tests
 }
 
 // SetPage replaces the page's title, check presentation and maintenance
@@ -179,7 +191,7 @@ func (s *Server) Refresh() {
 // RefreshNow renders at once and waits.
 func (s *Server) RefreshNow(ctx context.Context) {
 	s.dirty.Store(false)
-	s.render(ctx)
+	s.render(ctx, false)
 }
 
 // Run re-renders on Refresh and every RefreshInterval until ctx ends, then
@@ -211,21 +223,23 @@ func (s *Server) Run(ctx context.Context) {
 }
 
 // current returns the snapshot to serve, rendering it when there is none,
-// or when it is stale and no Run loop will.
+// or when it is stale and no Run loop will: the request that finds it
+// stale renders, others wait for that render.
 func (s *Server) current(ctx context.Context) *snapshot {
 	sn := s.snap.Load()
 	if sn != nil && (s.running.Load() || !s.dirty.Load()) {
 		return sn
 	}
-	s.buildMu.Lock()
-	sn = s.snap.Load()
-	if sn == nil || (!s.running.Load() && s.dirty.Load()) {
-		s.dirty.Store(false)
-		s.renderLocked(ctx)
-		sn = s.snap.Load()
+	switch {
+	case sn == nil:
+		s.render(ctx, true)
+	case s.dirty.Swap(false):
+		s.render(ctx, false)
+	default: // another request is rendering
+		s.buildMu.Lock()
+		s.buildMu.Unlock() //nolint:staticcheck // waits for the render in progress
 	}
-	s.buildMu.Unlock()
-	return sn
+	return s.snap.Load()
 }
 
 // ServeHTTP implements http.Handler.
@@ -263,10 +277,72 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
+// statusEntry is GET /api/v1/status encoded from one Status.
+type statusEntry struct {
+	src *Status
+	d   *doc
+}
+
+// status serves GET /api/v1/status from a document encoded once per
+// Status pointer (Source.Status returns the same one while nothing
+// changed): a request costs a pointer comparison and the write.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := s.opts.Source.Status()
-	w.Header().Set("Cache-Control", "no-cache")
-	writeJSON(w, r, st, s.opts.Logger)
+	d := s.statusDocOf(s.opts.Source.Status())
+	if d == nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	d.serve(w, r)
+}
+
+// statusDocOf returns the document of st, encoding it if the cached one is
+// of another Status, unless that one is newer. One request encodes at a
+// time; meanwhile the others serve the previous document (a Status the
+// Source returned moments ago) or, before the first, wait for it.
+func (s *Server) statusDocOf(st *Status) *doc {
+	fresh := func(e *statusEntry) bool {
+		return e != nil && (e.src == st || st != nil && e.src != nil && st.GeneratedAt.Before(e.src.GeneratedAt))
+	}
+	e := s.statusDoc.Load()
+	if fresh(e) {
+		return e.d
+	}
+	if !s.statusMu.TryLock() {
+		if e != nil {
+			return e.d
+		}
+		s.statusMu.Lock()
+	}
+	defer s.statusMu.Unlock()
+	e = s.statusDoc.Load()
+	if fresh(e) {
+		return e.d
+	}
+	s.encodes.Add(1)
+	body, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		s.opts.Logger.Error("statuspage: encode status", "err", err)
+		if e != nil {
+			return e.d
+		}
+		return nil
+	}
+	mod := s.now()
+	if st != nil && !st.GeneratedAt.IsZero() {
+		mod = st.GeneratedAt
+	}
+	var prev *doc
+	if e != nil {
+		prev = e.d
+		// Last-Modified has a resolution of a second: a change within
+		// the second of the previous document must not look unmodified.
+		if pm := prev.mod; !mod.Truncate(time.Second).After(pm) {
+			mod = pm.Add(time.Second)
+		}
+	}
+	d := newDoc(append(body, '\n'), "application/json", "no-cache", mod, prev) // prev if the same bytes
+	s.statusDoc.Store(&statusEntry{src: st, d: d})
+	return d
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, v any, log *slog.Logger) {

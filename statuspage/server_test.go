@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,5 +126,119 @@ func TestStatusShape(t *testing.T) {
 func TestMS(t *testing.T) {
 	if got := MS(41537 * time.Microsecond); got != 41.5 {
 		t.Fatalf("MS = %v, want 41.5", got)
+	}
+}
+
+// countingSource counts the Status calls.
+type countingSource struct {
+	fakeSource
+	calls atomic.Int64
+}
+
+func (c *countingSource) Status() *Status { c.calls.Add(1); return c.fakeSource.Status() }
+
+// GET /api/v1/status is encoded once per Status pointer and served with
+// validators and a gzip form.
+func TestStatusDocCached(t *testing.T) {
+	src := &countingSource{fakeSource: fakeSource{ready: true, st: testStatus()}}
+	s := New(Options{Source: src, Now: func() time.Time { return testNow }})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	resp, body := fetch(t, ts, "/api/v1/status")
+	want, _ := json.MarshalIndent(src.st, "", "  ")
+	if resp.StatusCode != 200 || string(body) != string(want)+"\n" || resp.Header.Get("Content-Type") != "application/json" ||
+		resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("status %d %v\n%s", resp.StatusCode, resp.Header, body)
+	}
+	etag := resp.Header.Get("ETag")
+	for range 5 {
+		if r2, b := fetch(t, ts, "/api/v1/status"); r2.Header.Get("ETag") != etag || string(b) != string(body) {
+			t.Fatalf("same Status, another document: %q %q", r2.Header.Get("ETag"), etag)
+		}
+	}
+	if r2, b := fetch(t, ts, "/api/v1/status", "If-None-Match", etag); r2.StatusCode != 304 || len(b) != 0 {
+		t.Fatalf("If-None-Match: %d", r2.StatusCode)
+	}
+	rz, gz := fetch(t, ts, "/api/v1/status", "Accept-Encoding", "gzip")
+	if rz.Header.Get("Content-Encoding") != "gzip" || string(gunzip(t, gz)) != string(body) {
+		t.Fatalf("gzip: %v", rz.Header)
+	}
+	if r2, _ := fetch(t, ts, "/api/v1/status", "Accept-Encoding", "gzip", "If-None-Match", rz.Header.Get("ETag")); r2.StatusCode != 304 {
+		t.Fatalf("gzip If-None-Match: %d", r2.StatusCode)
+	}
+	if n := s.encodes.Load(); n != 1 {
+		t.Fatalf("%d encodings of one Status", n)
+	}
+	if n := src.calls.Load(); n != 9 {
+		t.Fatalf("%d Status calls for 9 requests", n)
+	}
+
+	// a new Status (same time, another state): a new document
+	src.mu.Lock()
+	st := testStatus()
+	st.Checks[1].State = "up"
+	src.st = st
+	src.mu.Unlock()
+	r2, b := fetch(t, ts, "/api/v1/status", "If-None-Match", etag)
+	if r2.StatusCode != 200 || r2.Header.Get("ETag") == etag || !strings.Contains(string(b), `"state": "up"`) || strings.Contains(string(b), `"state": "down"`) {
+		t.Fatalf("after a change: %d %s", r2.StatusCode, b)
+	}
+	if lm, lm0 := r2.Header.Get("Last-Modified"), resp.Header.Get("Last-Modified"); lm == lm0 {
+		t.Fatalf("Last-Modified %s unchanged after a change in the same second", lm)
+	}
+	if r3, _ := fetch(t, ts, "/api/v1/status", "If-Modified-Since", resp.Header.Get("Last-Modified")); r3.StatusCode != 200 {
+		t.Fatalf("If-Modified-Since of the old document: %d", r3.StatusCode)
+	}
+	// a new pointer with the same content keeps the validators
+	src.mu.Lock()
+	st2 := *st
+	src.st = &st2
+	src.mu.Unlock()
+	if r3, _ := fetch(t, ts, "/api/v1/status", "If-None-Match", r2.Header.Get("ETag")); r3.StatusCode != 304 {
+		t.Fatalf("same content, new pointer: %d", r3.StatusCode)
+	}
+	// an older Status than the document's does not replace it
+	src.mu.Lock()
+	old := testStatus()
+	old.GeneratedAt = testNow.Add(-time.Minute)
+	src.st = old
+	src.mu.Unlock()
+	if _, b := fetch(t, ts, "/api/v1/status"); strings.Contains(string(b), `"state": "down"`) {
+		t.Fatal("an older Status replaced the document")
+	}
+}
+
+// Concurrent requests after a change encode the new Status once.
+func TestStatusDocSingleFlight(t *testing.T) {
+	src := &fakeSource{ready: true, st: testStatus()}
+	s := New(Options{Source: src})
+	req := httptest.NewRequest("GET", "/api/v1/status", nil)
+	s.ServeHTTP(httptest.NewRecorder(), req)
+	for round := range 20 {
+		src.mu.Lock()
+		st := testStatus()
+		st.GeneratedAt = testNow.Add(time.Duration(round+1) * time.Second)
+		src.st = st
+		src.mu.Unlock()
+		before := s.encodes.Load()
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/status", nil))
+				if w.Code != 200 {
+					t.Errorf("status %d", w.Code)
+				}
+			})
+		}
+		wg.Wait()
+		if n := s.encodes.Load() - before; n != 1 {
+			t.Fatalf("round %d: %d encodings of one Status", round, n)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if !strings.Contains(w.Body.String(), st.GeneratedAt.Format(time.RFC3339)) {
+			t.Fatalf("round %d: not the new Status", round)
+		}
 	}
 }

@@ -234,9 +234,8 @@ const barDays = 90
 
 // buildView collects the status and history into a view. History errors
 // are logged and shown as missing data.
-func (s *Server) buildView(ctx context.Context) *view {
+func (s *Server) buildView(ctx context.Context, st *Status) *view {
 	now := s.now().UTC()
-	st := s.opts.Source.Status()
 	if st == nil {
 		st = &Status{}
 	}
