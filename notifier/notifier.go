@@ -5,7 +5,9 @@
 // Provider from a config.Notifier. The Outbox makes delivery durable: every
 // notification is written to SQLite before it is sent, retried on transient
 // failures with capped exponential backoff, resumed after a restart, and
-// handed to fallback notifiers when the primary does not deliver in time.
+// handed to fallback notifiers when the primary does not deliver in time or
+// keeps failing. It consults the cluster's sent log (Log) and a Gate before
+// each attempt, and exports its metrics to a prometheus.Registerer.
 package notifier
 
 import (

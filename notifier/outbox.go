@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vantage-dev/vantage/config"
 
@@ -38,8 +41,9 @@ func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Fallback is a notifier's fallback chain: when it has not delivered an
-// entry within After of enqueueing it (After 0: never by time) or failed
-// permanently, the same event is enqueued once to each of To.
+// entry within After of enqueueing it (After 0: never by time), failed it
+// permanently, or failed OutboxOptions.FallbackAttempts attempts at it, the
+// same event is enqueued once to each of To.
 type Fallback struct {
 	To    []string
 	After time.Duration
@@ -54,6 +58,26 @@ func FallbacksFrom(ns []config.Notifier) map[string]Fallback {
 		}
 	}
 	return m
+}
+
+// Log is the cluster's record of deliveries (the mesh's sent log). The
+// outbox consults it before each attempt and writes to it after each
+// delivery. Its methods are called from the outbox's worker goroutines,
+// concurrently, and must not call back into the Outbox.
+type Log interface {
+	// DeliveredBy reports the node that delivered (incident, key, notifier),
+	// when one did. key is Event.Key() ("trigger", "resolve", "repeat#3", ...).
+	DeliveredBy(incident, key, notifier string) (node string, ok bool)
+	// Delivered records that this node delivered e through notifier; called
+	// after the outbox committed the delivery.
+	Delivered(e Event, notifier string)
+}
+
+// Gate holds deliveries while this node must not send (it cannot see a
+// majority of the regions). Hold is called from the outbox's worker
+// goroutines, concurrently, and must not call back into the Outbox.
+type Gate interface {
+	Hold() (reason string, held bool)
 }
 
 // Attempt describes one delivery attempt, reported to OutboxOptions.OnAttempt.
@@ -89,8 +113,30 @@ type OutboxOptions struct {
 	SendTimeout time.Duration
 	// Fallbacks by notifier name; see FallbacksFrom.
 	Fallbacks map[string]Fallback
-	// OnAttempt, when set, is called after every delivery attempt (metrics).
+	// FallbackAttempts: a pending entry is handed to its notifier's
+	// fallbacks after this many failed attempts (default 10; negative:
+	// never by attempts), even before its Fallback.After. The notifier
+	// keeps retrying it.
+	FallbackAttempts int
+	// OnAttempt, when set, is called after every call to a provider
+	// (entries settled by Log or Gate make none).
+	//
+	// Deprecated: use Log (the sent log) and Registerer (metrics).
 	OnAttempt func(Attempt)
+	// Log, when set, is the cluster's sent log: an entry it shows delivered
+	// by a node other than Self is marked delivered without being sent
+	// (receipt "not sent: already delivered by NODE"), and every delivery
+	// is recorded in it once committed.
+	Log Log
+	// Gate, when set, holds deliveries: while it is held, a due entry is
+	// not sent but retried later ("held: REASON"), with its own backoff.
+	Gate Gate
+	// Self is this node's name: a Log entry naming Self does not skip.
+	Self string
+	// Registerer, when set, gets the outbox's metrics:
+	// vantage_notifications_total{notifier,action,outcome} and
+	// vantage_outbox_pending{notifier}. Close unregisters them.
+	Registerer prometheus.Registerer
 	// RateLimits by notifier name (see RateLimitsFrom); a notifier not
 	// named uses its provider's RateLimit when it has one, else none.
 	RateLimits map[string]Rate
@@ -121,7 +167,13 @@ func (o *OutboxOptions) setDefaults() {
 	if o.Limiter == nil {
 		o.Limiter = NewLimiter()
 	}
+	if o.FallbackAttempts == 0 {
+		o.FallbackAttempts = DefaultFallbackAttempts
+	}
 }
+
+// DefaultFallbackAttempts is OutboxOptions.FallbackAttempts' default.
+const DefaultFallbackAttempts = 10
 
 // Entry is one row of the outbox.
 type Entry struct {
@@ -131,7 +183,8 @@ type Entry struct {
 	Action       Action
 	Seq          int // a reminder's number; 0 for other actions
 	State        string
-	Attempts     int
+	Attempts     int // calls to the provider
+	Holds        int // tries held by the Gate since the last call to the provider
 	EnqueuedAt   time.Time
 	NextAt       time.Time
 	DeliveredAt  time.Time // zero until delivered
@@ -147,9 +200,9 @@ type Entry struct {
 // Every (incident_id, notifier, action, seq) is stored once (seq numbers
 // reminders, 0 for other actions): Enqueue writes it
 // before anything is sent, a worker goroutine per notifier delivers its
-// entries in order, and an entry is marked delivered only after the provider
-// accepted it. Entries left pending by a crash or shutdown are sent when the
-// outbox is opened again.
+// due entries, each incident's in order, and an entry is marked delivered
+// only after the provider accepted it. Entries left pending by a crash or
+// shutdown are sent when the outbox is opened again.
 type Outbox struct {
 	db        *sql.DB
 	opts      OutboxOptions
@@ -158,6 +211,7 @@ type Outbox struct {
 	rates     map[string]Rate
 	wake      map[string]chan struct{}
 	fbWake    chan struct{}
+	metrics   *outboxMetrics
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -165,8 +219,10 @@ type Outbox struct {
 }
 
 // outboxVersion is the schema version (PRAGMA user_version). Version 1
-// was unique on (incident_id, notifier, action); version 2 adds seq.
-const outboxVersion = 2
+// was unique on (incident_id, notifier, action); version 2 adds seq;
+// version 3 adds holds, orders the queue index by next_at and indexes rows
+// by incident.
+const outboxVersion = 3
 
 const outboxTable = `
 CREATE TABLE outbox (
@@ -185,10 +241,18 @@ CREATE TABLE outbox (
 	receipt       TEXT    NOT NULL DEFAULT '',
 	fallback_done INTEGER NOT NULL DEFAULT 0,
 	fallback_of   TEXT    NOT NULL DEFAULT '',
+	holds         INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (incident_id, notifier, action, seq)
 );
-CREATE INDEX outbox_queue ON outbox (notifier, state, id);
-`
+` + outboxQueueIndex + outboxIncidentIndex
+
+// outboxQueueIndex and outboxIncidentIndex serve the workers' query
+// (nextRowQuery): a notifier's pending rows by next_at, and whether an
+// earlier row of the same incident is still pending.
+const (
+	outboxQueueIndex    = `CREATE INDEX outbox_queue ON outbox (notifier, state, next_at, id);`
+	outboxIncidentIndex = `CREATE INDEX outbox_incident ON outbox (incident_id, notifier, state, id);`
+)
 
 // v1Columns are the columns a version 1 table has, copied by the migration.
 const v1Columns = `id, incident_id, notifier, action, event, state, attempts, enqueued_at, next_at, delivered_at,
@@ -218,6 +282,17 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	case version == outboxVersion:
 		return nil
+	case version == 2:
+		for _, q := range []string{
+			`ALTER TABLE outbox ADD COLUMN holds INTEGER NOT NULL DEFAULT 0`,
+			`DROP INDEX IF EXISTS outbox_queue`,
+			outboxQueueIndex,
+			outboxIncidentIndex,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migrate from version %d: %w", version, err)
+			}
+		}
 	default: // version 1 (or 0: a table from before versions were recorded)
 		for _, q := range []string{
 			`DROP INDEX IF EXISTS outbox_queue`,
@@ -303,6 +378,11 @@ func OpenOutbox(path string, providers []Provider, opts OutboxOptions) (*Outbox,
 		return nil, fmt.Errorf("outbox: open %s: schema: %w", path, err)
 	}
 	o.db = db
+	o.metrics = newOutboxMetrics(o)
+	if err := o.metrics.register(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
 
 	rows, err := db.QueryContext(ctx, `SELECT notifier, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY notifier`)
 	if err == nil {
@@ -338,6 +418,7 @@ func (o *Outbox) Close() error {
 	o.closeOnce.Do(func() {
 		o.cancel()
 		o.wg.Wait()
+		o.metrics.unregister()
 		o.closeErr = o.db.Close()
 	})
 	return o.closeErr
@@ -512,19 +593,32 @@ type pendingRow struct {
 	seq      int
 	event    Event
 	attempts int
+	holds    int
 	nextAt   int64
 }
+
+// nextRowQuery picks a notifier's next entry: the pending row with the
+// earliest next_at (ties by id) that no earlier pending row of the same
+// incident and notifier holds back. A row waiting for its retry therefore
+// delays only its own incident's later rows, never other incidents'.
+const nextRowQuery = `SELECT id, incident_id, action, seq, event, attempts, holds, next_at FROM outbox AS o
+	WHERE notifier = ? AND state = 'pending' AND NOT EXISTS (
+		SELECT 1 FROM outbox AS b WHERE b.incident_id = o.incident_id AND b.notifier = o.notifier
+			AND b.state = 'pending' AND b.id < o.id)
+	ORDER BY next_at, id LIMIT 1`
 
 func (o *Outbox) worker(ctx context.Context, name string) {
 	defer o.wg.Done()
 	p := o.providers[name]
 	log := o.log.With("notifier", name)
+	// pausedUntil: a provider that answered 429 (too many requests) gets
+	// nothing from this notifier until then, whatever the incident.
+	var pausedUntil time.Time
 	for ctx.Err() == nil {
 		var r pendingRow
 		var raw, action string
-		err := o.db.QueryRowContext(ctx, `SELECT id, incident_id, action, seq, event, attempts, next_at FROM outbox
-			WHERE notifier = ? AND state = 'pending' ORDER BY id LIMIT 1`, name).
-			Scan(&r.id, &r.incident, &action, &r.seq, &raw, &r.attempts, &r.nextAt)
+		err := o.db.QueryRowContext(ctx, nextRowQuery, name).
+			Scan(&r.id, &r.incident, &action, &r.seq, &raw, &r.attempts, &r.holds, &r.nextAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			o.wait(ctx, -1, o.wake[name])
 			continue
@@ -542,45 +636,108 @@ func (o *Outbox) worker(ctx context.Context, name string) {
 			o.finish(ctx, r.id, StateFailed, 0, "", "undecodable event: "+err.Error())
 			continue
 		}
+		// Not due yet: wait for it, or for a new entry (which may be due
+		// sooner).
 		if d := time.Duration(r.nextAt - o.opts.Clock.Now().UnixNano()); d > 0 {
-			o.wait(ctx, d, nil)
+			o.wait(ctx, d, o.wake[name])
 			continue
 		}
-		// Stay under the provider's rate limit: wait for a slot. The row
-		// stays first in this notifier's queue meanwhile.
+		if o.settle(ctx, name, r, log) {
+			continue
+		}
+		if d := pausedUntil.Sub(o.opts.Clock.Now()); d > 0 {
+			o.wait(ctx, d, o.wake[name])
+			continue
+		}
+		// Stay under the provider's rate limit: wait for a slot.
 		if d := o.opts.Limiter.Reserve(o.rates[name], o.opts.Clock.Now()); d > 0 {
 			if !o.wait(ctx, d, nil) {
 				continue
 			}
 		}
-		o.attempt(ctx, p, r, log)
+		if pause := o.attempt(ctx, p, r, log); pause > 0 {
+			pausedUntil = o.opts.Clock.Now().Add(pause)
+		}
 	}
 }
 
-func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slog.Logger) {
+// settle consults the Log and the Gate about a due row, before any call to
+// the provider: a row another node delivered is marked delivered; while the
+// Gate is held the row is retried later. It reports whether it settled the
+// row this way (no attempt is to be made now).
+func (o *Outbox) settle(ctx context.Context, name string, r pendingRow, log *slog.Logger) bool {
+	key := actionKey(r.action, r.seq)
+	if o.opts.Log != nil {
+		if by, ok := o.opts.Log.DeliveredBy(r.incident, key, name); ok && by != o.opts.Self {
+			receipt := "not sent: already delivered by " + by
+			if o.finish(ctx, r.id, StateDelivered, r.attempts, receipt, "") {
+				o.metrics.count(name, r.action, outcomeSkipped)
+				log.Info("outbox: not sending: another node delivered it", "incident_id", r.incident, "action", key, "by", by)
+			}
+			return true
+		}
+	}
+	if o.opts.Gate != nil {
+		if reason, held := o.opts.Gate.Hold(); held {
+			holds := r.holds + 1
+			retryIn := o.backoff(holds, nil)
+			next := o.opts.Clock.Now().Add(retryIn).UnixNano()
+			if o.hold(ctx, r.id, holds, next, "held: "+reason) {
+				o.metrics.count(name, r.action, outcomeHeld)
+				lvl := slog.LevelDebug
+				if holds == 1 {
+					lvl = slog.LevelWarn
+				}
+				log.Log(ctx, lvl, "outbox: delivery held", "incident_id", r.incident, "action", key, "reason", reason,
+					"holds", holds, "retry_in", retryIn)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// attempt sends r through p and records the outcome. It returns how long
+// the notifier should send nothing more when the provider answered 429.
+func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slog.Logger) (pause time.Duration) {
 	sctx, cancel := context.WithTimeout(ctx, o.opts.SendTimeout)
 	rc, err := p.Send(sctx, r.event)
 	cancel()
 	if ctx.Err() != nil {
-		return // shutting down: the entry stays pending, the attempt is not counted
+		return 0 // shutting down: the entry stays pending, the attempt is not counted
 	}
+	name := p.Name()
 	n := r.attempts + 1
-	a := Attempt{Notifier: p.Name(), IncidentID: r.incident, Action: r.action, Seq: r.seq, Kind: r.event.Kind,
+	a := Attempt{Notifier: name, IncidentID: r.incident, Action: r.action, Seq: r.seq, Kind: r.event.Kind,
 		Attempt: n, Receipt: rc, Err: err}
 	switch {
 	case err == nil:
 		a.State = StateDelivered
-		o.finish(ctx, r.id, StateDelivered, n, rc.String(), "")
-		log.Info("outbox: delivered", "incident_id", r.incident, "action", actionKey(r.action, r.seq), "attempt", n, "answer", rc.String())
+		o.metrics.count(name, r.action, outcomeDelivered)
+		committed := o.finish(ctx, r.id, StateDelivered, n, rc.String(), "")
+		if committed && o.opts.Log != nil {
+			o.opts.Log.Delivered(r.event, name)
+		}
+		log.Info("outbox: delivered", "incident_id", r.incident, "action", actionKey(r.action, r.seq), "attempt", n,
+			"answer", rc.String(), "recorded", committed)
 	case IsRetryable(err):
 		a.State = StatePending
 		a.RetryIn = o.backoff(n, err)
+		o.metrics.count(name, r.action, outcomeRetry)
 		next := o.opts.Clock.Now().Add(a.RetryIn).UnixNano()
 		o.retryLater(ctx, r.id, n, next, err.Error())
 		log.Warn("outbox: delivery failed; will retry", "incident_id", r.incident, "action", actionKey(r.action, r.seq),
 			"attempt", n, "retry_in", a.RetryIn, "err", err)
+		if _, ok := o.opts.Fallbacks[name]; ok {
+			poke(o.fbWake) // it may have reached FallbackAttempts, or be past its Fallback.After
+		}
+		var se *SendError
+		if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
+			pause = a.RetryIn
+		}
 	default:
 		a.State = StateFailed
+		o.metrics.count(name, r.action, outcomeFailed)
 		o.finish(ctx, r.id, StateFailed, n, "", err.Error())
 		log.Error("outbox: delivery refused permanently; not retrying", "incident_id", r.incident,
 			"action", actionKey(r.action, r.seq), "attempt", n, "err", err)
@@ -589,6 +746,7 @@ func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slo
 	if o.opts.OnAttempt != nil {
 		o.opts.OnAttempt(a)
 	}
+	return pause
 }
 
 // backoff is the wait after the n-th failed attempt: BaseBackoff·2^(n-1)
@@ -609,24 +767,29 @@ func (o *Outbox) backoff(n int, err error) time.Duration {
 	return d
 }
 
-// dbRetry runs f until it succeeds or ctx ends: a delivered entry that could
-// not be marked would be sent again.
-func (o *Outbox) dbRetry(ctx context.Context, what string, f func() error) {
+// dbRetry runs f until it succeeds (true) or ctx ends (false): a delivered
+// entry that could not be marked would be sent again.
+func (o *Outbox) dbRetry(ctx context.Context, what string, f func() error) bool {
 	for {
 		err := f()
-		if err == nil || ctx.Err() != nil {
-			return
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
 		}
 		o.log.Error("outbox: "+what, "err", err)
 		if !o.wait(ctx, 100*time.Millisecond, nil) {
-			return
+			return false
 		}
 	}
 }
 
-func (o *Outbox) finish(ctx context.Context, id int64, state string, attempts int, receipt, lastErr string) {
+// finish sets an entry's final state; it reports whether that was
+// committed.
+func (o *Outbox) finish(ctx context.Context, id int64, state string, attempts int, receipt, lastErr string) bool {
 	now := o.opts.Clock.Now().UnixNano()
-	o.dbRetry(ctx, "marking entry "+state, func() error {
+	return o.dbRetry(ctx, "marking entry "+state, func() error {
 		delivered := int64(0)
 		if state == StateDelivered {
 			delivered = now
@@ -637,16 +800,27 @@ func (o *Outbox) finish(ctx context.Context, id int64, state string, attempts in
 	})
 }
 
-func (o *Outbox) retryLater(ctx context.Context, id int64, attempts int, next int64, lastErr string) {
-	o.dbRetry(ctx, "scheduling retry", func() error {
-		_, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`,
-			attempts, next, lastErr, id)
+// retryLater records a failed attempt; the row's holds start again from 0.
+func (o *Outbox) retryLater(ctx context.Context, id int64, attempts int, next int64, lastErr string) bool {
+	return o.dbRetry(ctx, "scheduling retry", func() error {
+		_, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET attempts = ?, holds = 0, next_at = ?,
+			last_error = ? WHERE id = ?`, attempts, next, lastErr, id)
+		return err
+	})
+}
+
+// hold records a try held by the Gate.
+func (o *Outbox) hold(ctx context.Context, id int64, holds int, next int64, lastErr string) bool {
+	return o.dbRetry(ctx, "scheduling held entry", func() error {
+		_, err := o.db.ExecContext(context.WithoutCancel(ctx), `UPDATE outbox SET holds = ?, next_at = ?, last_error = ?
+			WHERE id = ?`, holds, next, lastErr, id)
 		return err
 	})
 }
 
 // fallbackLoop hands entries to fallbacks when their notifier failed them
-// permanently or has not delivered them within Fallback.After.
+// permanently, failed FallbackAttempts attempts at them, or has not
+// delivered them within Fallback.After.
 func (o *Outbox) fallbackLoop(ctx context.Context) {
 	defer o.wg.Done()
 	if len(o.opts.Fallbacks) == 0 {
@@ -666,18 +840,29 @@ func (o *Outbox) fallbackLoop(ctx context.Context) {
 }
 
 // checkFallbacks hands over every due entry and returns the wait until the
-// next one is due (-1: none).
+// next one is due by time (-1: none). An entry is due when it failed
+// permanently, or is pending after FallbackAttempts failed attempts or
+// Fallback.After; an entry whose last try the Gate held is not due (its
+// fallbacks would be held too) until its notifier has been tried again.
 func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 	now := o.opts.Clock.Now().UnixNano()
 	next := time.Duration(-1)
 	woken := map[string]bool{}
 	err := o.tx(ctx, func(tx *sql.Tx) error {
 		for name, fb := range o.opts.Fallbacks {
-			cond := `state = 'failed'`
+			var pendingDue []string
 			args := []any{name}
+			if o.opts.FallbackAttempts > 0 {
+				pendingDue = append(pendingDue, `attempts >= ?`)
+				args = append(args, o.opts.FallbackAttempts)
+			}
 			if fb.After > 0 {
-				cond = `(state = 'failed' OR (state = 'pending' AND enqueued_at <= ?))`
+				pendingDue = append(pendingDue, `enqueued_at <= ?`)
 				args = append(args, now-int64(fb.After))
+			}
+			cond := `state = 'failed'`
+			if len(pendingDue) > 0 {
+				cond = `(state = 'failed' OR (state = 'pending' AND holds = 0 AND (` + strings.Join(pendingDue, ` OR `) + `)))`
 			}
 			rows, err := tx.QueryContext(ctx, `SELECT incident_id, action, seq, event FROM outbox
 				WHERE notifier = ? AND fallback_done = 0 AND `+cond+` ORDER BY id`, args...)
@@ -714,26 +899,41 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 					handed[d.incident] = true
 				}
 			}
-			// A trigger handed over takes its queued resolve along, so the
-			// fallback's page gets closed too.
+			// A trigger handed over takes its queued resolve and pending
+			// reminders along (they wait behind it), so the fallback's page
+			// gets reminded and closed too.
 			for incident := range handed {
-				var raw string
-				err := tx.QueryRowContext(ctx, `SELECT event FROM outbox WHERE incident_id = ? AND notifier = ?
-					AND action = ? AND fallback_done = 0`, incident, name, string(ActionResolve)).Scan(&raw)
-				if errors.Is(err, sql.ErrNoRows) {
-					continue
-				}
+				rows, err := tx.QueryContext(ctx, `SELECT action, seq, event FROM outbox WHERE incident_id = ? AND notifier = ?
+					AND fallback_done = 0 AND (action = ? OR (action = ? AND state = 'pending')) ORDER BY id`,
+					incident, name, string(ActionResolve), string(ActionRepeat))
 				if err != nil {
 					return err
 				}
-				if err := o.fallBack(ctx, tx, incident, name, ActionResolve, 0, []byte(raw), now, woken); err != nil {
+				var along []due
+				for rows.Next() {
+					d := due{incident: incident}
+					var action, raw string
+					if err := rows.Scan(&action, &d.seq, &raw); err != nil {
+						rows.Close()
+						return err
+					}
+					d.action, d.event = Action(action), []byte(raw)
+					along = append(along, d)
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
 					return err
+				}
+				for _, d := range along {
+					if err := o.fallBack(ctx, tx, d.incident, name, d.action, d.seq, d.event, now, woken); err != nil {
+						return err
+					}
 				}
 			}
 			if fb.After > 0 {
 				var oldest sql.NullInt64
 				if err := tx.QueryRowContext(ctx, `SELECT MIN(enqueued_at) FROM outbox
-					WHERE notifier = ? AND state = 'pending' AND fallback_done = 0`, name).Scan(&oldest); err != nil {
+					WHERE notifier = ? AND state = 'pending' AND fallback_done = 0 AND holds = 0`, name).Scan(&oldest); err != nil {
 					return err
 				}
 				if oldest.Valid {
@@ -758,7 +958,7 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 // Entries lists the outbox entries of an incident (every incident when
 // incidentID is empty), oldest first.
 func (o *Outbox) Entries(ctx context.Context, incidentID string) ([]Entry, error) {
-	q := `SELECT id, incident_id, notifier, action, seq, event, state, attempts, enqueued_at, next_at, delivered_at,
+	q := `SELECT id, incident_id, notifier, action, seq, event, state, attempts, holds, enqueued_at, next_at, delivered_at,
 		last_error, receipt, fallback_done, fallback_of FROM outbox`
 	var args []any
 	if incidentID != "" {
@@ -776,7 +976,7 @@ func (o *Outbox) Entries(ctx context.Context, incidentID string) ([]Entry, error
 		var action, raw string
 		var enq, next, deliv int64
 		var fb int
-		if err := rows.Scan(&e.ID, &e.IncidentID, &e.Notifier, &action, &e.Seq, &raw, &e.State, &e.Attempts, &enq, &next,
+		if err := rows.Scan(&e.ID, &e.IncidentID, &e.Notifier, &action, &e.Seq, &raw, &e.State, &e.Attempts, &e.Holds, &enq, &next,
 			&deliv, &e.LastError, &e.Receipt, &fb, &e.FallbackOf); err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)
 		}

@@ -99,7 +99,7 @@ func TestOutboxMigratesVersion1KeepingPendingRows(t *testing.T) {
 	}
 	waitState(t, o, "hook", ActionResolve, StateDelivered)
 	var version int
-	if err := o.db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 2 {
+	if err := o.db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != outboxVersion {
 		t.Fatalf("user_version %d, %v", version, err)
 	}
 	all, err := o.Entries(ctx, "")
