@@ -1,13 +1,46 @@
 // Package cluster is Vantage's gossip transport: it wraps hashicorp/memberlist
 // to form the probe mesh, advertises each node's region, version and checks
-// config hash as node metadata, and exchanges votes.
+// config hash as node metadata, and carries replicated tables ("states",
+// whose content it does not interpret) between nodes.
 //
-// Votes travel as small named broadcasts (one name per node and check, so a
-// newer vote replaces an older one still in the queue) piggybacked on
-// memberlist's gossip; the full vote table travels through memberlist's TCP
-// push-pull, which gives anti-entropy and brings a late joiner up to date.
-// Callers define further message kinds (>= MinUserKind) and send them with
-// BroadcastMessage.
+// # States and Channels
+//
+// A replicated table is a State, registered under a key (1 to 32 bytes of
+// [a-z0-9-]) with AddState between Create and Start. The Channel AddState
+// returns broadcasts the state's deltas: named broadcasts piggybacked on
+// memberlist's gossip, where a newer one with the same name replaces an
+// older one still queued. Each peer's state of the same key receives them
+// through Merge, with the name of the node that made them. The full
+// content, MarshalBinary, travels through memberlist's TCP push-pull on
+// join and every PushPullInterval: the anti-entropy that repairs lost
+// messages and brings a late joiner up to date (the receiver's Merge gets
+// it with the remote node's name). Keys a node has not registered are
+// ignored (and still relayed).
+//
+// A broadcast larger than fits a packet (MaxMessageSize) is cut into
+// chunks, at most MaxStateMessage bytes in all; each chunk carries the
+// SHA-256 prefix of the whole message, and receivers reassemble and check
+// it before Merge. The chunks are gossiped and also sent once, directly,
+// to every alive member, since gossip alone sends each queued message to a
+// few random peers only. Reassembly is bounded: chunks per message, partial
+// messages kept (2 minutes at most), completed messages remembered.
+//
+// Delivery never runs on memberlist's goroutines: they only decode,
+// validate and enqueue. Each state has a bounded FIFO drained by its own
+// goroutine, one Merge at a time, so a slow state delays neither failure
+// detection nor the other states. When a queue is full, new items are
+// dropped, counted (StateStats) and logged at most every 10 s; push-pull
+// repairs what was lost. Changes signals membership changes.
+//
+// # Legacy Handler
+//
+// New(cfg, h) is Create, then Start with a Handler: it receives the votes
+// (VoteMsg, small named broadcasts, one name per node and check),
+// caller-defined message kinds (>= MinUserKind, BroadcastMessage), its own
+// push-pull state (carried beside the states' under a reserved key) and
+// membership changes. Its methods run on memberlist's goroutines.
+//
+// # Transport
 //
 // Traffic counts the bytes memberlist sends and receives, per protocol (a
 // wrapper around its UDP/TCP transport).
@@ -135,7 +168,14 @@ type Cluster struct {
 	suspectTTL  time.Duration
 	left        bool
 	closed      bool
-	memberEvent chan struct{}
+	starting    bool // Start is opening the sockets
+	started     bool
+	memberEvent chan struct{} // to notifyLoop, for Handler.OnMembership
+	changes     chan struct{} // Changes
+
+	// states are registered before Start, then only read.
+	states    map[string]*stateEntry
+	stateList []*stateEntry // in registration order
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -228,16 +268,30 @@ func splitHostPort(s string, defPort int) (string, int, error) {
 	return host, port, nil
 }
 
-// New starts a gossip node and its background joiner.
+// New starts a gossip node and its background joiner, delivering to h: it
+// is Create, then Start with h as the Handler.
 func New(cfg Config, h Handler) (*Cluster, error) {
+	c, err := Create(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil {
+		c.h = h
+	}
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Create validates cfg and prepares a node without opening sockets:
+// register states with AddState, then Start it.
+func Create(cfg Config) (*Cluster, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("cluster: node name is required")
 	}
 	if len(cfg.Name) > MaxNameLen || len(cfg.Region) > MaxRegionLen {
 		return nil, fmt.Errorf("cluster: node name (max %d bytes) or region (max %d) too long", MaxNameLen, MaxRegionLen)
-	}
-	if h == nil {
-		h = NopHandler{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -305,7 +359,7 @@ func New(cfg Config, h Handler) (*Cluster, error) {
 
 	c := &Cluster{
 		cfg:         cfg,
-		h:           h,
+		h:           NopHandler{},
 		log:         cfg.Logger.With("component", "cluster"),
 		mlc:         mlc,
 		peers:       map[string]*peer{},
@@ -314,6 +368,8 @@ func New(cfg Config, h Handler) (*Cluster, error) {
 		warnedHash:  map[string]string{},
 		configHash:  cfg.ConfigHash,
 		memberEvent: make(chan struct{}, 1),
+		changes:     make(chan struct{}, 1),
+		states:      map[string]*stateEntry{},
 		done:        make(chan struct{}),
 	}
 	c.suspectTTL = time.Duration(mlc.SuspicionMult*mlc.SuspicionMaxTimeoutMult) * mlc.ProbeInterval * 2
@@ -326,29 +382,66 @@ func New(cfg Config, h Handler) (*Cluster, error) {
 	mlc.Events = d
 	mlc.Ping = d
 	mlc.Logger = log.New(&mlLogWriter{c: c}, "", 0)
+	return c, nil
+}
 
-	tr, err := newNetTransport(mlc)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.Bind, err)
+// Start opens the sockets, starts memberlist, the states' delivery
+// goroutines and the background joiner.
+func (c *Cluster) Start() error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return errors.New("cluster: start: shut down")
+	case c.started || c.starting:
+		c.mu.Unlock()
+		return errors.New("cluster: already started")
 	}
-	c.tr = tr
-	ml, err := memberlist.Create(mlc)
+	c.starting = true
+	c.mu.Unlock()
+	ml, err := c.startMemberlist()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starting = false
 	if err != nil {
-		_ = tr.Shutdown()
-		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.Bind, err)
+		return err
 	}
 	c.ml = ml
-	ln := ml.LocalNode()
-	c.mu.Lock()
-	c.self = ln.Address()
-	c.mu.Unlock()
-	c.log.Info("gossip started", "node", cfg.Name, "region", cfg.Region, "bind", net.JoinHostPort(bindHost, strconv.Itoa(mlc.BindPort)),
-		"advertise", c.self, "profile", profileName(cfg.Profile), "encrypted", cfg.Key != nil, "seeds", cfg.Join)
+	c.started = true
+	c.self = ml.LocalNode().Address()
+	c.log.Info("gossip started", "node", c.cfg.Name, "region", c.cfg.Region,
+		"bind", net.JoinHostPort(c.mlc.BindAddr, strconv.Itoa(c.mlc.BindPort)),
+		"advertise", c.self, "profile", profileName(c.cfg.Profile), "encrypted", c.cfg.Key != nil,
+		"seeds", c.cfg.Join, "states", keyList(c.stateList))
 
-	c.wg.Add(2)
+	c.wg.Add(2 + len(c.stateList))
+	for _, e := range c.stateList {
+		go c.deliverLoop(e)
+	}
 	go c.notifyLoop()
 	go c.joinLoop()
-	return c, nil
+	return nil
+}
+
+func (c *Cluster) startMemberlist() (*memberlist.Memberlist, error) {
+	tr, err := newNetTransport(c.mlc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w", c.cfg.Bind, err)
+	}
+	c.tr = tr
+	ml, err := memberlist.Create(c.mlc)
+	if err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w", c.cfg.Bind, err)
+	}
+	return ml, nil
+}
+
+// memberlist returns the running memberlist, nil before Start.
+func (c *Cluster) memberlist() *memberlist.Memberlist {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ml
 }
 
 func profileName(p string) string {
@@ -380,6 +473,10 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	if c.closed {
 		c.mu.Unlock()
 		return errors.New("cluster: shut down")
+	}
+	if !c.started {
+		c.mu.Unlock()
+		return errors.New("cluster: leave: not started")
 	}
 	c.left = true
 	c.mu.Unlock()
@@ -414,11 +511,18 @@ func (c *Cluster) Shutdown() error {
 		return nil
 	}
 	c.closed = true
+	ml := c.ml
 	c.mu.Unlock()
 	close(c.done)
-	err := c.ml.Shutdown()
-	// Join attempts in flight end within the profile's TCP timeout.
-	waitTimeout(&c.wg, c.mlc.TCPTimeout+time.Second)
+	if ml == nil {
+		return nil // never started
+	}
+	err := ml.Shutdown()
+	// Join attempts in flight end within the profile's TCP timeout; a
+	// state's Merge that does not return is not waited for longer.
+	if !waitTimeout(&c.wg, c.mlc.TCPTimeout+time.Second) {
+		c.log.Warn("shutdown: background goroutines still running (a state's Merge blocked?)")
+	}
 	return err
 }
 
@@ -441,8 +545,12 @@ func (c *Cluster) SetConfigHash(hash string) error {
 	c.mu.Lock()
 	c.configHash = hash
 	clear(c.warnedHash)
+	ml := c.ml
 	c.mu.Unlock()
-	return c.ml.UpdateNode(c.mlc.TCPTimeout)
+	if ml == nil {
+		return nil // advertised at Start
+	}
+	return ml.UpdateNode(c.mlc.TCPTimeout)
 }
 
 // Broadcast gossips this node's vote on a check. Only the latest vote per
@@ -487,14 +595,19 @@ func (c *Cluster) BroadcastMessage(kind byte, name string, payload []byte) error
 
 // envelope wraps a payload with our name and a fresh stamp.
 func (c *Cluster) envelope(kind byte, name string, payload []byte) []byte {
+	return encodeEnvelope(kind, c.cfg.Name, name, c.nextStamp(), payload)
+}
+
+// nextStamp returns a fresh broadcast stamp: unix ns, above every earlier.
+func (c *Cluster) nextStamp() uint64 {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	s := uint64(time.Now().UnixNano())
 	if s <= c.lastStamp {
 		s = c.lastStamp + 1
 	}
 	c.lastStamp = s
-	c.mu.Unlock()
-	return encodeEnvelope(kind, c.cfg.Name, name, s, payload)
+	return s
 }
 
 // broadcast is a named memberlist broadcast.
@@ -532,4 +645,13 @@ func (c *Cluster) membershipChanged() {
 	case c.memberEvent <- struct{}{}:
 	default:
 	}
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
 }
+
+// Changes returns a channel that receives after members join, leave, fail
+// or change their metadata. Events are coalesced: it holds at most one
+// pending notification; read Members or AliveRegions when it fires.
+func (c *Cluster) Changes() <-chan struct{} { return c.changes }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,26 +34,16 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-func (d *delegate) LocalState(join bool) []byte {
-	return append([]byte{stateVersion}, d.c.h.LocalState()...)
-}
+// LocalState is this node's push-pull state (version 2).
+func (d *delegate) LocalState(join bool) []byte { return d.c.localState() }
 
-func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	if len(buf) == 0 {
-		return
-	}
-	if buf[0] != stateVersion {
-		d.c.log.Warn("ignoring push-pull state of unknown version", "version", buf[0])
-		return
-	}
-	if len(buf) == 1 {
-		return
-	}
-	d.c.h.MergeRemoteState(bytes.Clone(buf[1:]))
-}
+// MergeRemoteState decodes a peer's push-pull state and queues each part.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.c.mergeRemoteState(buf) }
 
 // NotifyMsg handles one gossiped message: drop our own and stale copies,
-// deliver, and relay when gossip alone would not reach every node.
+// relay when gossip alone would not reach every node, and deliver. A State
+// message or chunk is only decoded, checked and queued here: its state's
+// goroutine reassembles and merges it.
 func (d *delegate) NotifyMsg(b []byte) {
 	c := d.c
 	e, err := decodeEnvelope(b)
@@ -63,7 +54,42 @@ func (d *delegate) NotifyMsg(b []byte) {
 	if e.origin == c.cfg.Name {
 		return
 	}
-	key := e.origin + "\x00" + string(rune(e.kind)) + "\x00" + e.name
+	// dedup names what a newer stamp replaces; qname is the transmit
+	// queue name for relaying.
+	dedup, qname := e.name, ""
+	var (
+		st *stateEntry
+		ch chunk
+	)
+	switch e.kind {
+	case kindLeave:
+		qname = e.origin + "/leave"
+	case KindVote:
+		qname = e.origin + "/" + e.name
+	case kindState:
+		key, name, err := splitStateName(e.name)
+		if err != nil {
+			c.log.Debug("dropping malformed state message", "from", e.origin, "err", err)
+			return
+		}
+		if len(e.payload) > MaxMessageSize {
+			c.log.Debug("dropping oversized state message", "from", e.origin, "key", key, "bytes", len(e.payload))
+			return
+		}
+		qname = stateQueueName(e.origin, key, name, 0)
+		st = c.states[key]
+	case kindChunk:
+		if ch, err = decodeChunk(e.payload); err != nil {
+			c.log.Debug("dropping malformed state chunk", "from", e.origin, "err", err)
+			return
+		}
+		dedup = strconv.Itoa(ch.index) + "/" + ch.key + "/" + ch.name
+		qname = stateQueueName(e.origin, ch.key, ch.name, ch.index)
+		st = c.states[ch.key]
+	default:
+		qname = e.origin + "/" + string(rune(e.kind)) + "/" + e.name
+	}
+	key := e.origin + "\x00" + string(rune(e.kind)) + "\x00" + dedup
 	now := time.Now()
 	c.mu.Lock()
 	s, ok := c.seen[key]
@@ -79,16 +105,8 @@ func (d *delegate) NotifyMsg(b []byte) {
 
 	if c.NumAlive()-1 > c.mlc.GossipNodes {
 		// memberlist sends a broadcast to GossipNodes random peers per
-		// round; in a larger cluster, pass new messages on.
-		var qname string
-		switch e.kind {
-		case kindLeave:
-			qname = e.origin + "/leave"
-		case KindVote:
-			qname = e.origin + "/" + e.name
-		default:
-			qname = e.origin + "/" + string(rune(e.kind)) + "/" + e.name
-		}
+		// round; in a larger cluster, pass new messages on (states whose
+		// key this node does not have too).
 		c.queue.QueueBroadcast(&broadcast{name: qname, msg: bytes.Clone(b)})
 	}
 
@@ -113,6 +131,11 @@ func (d *delegate) NotifyMsg(b []byte) {
 		if changed {
 			c.membershipChanged()
 		}
+	case e.kind == kindState && st != nil:
+		c.enqueue(st, delivery{from: e.origin, data: bytes.Clone(e.payload)})
+	case e.kind == kindChunk && st != nil:
+		ch.data = bytes.Clone(ch.data)
+		c.enqueue(st, delivery{from: e.origin, stamp: e.stamp, data: ch.data, chunk: &ch})
 	case e.kind >= MinUserKind:
 		c.h.OnMessage(e.kind, bytes.Clone(e.payload))
 	}

@@ -10,19 +10,23 @@ import (
 
 // Wire format. Every user message memberlist carries for us is an envelope:
 //
-//	kind    1 byte   KindVote, kindLeave, or a caller kind >= MinUserKind
+//	kind    1 byte   KindVote, kindLeave, kindState, kindChunk, or a caller
+//	                 kind >= MinUserKind
 //	origin  string   name of the node that created the message
-//	name    string   what the message is about (the check, for a vote)
+//	name    string   what the message is about (the check, for a vote;
+//	                 key "/" name for a state message; empty for a chunk)
 //	stamp   uvarint  origin's monotonic stamp (unix ns); newer wins
 //	payload []byte   the rest of the packet
 //
-// A string is a uvarint length followed by its bytes. Push-pull state is
-// stateVersion followed by the Handler's LocalState bytes.
+// A string is a uvarint length followed by its bytes. A chunk's payload is
+// described in chunk.go, push-pull state in state.go.
 
 // Message kinds below MinUserKind are reserved for the cluster package.
 const (
 	KindVote    byte = 0x01
 	kindLeave   byte = 0x02
+	kindState   byte = 0x03 // a State's broadcast that fits one message
+	kindChunk   byte = 0x04 // one chunk of a larger State broadcast
 	MinUserKind byte = 0x10
 )
 
@@ -41,8 +45,11 @@ const (
 )
 
 const (
-	stateVersion byte = 1
-	metaVersion  byte = 1
+	stateVersion   byte = 1 // push-pull: the legacy Handler's state only
+	stateVersion2  byte = 2 // push-pull: node name, then keyed states
+	metaVersion    byte = 1
+	chunkVersion   byte = 1
+	legacyStateKey      = "_handler" // push-pull v2 key of the Handler's state
 )
 
 // VoteMsg is one region's vote on one check, as made by one node.
