@@ -106,6 +106,9 @@ func (v *view) incidentsDoc(created time.Time, unresolved bool) spIncidentsDoc {
 }
 
 func (v *view) pageID() string {
+	if v.pid != "" {
+		return v.pid
+	}
 	if v.Page.ID != "" {
 		return v.Page.ID
 	}
@@ -143,14 +146,20 @@ func strp(s string) *string {
 	return &s
 }
 
-func (v *view) checkComponent(c *checkView, created time.Time) spComponent {
-	upd := c.Since.UTC()
+// componentTimes are a check component's updated_at and created_at.
+func componentTimes(c *checkView, created time.Time) (upd, cr time.Time) {
+	upd = c.Since.UTC()
 	if upd.IsZero() {
 		upd = created
 	}
 	if created.After(upd) {
 		created = upd
 	}
+	return upd, created
+}
+
+func (v *view) checkComponent(c *checkView, created time.Time) spComponent {
+	upd, created := componentTimes(c, created)
 	return spComponent{ID: c.Name, Name: c.Label, Status: componentStatus[c.State], CreatedAt: created, UpdatedAt: upd,
 		Position: c.Position, Description: strp(c.Description), GroupID: strp(groupID(c.Group)), PageID: v.pageID(),
 		Showcase: true}
@@ -170,30 +179,37 @@ func (v *view) components(created time.Time) []spComponent {
 			continue
 		}
 		pos++
-		gc := spComponent{ID: g.ID, Name: g.Name, Status: componentStatus[g.State], CreatedAt: created, PageID: v.pageID(),
-			Group: true, Position: pos, Components: []string{}}
-		gc.UpdatedAt = created
-		var kids []spComponent
+		out = append(out, v.groupComponent(g, created, pos))
 		for _, c := range g.Checks {
 			comp := v.checkComponent(c, created)
 			pos++
 			comp.Position = pos
-			if comp.UpdatedAt.After(gc.UpdatedAt) {
-				gc.UpdatedAt = comp.UpdatedAt
-			}
-			if comp.CreatedAt.Before(gc.CreatedAt) {
-				gc.CreatedAt = comp.CreatedAt
-			}
-			gc.Components = append(gc.Components, comp.ID)
-			kids = append(kids, comp)
+			out = append(out, comp)
 		}
-		out = append(out, gc)
-		out = append(out, kids...)
 	}
 	if out == nil {
 		out = []spComponent{}
 	}
 	return out
+}
+
+// groupComponent is the component of a named group at position pos; its
+// checks follow it.
+func (v *view) groupComponent(g *groupView, created time.Time, pos int) spComponent {
+	gc := spComponent{ID: g.ID, Name: g.Name, Status: componentStatus[g.State], CreatedAt: created, PageID: v.pageID(),
+		Group: true, Position: pos, Components: []string{}}
+	gc.UpdatedAt = created
+	for _, c := range g.Checks {
+		upd, cr := componentTimes(c, created)
+		if upd.After(gc.UpdatedAt) {
+			gc.UpdatedAt = upd
+		}
+		if cr.Before(gc.CreatedAt) {
+			gc.CreatedAt = cr
+		}
+		gc.Components = append(gc.Components, c.Name)
+	}
+	return gc
 }
 
 func (v *view) shortlink(anchor string) string {
@@ -246,7 +262,12 @@ func (v *view) spMaintenance(m maintView, created time.Time) spIncident {
 }
 
 func (v *view) summary(created time.Time) spSummary {
-	s := spSummary{Page: v.spPage(), Components: v.components(created), Incidents: []spIncident{},
+	return v.summaryOf(created, v.components(created))
+}
+
+// summaryOf is the summary with these components.
+func (v *view) summaryOf(created time.Time, comps []spComponent) spSummary {
+	s := spSummary{Page: v.spPage(), Components: comps, Incidents: []spIncident{},
 		ScheduledMaintenances: []spIncident{}, Status: spStatus{Indicator: v.Overall.Indicator, Description: v.Overall.Desc}}
 	for _, iv := range v.Active {
 		s.Incidents = append(s.Incidents, v.spIncident(iv, created))

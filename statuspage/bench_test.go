@@ -165,7 +165,7 @@ func BenchmarkNewDoc(b *testing.B) {
 	}
 	for _, bd := range bodies {
 		for _, vr := range variants {
-			b.Run(bd.name+"/"+vr.name, func(b *testing.B) {
+			b.Run("doc="+bd.name+"/gzip="+vr.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bd.body)))
 				var d *doc
@@ -180,3 +180,61 @@ func BenchmarkNewDoc(b *testing.B) {
 
 func BenchmarkServeStatus(b *testing.B)     { benchPath(b, "/api/v1/status", false) }
 func BenchmarkServeStatusGzip(b *testing.B) { benchPath(b, "/api/v1/status", true) }
+
+// BenchmarkRender10k renders a page of 10,000 checks in groups of ten,
+// three regions each, with 90 days of history (in memory, read as the node
+// does: reused for 30 s): "full" from nothing, as every render was before
+// renders became incremental, and "one-changed" after one check changed
+// state (a new Status, the other checks as they were).
+func BenchmarkRender10k(b *testing.B) {
+	st, p := manyChecks(10000)
+	src := &fakeSource{ready: true, st: st}
+	s := New(Options{Source: src, History: &memHistory{}, Page: p, Now: func() time.Time { return testNow },
+		HistoryTTL: 30 * time.Second, HistorySlowTTL: 10 * time.Minute})
+	ctx := context.Background()
+	s.RefreshNow(ctx)
+	b.Run("render=full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.dropRenderCache()
+			s.RefreshNow(ctx)
+		}
+	})
+	b.Run("render=one-changed", func(b *testing.B) {
+		alt := [2]*Status{withCheck(st, 5000, func(c *CheckStatus) { c.State, c.Since = "down", testNow }), st}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			src.mu.Lock()
+			src.st = alt[i%2]
+			src.mu.Unlock()
+			i++
+			s.RefreshNow(ctx)
+		}
+	})
+}
+
+// BenchmarkChunkLevel compresses 128 KB chunks (after their 32 KB window,
+// as assemble does) of the index page and summary.json of 2,000 checks at
+// the fastest, default and best compression; gz-bytes is the compressed
+// size of a chunk.
+func BenchmarkChunkLevel(b *testing.B) {
+	st, p := manyChecks(2000)
+	s := New(Options{Source: &fakeSource{ready: true, st: st}, History: &memHistory{}, Page: p, Now: func() time.Time { return testNow }})
+	s.RefreshNow(context.Background())
+	sn := s.snap.Load()
+	for _, k := range []string{keyIndex, keySummary} {
+		body := sn.docs[k].plain()
+		dict, chunk := body[256<<10-window:256<<10], []part{{b: body[256<<10 : 384<<10]}}
+		for _, level := range []int{1, 6, 9} {
+			b.Run(fmt.Sprintf("doc=%s/level=%d", map[string]string{keyIndex: "index", keySummary: "summary"}[k], level), func(b *testing.B) {
+				b.SetBytes(128 << 10)
+				var gz []byte
+				for b.Loop() {
+					gz = deflateChunkAt(level, dict, chunk)
+				}
+				b.ReportMetric(float64(len(gz)), "gz-bytes")
+			})
+		}
+	}
+}

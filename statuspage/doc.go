@@ -17,7 +17,9 @@ import (
 // the validators, with header values prepared so serving allocates little.
 type doc struct {
 	body, gz  []byte
-	sum       string // hex digest of body
+	parts     [][]byte  // a large document's body, joined into body on first use (plain)
+	join      sync.Once // of parts
+	sum       string    // hex digest of body
 	mod       time.Time
 	ctype     []string
 	cache     []string
@@ -93,22 +95,22 @@ func newDocWith(body []byte, ctype, cache string, mod time.Time, prev *doc, comp
 	if len(body) > 256 {
 		gz = compress(body)
 	}
-	return makeDoc(body, gz, sum, ctype, cache, mod)
+	return makeDoc(assembly{body: body, size: len(body), gz: gz, sum: sum}, ctype, cache, mod)
 }
 
-// makeDoc is a doc of body, its gzip form gz (dropped unless smaller than
-// body) and its digest sum.
-func makeDoc(body, gz []byte, sum, ctype, cache string, mod time.Time) *doc {
-	d := &doc{body: body, sum: sum, mod: mod.UTC().Truncate(time.Second)}
-	if len(gz) < len(body) {
-		d.gz = gz
+// makeDoc is the doc of an assembled body (its gzip form is dropped unless
+// smaller).
+func makeDoc(a assembly, ctype, cache string, mod time.Time) *doc {
+	d := &doc{body: a.body, parts: a.parts, sum: a.sum, mod: mod.UTC().Truncate(time.Second)}
+	if len(a.gz) < a.size {
+		d.gz = a.gz
 	}
 	d.ctype = []string{ctype}
 	d.cache = []string{cache}
-	d.etag = []string{`"` + sum + `"`}
-	d.etagGz = []string{`"` + sum + `-gz"`}
+	d.etag = []string{`"` + a.sum + `"`}
+	d.etagGz = []string{`"` + a.sum + `-gz"`}
 	d.modHeader = []string{d.mod.Format(http.TimeFormat)}
-	d.lenPlain = []string{strconv.Itoa(len(body))}
+	d.lenPlain = []string{strconv.Itoa(a.size)}
 	if d.gz != nil {
 		d.lenGz = []string{strconv.Itoa(len(d.gz))}
 	}
@@ -136,18 +138,30 @@ func (d *doc) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body := d.body
 	if useGz {
 		h["Content-Encoding"] = hdrGzip
 		h["Content-Length"] = d.lenGz
-		body = d.gz
 	} else {
 		h["Content-Length"] = d.lenPlain
 	}
 	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+	switch {
+	case r.Method == http.MethodHead:
+	case useGz:
+		_, _ = w.Write(d.gz)
+	default:
+		_, _ = w.Write(d.plain())
 	}
+}
+
+// plain is the body, joined from its parts on first use.
+func (d *doc) plain() []byte {
+	if d.parts != nil {
+		d.join.Do(func() {
+			d.body = bytes.Join(d.parts, nil)
+		})
+	}
+	return d.body
 }
 
 func (d *doc) notModified(r *http.Request) bool {

@@ -82,8 +82,8 @@ var tmplFuncs = template.FuncMap{
 }
 
 var (
-	tmplIndex = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/index.html"))
-	tmplCheck = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/check.html"))
+	tmplIndex = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/index.html", "templates/index-parts.html"))
+	tmplCheck = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/check.html", "templates/check-parts.html"))
 	tmplInc   = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/incident.html"))
 )
 
@@ -113,7 +113,7 @@ type snapshot struct {
 	read   uint64 // the number of the Source.Status call rendered
 	v      *view
 	docs   map[string]*doc
-	badges map[string]*doc // "status/NAME", "uptime/WINDOW/NAME"
+	badges map[string]*badgeSet // by check
 }
 
 func (s *Server) cacheControl() string {
@@ -148,27 +148,15 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 		}
 		return prev.docs[k]
 	}
-	oldBadge := func(k string) *doc {
-		if prev == nil {
-			return nil
-		}
-		return prev.badges[k]
-	}
 	s.gen++
-	sn := &snapshot{gen: s.gen, read: read, v: v, docs: map[string]*doc{}, badges: map[string]*doc{}}
+	sn := &snapshot{gen: s.gen, read: read, v: v, docs: map[string]*doc{}, badges: make(map[string]*badgeSet, len(v.Checks))}
 	cc := s.cacheControl()
 	at := v.At
 
-	var buf bytes.Buffer
-	if err := tmplIndex.ExecuteTemplate(&buf, "index.html", s.pageData(v, nil)); err != nil {
-		s.opts.Logger.Error("statuspage: render index", "err", err)
-		buf.Reset()
-		buf.WriteString("<!doctype html><title>Status</title><p>The status page could not be rendered.</p>")
-	}
-	sn.docs[keyIndex] = newDoc(bytes.Clone(buf.Bytes()), "text/html; charset=utf-8", cc, at, old(keyIndex))
-	sum := v.summary(s.started)
-	sn.docs[keySummary] = newDoc(mustJSON(sum), "application/json", cc, at, old(keySummary))
-	sn.docs[keyStatus] = newDoc(mustJSON(spStatusDoc{Page: sum.Page, Status: sum.Status}), "application/json", cc, at, old(keyStatus))
+	sn.docs[keyIndex] = s.indexDoc(s.pageData(v, nil), cc, old(keyIndex))
+	sn.docs[keySummary] = s.summaryDoc(v, s.started, cc, old(keySummary))
+	sn.docs[keyStatus] = newDoc(mustJSON(spStatusDoc{Page: v.spPage(), Status: spStatus{Indicator: v.Overall.Indicator, Description: v.Overall.Desc}}),
+		"application/json", cc, at, old(keyStatus))
 	sn.docs[keyIncidents] = newDoc(mustJSON(v.incidentsJSON()), "application/json", cc, at, old(keyIncidents))
 	sn.docs[keySPInc] = newDoc(mustJSON(v.incidentsDoc(s.started, false)), "application/json", cc, at, old(keySPInc))
 	sn.docs[keySPUnres] = newDoc(mustJSON(v.incidentsDoc(s.started, true)), "application/json", cc, at, old(keySPUnres))
@@ -178,13 +166,9 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 		s.opts.Logger.Error("statuspage: render feed", "err", err)
 	}
 	for _, c := range v.Checks {
-		k := "status/" + c.Name
-		sn.badges[k] = newDoc(badge(c.Name, strings.ToLower(c.StateText), badgeColour[c.State]), "image/svg+xml", cc, at, oldBadge(k))
-		for _, u := range c.Uptime {
-			k := "uptime/" + u.Window + "/" + c.Name
-			sn.badges[k] = newDoc(badge(c.Name+" "+u.Window, u.Text, uptimeColour(u.Value)), "image/svg+xml", cc, at, oldBadge(k))
-		}
+		sn.badges[c.Name] = s.badgesOf(c, cc, at)
 	}
+	s.rc.prune(v)
 	s.snap.Store(sn)
 	s.opts.Logger.Debug("statuspage: rendered", "gen", sn.gen, "checks", len(v.Checks), "took", time.Since(start))
 }
@@ -252,7 +236,7 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	key := "status/" + name
+	i := 0
 	switch q.Get("type") {
 	case "", "status":
 	case "uptime":
@@ -260,17 +244,15 @@ func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
 		if win == "" {
 			win = "30d"
 		}
-		key = "uptime/" + win + "/" + name
+		if i = badgeIndex[win]; i == 0 {
+			http.Error(w, "window must be one of 24h, 7d, 30d, 90d", http.StatusBadRequest)
+			return
+		}
 	default:
 		http.Error(w, "type must be status or uptime", http.StatusBadRequest)
 		return
 	}
-	d := sn.badges[key]
-	if d == nil {
-		http.Error(w, "window must be one of 24h, 7d, 30d, 90d", http.StatusBadRequest)
-		return
-	}
-	d.serve(w, r)
+	sn.badges[name].docs[i].serve(w, r)
 }
 
 // checkPage serves /checks/{name}, rendered once per snapshot generation.
@@ -285,11 +267,7 @@ func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
 	s.pagesMu.Lock()
 	e := s.pages[name]
 	if e == nil || e.gen != sn.gen {
-		var prev *doc
-		if e != nil {
-			prev = e.d
-		}
-		e = &pageEntry{gen: sn.gen, d: s.renderCheck(r.Context(), sn.v, c, prev)}
+		e = s.renderCheck(r.Context(), sn, c, e)
 		s.pages[name] = e
 	}
 	d := e.d
@@ -339,7 +317,11 @@ func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
 	d.serve(w, r)
 }
 
-func (s *Server) renderCheck(ctx context.Context, v *view, c *checkView, prev *doc) *doc {
+// renderCheck renders the check page of c for snapshot sn; old is the
+// page's previous entry, whose main part is reused if c, the minute and
+// the regions are the same.
+func (s *Server) renderCheck(ctx context.Context, sn *snapshot, c *checkView, old *pageEntry) *pageEntry {
+	v := sn.v
 	pd := s.pageData(v, c)
 	to := v.At.Truncate(time.Minute).Add(time.Minute)
 	from := to.Add(-24 * time.Hour)
@@ -355,8 +337,49 @@ func (s *Server) renderCheck(ctx context.Context, v *view, c *checkView, prev *d
 		names = append(names, r)
 	}
 	slices.Sort(names)
+	e := &pageEntry{gen: sn.gen, cv: c, to: to, regions: names}
+	var prev *doc
+	if old != nil {
+		prev = old.d
+		if old.cv == c && old.to.Equal(to) && slices.Equal(old.regions, names) {
+			e.main = old.main
+		}
+	}
+	for _, iv := range v.Incidents {
+		if iv.affects(c.Name) && len(pd.Incidents) < 20 {
+			pd.Incidents = append(pd.Incidents, iv)
+		}
+	}
+	var buf bytes.Buffer
+	err := tmplCheck.ExecuteTemplate(&buf, "check-top", pd)
+	if err == nil && e.main == nil {
+		s.checkHistory(ctx, pd, names, from, to)
+		start := buf.Len()
+		if err = tmplCheck.ExecuteTemplate(&buf, "check-main", pd); err == nil {
+			e.main = bytes.Clone(buf.Bytes()[start:])
+		}
+	} else if err == nil {
+		buf.Write(e.main)
+	}
+	if err == nil {
+		err = tmplCheck.ExecuteTemplate(&buf, "check-bottom", pd)
+	}
+	if err != nil {
+		s.opts.Logger.Error("statuspage: render check page", "check", c.Name, "err", err)
+		buf.Reset()
+		buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
+		e.main = nil
+	}
+	e.d = newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), v.At, prev)
+	return e
+}
+
+// checkHistory reads what a check page shows of the last 24 hours and 30
+// days.
+func (s *Server) checkHistory(ctx context.Context, pd *pageData, regions []string, from, to time.Time) {
+	c, v := pd.C, pd.V
 	if s.opts.History != nil {
-		for _, reg := range names {
+		for _, reg := range regions {
 			ms, err := s.opts.History.MinuteStats(ctx, c.Name, reg, from, to)
 			if err != nil {
 				s.opts.Logger.Warn("statuspage: minute stats", "check", c.Name, "region", reg, "err", err)
@@ -391,18 +414,6 @@ func (s *Server) renderCheck(ctx context.Context, v *view, c *checkView, prev *d
 		}
 	}
 	pd.Chart = latencyChart(pd.Series, from, to)
-	for _, iv := range v.Incidents {
-		if iv.affects(c.Name) && len(pd.Incidents) < 20 {
-			pd.Incidents = append(pd.Incidents, iv)
-		}
-	}
-	var buf bytes.Buffer
-	if err := tmplCheck.ExecuteTemplate(&buf, "check.html", pd); err != nil {
-		s.opts.Logger.Error("statuspage: render check page", "check", c.Name, "err", err)
-		buf.Reset()
-		buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
-	}
-	return newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), v.At, prev)
 }
 
 func fmtDur(d time.Duration) string {
@@ -445,7 +456,15 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request) {
 	d.serve(w, r)
 }
 
+// pageEntry is a check or incident page as rendered for a snapshot
+// generation; a check page's also keeps its main part (the check, its
+// chart and tables) with what it shows: the check's view, the minute and
+// the regions.
 type pageEntry struct {
-	gen uint64
-	d   *doc
+	gen     uint64
+	d       *doc
+	cv      *checkView
+	to      time.Time
+	regions []string
+	main    []byte
 }

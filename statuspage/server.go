@@ -92,8 +92,9 @@ type Server struct {
 	dirty   atomic.Bool
 	running atomic.Bool
 	kick    chan struct{}
-	buildMu sync.Mutex // one render at a time
-	gen     uint64     // guarded by buildMu
+	buildMu sync.Mutex  // one render at a time
+	gen     uint64      // guarded by buildMu
+	rc      renderCache // guarded by buildMu
 
 	pagesMu sync.Mutex
 	pages   map[string]*pageEntry // check pages, rendered once per generation

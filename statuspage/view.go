@@ -223,6 +223,7 @@ type view struct {
 	Past        []*incidentView
 	Incidents   []*incidentView // all, newest first
 	Maint       []maintView     // active and upcoming
+	pid         string          // pageID
 }
 
 var uptimeWindows = []struct {
@@ -240,10 +241,11 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 		st = &Status{}
 	}
 	p := *s.page.Load()
-	v := &view{At: now, Page: p, Title: p.Title, Status: st, byName: map[string]*checkView{}, incByID: map[string]*incidentView{}}
+	v := &view{At: now, Page: p, Title: p.Title, Status: st, byName: make(map[string]*checkView, len(st.Checks)), incByID: map[string]*incidentView{}}
 	if v.Title == "" {
 		v.Title = "Status"
 	}
+	v.pid = v.pageID()
 
 	// staleness: can this node see a quorum of regions?
 	q := st.Cluster.Quorum
@@ -304,34 +306,14 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 		labels[pc.Name] = pc.label()
 	}
 
+	s.rc.init()
+	byCheck := incidentsByCheck(incs)
 	groups := map[string]*groupView{}
-	var states []string
+	states := make([]string, 0, len(order))
+	v.Checks = make([]*checkView, 0, len(order))
 	for i, pc := range order {
-		cv := &checkView{Name: pc.Name, Label: pc.label(), Description: pc.Description, Group: pc.Group, Position: i + 1}
-		if cs := statusByName[pc.Name]; cs != nil {
-			cv.State = displayState(cs)
-			cv.Since = cs.Since
-			cv.IncidentID = cs.IncidentID
-			if cv.Group == "" {
-				cv.Group = cs.Group
-			}
-			names := make([]string, 0, len(cs.Regions))
-			for r := range cs.Regions {
-				names = append(names, r)
-			}
-			sort.Strings(names)
-			for _, r := range names {
-				rv := cs.Regions[r]
-				ri, ok := st.Cluster.Regions[r]
-				cv.Regions = append(cv.Regions, regionView{Name: r, Vote: rv.Vote, VoteText: voteText(rv.Vote),
-					LatencyMS: rv.LatencyMS, CheckedAt: rv.CheckedAt, Error: rv.Error, Eligible: !ok || ri.Eligible})
-			}
-		} else {
-			cv.State = stUnknown
-		}
-		cv.StateText = stateText[cv.State]
+		cv := s.checkViewOf(ctx, pc, i+1, statusByName[pc.Name], st.Cluster.Regions, byCheck[pc.Name], now)
 		states = append(states, cv.State)
-		s.fillHistory(ctx, cv, incs, now)
 		v.Checks = append(v.Checks, cv)
 		v.byName[cv.Name] = cv
 		g := groups[cv.Group]
@@ -460,39 +442,6 @@ func groupID(name string) string {
 		}
 	}
 	return b.String()
-}
-
-// fillHistory adds the uptime numbers and the 90-day bar.
-func (s *Server) fillHistory(ctx context.Context, cv *checkView, incs []store.Incident, now time.Time) {
-	uptimes, days := s.historyOf(ctx, cv.Name, now)
-	for i, w := range uptimeWindows {
-		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: uptimes[i], Text: pct(uptimes[i])})
-	}
-	if len(days) != barDays {
-		days = make([]store.DayStat, barDays)
-		today := now.Truncate(24 * time.Hour)
-		for i := range days {
-			days[i] = store.DayStat{Day: today.AddDate(0, 0, i-barDays+1), Aggregate: store.Aggregate{Uptime: store.NoData}}
-		}
-	}
-	for _, d := range days {
-		dv := dayView{Date: d.Day.UTC().Format("2006-01-02"), Class: dayClass(d.Uptime), Text: "no data"}
-		if d.Count > 0 {
-			dv.Text = pct(d.Uptime) + " uptime"
-		}
-		end := d.Day.Add(24 * time.Hour)
-		for _, inc := range incs {
-			if (inc.Check != cv.Name && !slices.Contains(inc.Components, cv.Name)) || !inc.StartedAt.Before(end) {
-				continue
-			}
-			if inc.ResolvedAt != nil && inc.ResolvedAt.Before(d.Day) {
-				continue
-			}
-			dv.Incidents = append(dv.Incidents, inc.Title)
-		}
-		slices.Reverse(dv.Incidents)
-		cv.Days = append(cv.Days, dv)
-	}
 }
 
 // histEntry is one check's uptime numbers and daily bar as last read:

@@ -1,0 +1,485 @@
+package statuspage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vantage-dev/vantage/store"
+)
+
+// Renders are incremental: a check's view, its row of the index page, its
+// summary.json component and its badges are kept from one render to the
+// next and reused while the check's inputs stay the same (its state, since,
+// incident id, region votes and their eligibility, uptime numbers, daily
+// bar and the incidents on it, its page config and position). A render
+// after one check changed re-executes that check's row, re-encodes its
+// component and recompresses the chunks of the documents they are in
+// (assemble.go); the rest is assembling. The output is byte for byte what
+// a full render of the same inputs gives (TestIncrementalRenderEqualsFull).
+
+// renderCache is what the last render kept. Guarded by Server.buildMu.
+type renderCache struct {
+	checks  map[string]*checkEntry // by check name
+	rows    map[string]*rowEntry
+	comps   map[string]*compEntry
+	badges  map[string]*badgeSet
+	groups  map[string]*groupEntry // by group name
+	index   assembler
+	summary assembler
+	ids     uint64 // the last fragment id given out
+
+	emptyDay time.Time // the day emptyBar is of
+	emptyBar []store.DayStat
+
+	// scratch, reused across checks
+	cv    checkView
+	names []string
+}
+
+func (rc *renderCache) init() {
+	if rc.checks == nil {
+		rc.checks = map[string]*checkEntry{}
+		rc.rows = map[string]*rowEntry{}
+		rc.comps = map[string]*compEntry{}
+		rc.badges = map[string]*badgeSet{}
+		rc.groups = map[string]*groupEntry{}
+	}
+}
+
+// prune forgets the checks no longer shown.
+func (rc *renderCache) prune(v *view) {
+	if len(rc.checks) > len(v.Checks) {
+		for name := range rc.checks {
+			if v.byName[name] == nil {
+				delete(rc.checks, name)
+				delete(rc.rows, name)
+				delete(rc.comps, name)
+				delete(rc.badges, name)
+			}
+		}
+	}
+	if len(rc.groups) > len(v.Groups) {
+		shown := make(map[string]bool, len(v.Groups))
+		for _, g := range v.Groups {
+			shown[g.Name] = true
+		}
+		for name := range rc.groups {
+			if !shown[name] {
+				delete(rc.groups, name)
+			}
+		}
+	}
+}
+
+// groupEntry is a group's header on the index page and its component in
+// summary.json, as last rendered.
+type groupEntry struct {
+	state  string
+	openID uint64
+	open   []byte
+	comp   spComponent
+	compID uint64
+	compB  []byte // after ",\n    "
+}
+
+func (rc *renderCache) group(name string) *groupEntry {
+	e := rc.groups[name]
+	if e == nil {
+		e = &groupEntry{}
+		rc.groups[name] = e
+	}
+	return e
+}
+
+// sameComponent compares two group components.
+func sameComponent(a, b spComponent) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Status == b.Status && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.UpdatedAt.Equal(b.UpdatedAt) && a.Position == b.Position && a.PageID == b.PageID && slices.Equal(a.Components, b.Components)
+}
+
+// dropRenderCache makes the next render a full one.
+func (s *Server) dropRenderCache() {
+	s.buildMu.Lock()
+	s.rc = renderCache{}
+	s.buildMu.Unlock()
+}
+
+// checkEntry is a check's view and what it was built from.
+type checkEntry struct {
+	cv      *checkView
+	uptimes []float64
+	days    []store.DayStat // as read; never modified
+	incs    []incKey
+}
+
+// incKey is what the daily bar shows of an incident.
+type incKey struct {
+	title      string
+	started    time.Time
+	resolved   time.Time
+	isResolved bool
+}
+
+func incKeys(incs []*store.Incident) []incKey {
+	out := make([]incKey, len(incs))
+	for i, inc := range incs {
+		out[i] = incKey{title: inc.Title, started: inc.StartedAt}
+		if inc.ResolvedAt != nil {
+			out[i].resolved, out[i].isResolved = *inc.ResolvedAt, true
+		}
+	}
+	return out
+}
+
+// incidentsByCheck lists, per check, the incidents on its bar (its own and
+// the manual ones naming it), in incs' order.
+func incidentsByCheck(incs []store.Incident) map[string][]*store.Incident {
+	m := map[string][]*store.Incident{}
+	for i := range incs {
+		inc := &incs[i]
+		m[inc.Check] = append(m[inc.Check], inc)
+		for _, c := range inc.Components {
+			if l := m[c]; len(l) > 0 && l[len(l)-1] == inc {
+				continue
+			}
+			m[c] = append(m[c], inc)
+		}
+	}
+	return m
+}
+
+// checkViewOf returns the view of one check: the previous render's when
+// its inputs are the same, else a new one.
+func (s *Server) checkViewOf(ctx context.Context, pc PageCheck, pos int, cs *CheckStatus, regions map[string]RegionInfo,
+	incs []*store.Incident, now time.Time) *checkView {
+	rc := &s.rc
+	c := &rc.cv
+	*c = checkView{Name: pc.Name, Label: pc.label(), Description: pc.Description, Group: pc.Group, Position: pos, Regions: c.Regions[:0]}
+	if cs != nil {
+		c.State = displayState(cs)
+		c.Since = cs.Since
+		c.IncidentID = cs.IncidentID
+		if c.Group == "" {
+			c.Group = cs.Group
+		}
+		names := rc.names[:0]
+		for r := range cs.Regions {
+			names = append(names, r)
+		}
+		slices.Sort(names)
+		rc.names = names
+		for _, r := range names {
+			rv := cs.Regions[r]
+			ri, ok := regions[r]
+			c.Regions = append(c.Regions, regionView{Name: r, Vote: rv.Vote, VoteText: voteText(rv.Vote),
+				LatencyMS: rv.LatencyMS, CheckedAt: rv.CheckedAt, Error: rv.Error, Eligible: !ok || ri.Eligible})
+		}
+	} else {
+		c.State = stUnknown
+	}
+	c.StateText = stateText[c.State]
+	uptimes, days := s.historyOf(ctx, c.Name, now)
+	if len(days) != barDays {
+		days = rc.noData(now)
+	}
+	if e := rc.checks[c.Name]; e != nil && e.same(c, uptimes, days, incs) {
+		return e.cv
+	}
+	cv := new(checkView)
+	*cv = *c
+	cv.Regions = nil
+	if len(c.Regions) > 0 {
+		cv.Regions = slices.Clone(c.Regions)
+	}
+	fillHistory(cv, uptimes, days, incs)
+	rc.checks[c.Name] = &checkEntry{cv: cv, uptimes: slices.Clone(uptimes), days: days, incs: incKeys(incs)}
+	return cv
+}
+
+// noData is the bar of a check without history: 90 days without data,
+// the same slice all day.
+func (rc *renderCache) noData(now time.Time) []store.DayStat {
+	today := now.Truncate(24 * time.Hour)
+	if rc.emptyBar == nil || !rc.emptyDay.Equal(today) {
+		days := make([]store.DayStat, barDays)
+		for i := range days {
+			days[i] = store.DayStat{Day: today.AddDate(0, 0, i-barDays+1), Aggregate: store.Aggregate{Uptime: store.NoData}}
+		}
+		rc.emptyDay, rc.emptyBar = today, days
+	}
+	return rc.emptyBar
+}
+
+// same reports whether the entry's view is that of c (whose uptime numbers
+// and bar are not filled in yet) with these uptime numbers, days and
+// incidents.
+func (e *checkEntry) same(c *checkView, uptimes []float64, days []store.DayStat, incs []*store.Incident) bool {
+	o := e.cv
+	if o.Name != c.Name || o.Label != c.Label || o.Description != c.Description || o.Group != c.Group ||
+		o.State != c.State || o.StateText != c.StateText || !o.Since.Equal(c.Since) || o.IncidentID != c.IncidentID ||
+		o.Position != c.Position || len(o.Regions) != len(c.Regions) {
+		return false
+	}
+	for i, a := range o.Regions {
+		b := c.Regions[i]
+		if a.Name != b.Name || a.Vote != b.Vote || a.VoteText != b.VoteText || a.LatencyMS != b.LatencyMS ||
+			!a.CheckedAt.Equal(b.CheckedAt) || a.Error != b.Error || a.Eligible != b.Eligible {
+			return false
+		}
+	}
+	if !slices.Equal(e.uptimes, uptimes) || !sameDays(e.days, days) || len(e.incs) != len(incs) {
+		return false
+	}
+	for i, k := range e.incs {
+		inc := incs[i]
+		if k.title != inc.Title || !k.started.Equal(inc.StartedAt) || k.isResolved != (inc.ResolvedAt != nil) ||
+			k.isResolved && !k.resolved.Equal(*inc.ResolvedAt) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameDays compares what the bar shows of two lists of days.
+func sameDays(a, b []store.DayStat) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		if !a[i].Day.Equal(b[i].Day) || a[i].Count != b[i].Count || a[i].Uptime != b[i].Uptime {
+			return false
+		}
+	}
+	return true
+}
+
+// fillHistory adds the uptime numbers and the 90-day bar; incs are the
+// incidents of the check.
+func fillHistory(cv *checkView, uptimes []float64, days []store.DayStat, incs []*store.Incident) {
+	for i, w := range uptimeWindows {
+		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: uptimes[i], Text: pct(uptimes[i])})
+	}
+	cv.Days = make([]dayView, 0, len(days))
+	for _, d := range days {
+		dv := dayView{Date: d.Day.UTC().Format("2006-01-02"), Class: dayClass(d.Uptime), Text: "no data"}
+		if d.Count > 0 {
+			dv.Text = pct(d.Uptime) + " uptime"
+		}
+		end := d.Day.Add(24 * time.Hour)
+		for _, inc := range incs {
+			if !inc.StartedAt.Before(end) {
+				continue
+			}
+			if inc.ResolvedAt != nil && inc.ResolvedAt.Before(d.Day) {
+				continue
+			}
+			dv.Incidents = append(dv.Incidents, inc.Title)
+		}
+		slices.Reverse(dv.Incidents)
+		cv.Days = append(cv.Days, dv)
+	}
+}
+
+// rowEntry is a check's row of the index page.
+type rowEntry struct {
+	cv   *checkView
+	id   uint64
+	html []byte
+}
+
+// compEntry is a check's component in summary.json, indented as there and
+// preceded by ",\n    ".
+type compEntry struct {
+	cv     *checkView
+	pos    int
+	pageID string
+	id     uint64
+	b      []byte
+}
+
+// badgeSet is a check's badges: status, then uptime per window.
+type badgeSet struct {
+	state string
+	up    [4]float64
+	cc    string
+	docs  [5]*doc
+}
+
+// badgeIndex maps a window to its badge in a badgeSet.
+var badgeIndex = map[string]int{"24h": 1, "7d": 2, "30d": 3, "90d": 4}
+
+// badgesOf returns c's badges, the previous render's if they show the same.
+func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
+	var up [4]float64
+	for i, u := range c.Uptime {
+		up[i] = u.Value
+	}
+	old := s.rc.badges[c.Name]
+	if old != nil && old.state == c.State && old.up == up && old.cc == cc {
+		return old
+	}
+	b := &badgeSet{state: c.State, up: up, cc: cc}
+	prev := func(i int) *doc {
+		if old == nil {
+			return nil
+		}
+		return old.docs[i]
+	}
+	b.docs[0] = newDoc(badge(c.Name, strings.ToLower(c.StateText), badgeColour[c.State]), "image/svg+xml", cc, at, prev(0))
+	for i, u := range c.Uptime {
+		b.docs[i+1] = newDoc(badge(c.Name+" "+u.Window, u.Text, uptimeColour(u.Value)), "image/svg+xml", cc, at, prev(i+1))
+	}
+	s.rc.badges[c.Name] = b
+	return b
+}
+
+// indexParts executes the index page in parts, reusing the rows of the
+// unchanged checks.
+func (s *Server) indexParts(pd *pageData) (parts []part, err error) {
+	rc := &s.rc
+	var buf bytes.Buffer
+	exec := func(name string, data any) []byte {
+		if err != nil {
+			return nil
+		}
+		buf.Reset()
+		if err = tmplIndex.ExecuteTemplate(&buf, name, data); err != nil {
+			return nil
+		}
+		return bytes.Clone(buf.Bytes())
+	}
+	v := pd.V
+	add := func(b []byte, e *rowEntry) {
+		p := part{b: b}
+		if e != nil {
+			p.id = e.id
+		}
+		parts = append(parts, p)
+	}
+	add(exec("index-top", pd), nil)
+	closing := exec("group-close", nil)
+	for _, g := range v.Groups {
+		ge := rc.group(g.Name)
+		if ge.open == nil || ge.state != g.State {
+			rc.ids++
+			ge.state, ge.openID, ge.open = g.State, rc.ids, exec("group-open", g)
+		}
+		parts = append(parts, part{id: ge.openID, b: ge.open})
+		for _, c := range g.Checks {
+			e := rc.rows[c.Name]
+			if e == nil || e.cv != c {
+				rc.ids++
+				e = &rowEntry{cv: c, id: rc.ids, html: exec("check-row", c)}
+				rc.rows[c.Name] = e
+			}
+			add(e.html, e)
+		}
+		add(closing, nil)
+	}
+	add(exec("index-bottom", pd), nil)
+	return parts, err
+}
+
+// indexDoc renders the index page.
+func (s *Server) indexDoc(pd *pageData, cc string, prev *doc) *doc {
+	const ctype = "text/html; charset=utf-8"
+	parts, err := s.indexParts(pd)
+	if err != nil {
+		s.opts.Logger.Error("statuspage: render index", "err", err)
+		clear(s.rc.rows)
+		return newDoc([]byte("<!doctype html><title>Status</title><p>The status page could not be rendered.</p>"), ctype, cc, pd.V.At, prev)
+	}
+	a := s.rc.index.assemble(parts)
+	if prev != nil && prev.sum == a.sum && prev.ctype[0] == ctype && prev.cache[0] == cc {
+		return prev
+	}
+	return makeDoc(a, ctype, cc, pd.V.At)
+}
+
+// summaryDoc renders summary.json: the document without components, into
+// which the components are spliced, those of unchanged checks as they
+// were encoded before.
+func (s *Server) summaryDoc(v *view, created time.Time, cc string, prev *doc) *doc {
+	const ctype = "application/json"
+	sum := v.summaryOf(created, []spComponent{})
+	b := mustJSON(sum)
+	marker := []byte("\n  \"components\": [")
+	i := bytes.Index(b, append(marker, ']'))
+	if i < 0 { // cannot happen: encoding/json writes an empty slice so
+		return newDoc(mustJSON(v.summary(created)), ctype, cc, v.At, prev)
+	}
+	head, tail := b[:i+len(marker)], b[i+len(marker):]
+
+	rc := &s.rc
+	parts := []part{{b: head}}
+	first := true
+	add := func(id uint64, b []byte) {
+		// b starts with ",\n    "; the first component has no comma
+		if first {
+			parts = append(parts, part{b: b[1:]})
+			first = false
+			return
+		}
+		parts = append(parts, part{id: id, b: b})
+	}
+	pageID := v.pageID()
+	check := func(c *checkView, pos int) {
+		e := rc.comps[c.Name]
+		if e == nil || e.cv != c || e.pos != pos || e.pageID != pageID {
+			comp := v.checkComponent(c, created)
+			comp.Position = pos
+			rc.ids++
+			e = &compEntry{cv: c, pos: pos, pageID: pageID, id: rc.ids, b: indentComponent(comp)}
+			rc.comps[c.Name] = e
+		}
+		add(e.id, e.b)
+	}
+	pos := 0
+	for _, g := range v.Groups {
+		if g.Name == "" {
+			for _, c := range g.Checks {
+				pos++
+				check(c, pos)
+			}
+			continue
+		}
+		pos++
+		gc := v.groupComponent(g, created, pos)
+		ge := rc.group(g.Name)
+		if ge.compB == nil || !sameComponent(ge.comp, gc) {
+			rc.ids++
+			ge.comp, ge.compID, ge.compB = gc, rc.ids, indentComponent(gc)
+		}
+		add(ge.compID, ge.compB)
+		for _, c := range g.Checks {
+			pos++
+			check(c, pos)
+		}
+	}
+	parts = append(parts, part{b: append([]byte("\n  "), tail...)})
+	if first { // no components: the document as encoded
+		parts = []part{{b: b}}
+	}
+	a := rc.summary.assemble(parts)
+	if prev != nil && prev.sum == a.sum && prev.ctype[0] == ctype && prev.cache[0] == cc {
+		return prev
+	}
+	return makeDoc(a, ctype, cc, v.At)
+}
+
+// indentComponent encodes a component as an element of summary.json's
+// components, after ",\n    ".
+func indentComponent(c spComponent) []byte {
+	b, err := json.MarshalIndent(c, "    ", "  ")
+	if err != nil {
+		panic(err) // a fixed, marshalable type
+	}
+	return append([]byte(",\n    "), b...)
+}
