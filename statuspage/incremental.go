@@ -231,7 +231,7 @@ func (e *checkEntry) same(c *checkView, uptimes []float64, days []store.DayStat,
 			return false
 		}
 	}
-	if !slices.Equal(e.uptimes, uptimes) || !sameDays(e.days, days) || len(e.incs) != len(incs) {
+	if !e.sameUptimes(uptimes) || !e.sameDays(days) || len(e.incs) != len(incs) {
 		return false
 	}
 	for i, k := range e.incs {
@@ -244,20 +244,56 @@ func (e *checkEntry) same(c *checkView, uptimes []float64, days []store.DayStat,
 	return true
 }
 
-// sameDays compares what the bar shows of two lists of days.
-func sameDays(a, b []store.DayStat) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
+// sameUptimes reports whether the uptime numbers show as the view's do
+// (the text, and the badge's colour); if so, they are kept for the next
+// comparison.
+func (e *checkEntry) sameUptimes(uptimes []float64) bool {
+	if slices.Equal(e.uptimes, uptimes) {
 		return true
 	}
-	for i := range a {
-		if !a[i].Day.Equal(b[i].Day) || a[i].Count != b[i].Count || a[i].Uptime != b[i].Uptime {
+	if len(uptimes) != len(e.cv.Uptime) {
+		return false
+	}
+	for i, u := range uptimes {
+		if o := e.cv.Uptime[i]; u != o.Value && (pct(u) != o.Text || uptimeColour(u) != uptimeColour(o.Value)) {
 			return false
 		}
 	}
+	e.uptimes = slices.Clone(uptimes)
 	return true
+}
+
+// sameDays reports whether days show as the view's bar does; if so, they
+// are kept for the next comparison.
+func (e *checkEntry) sameDays(days []store.DayStat) bool {
+	a := e.days
+	if len(a) != len(days) || len(e.cv.Days) != len(days) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &days[0] {
+		return true
+	}
+	for i, d := range days {
+		if !a[i].Day.Equal(d.Day) {
+			return false
+		}
+		if a[i].Count == d.Count && a[i].Uptime == d.Uptime {
+			continue
+		}
+		if dv := e.cv.Days[i]; dv.Class != dayClass(d.Uptime) || dv.Text != dayText(d) {
+			return false
+		}
+	}
+	e.days = days
+	return true
+}
+
+// dayText is a day of the bar in words.
+func dayText(d store.DayStat) string {
+	if d.Count > 0 {
+		return pct(d.Uptime) + " uptime"
+	}
+	return "no data"
 }
 
 // fillHistory adds the uptime numbers and the 90-day bar; incs are the
@@ -268,10 +304,7 @@ func fillHistory(cv *checkView, uptimes []float64, days []store.DayStat, incs []
 	}
 	cv.Days = make([]dayView, 0, len(days))
 	for _, d := range days {
-		dv := dayView{Date: d.Day.UTC().Format("2006-01-02"), Class: dayClass(d.Uptime), Text: "no data"}
-		if d.Count > 0 {
-			dv.Text = pct(d.Uptime) + " uptime"
-		}
+		dv := dayView{Date: d.Day.UTC().Format("2006-01-02"), Class: dayClass(d.Uptime), Text: dayText(d)}
 		end := d.Day.Add(24 * time.Hour)
 		for _, inc := range incs {
 			if !inc.StartedAt.Before(end) {
@@ -304,10 +337,11 @@ type compEntry struct {
 	b      []byte
 }
 
-// badgeSet is a check's badges: status, then uptime per window.
+// badgeSet is a check's badges: status, then uptime per window, with what
+// they show.
 type badgeSet struct {
 	state string
-	up    [4]float64
+	up    [4]string // text and colour
 	cc    string
 	docs  [5]*doc
 }
@@ -317,9 +351,9 @@ var badgeIndex = map[string]int{"24h": 1, "7d": 2, "30d": 3, "90d": 4}
 
 // badgesOf returns c's badges, the previous render's if they show the same.
 func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
-	var up [4]float64
+	var up [4]string
 	for i, u := range c.Uptime {
-		up[i] = u.Value
+		up[i] = u.Text + " " + uptimeColour(u.Value)
 	}
 	old := s.rc.badges[c.Name]
 	if old != nil && old.state == c.State && old.up == up && old.cc == cc {

@@ -21,6 +21,8 @@ import (
 type memHistory struct {
 	mu     sync.Mutex
 	uptime map[string]float64 // by check; default 0.9995
+	today  map[string]int64   // by check: results today beyond 1440, all ok
+	fails  map[string]int64   // by check: failures today beyond those
 	incs   []store.Incident
 	reads  atomic.Int64
 }
@@ -30,12 +32,19 @@ func (h *memHistory) DailyUptime(_ context.Context, check string, days int, now 
 	f := fnv.New32a()
 	f.Write([]byte(check))
 	seed := int(f.Sum32() % 7)
+	h.mu.Lock()
+	extra, extraFails := h.today[check], h.fails[check]
+	h.mu.Unlock()
 	out := make([]store.DayStat, days)
 	today := now.UTC().Truncate(24 * time.Hour)
 	for i := range out {
-		fails := int64((i + seed) % 5)
-		out[i] = store.DayStat{Day: today.AddDate(0, 0, i-days+1), Aggregate: store.Aggregate{Count: 1440, Failures: fails,
-			Uptime: float64(1440-fails) / 1440, AvgLatency: 40 * time.Millisecond, MaxLatency: 90 * time.Millisecond,
+		fails, n := int64((i+seed)%5), int64(1440)
+		if i == days-1 {
+			n += extra
+			fails += extraFails
+		}
+		out[i] = store.DayStat{Day: today.AddDate(0, 0, i-days+1), Aggregate: store.Aggregate{Count: n, Failures: fails,
+			Uptime: float64(n-fails) / float64(n), AvgLatency: 40 * time.Millisecond, MaxLatency: 90 * time.Millisecond,
 			P95Latency: 70 * time.Millisecond}}
 	}
 	return out, nil
@@ -109,7 +118,7 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 	chunkTarget = 8 << 10 // several chunks for the index and summary.json
 
 	st, p := manyChecks(30)
-	hist := &memHistory{uptime: map[string]float64{}}
+	hist := &memHistory{uptime: map[string]float64{}, today: map[string]int64{}, fails: map[string]int64{}}
 	var now atomic.Pointer[time.Time]
 	setNow := func(t time.Time) { now.Store(&t) }
 	setNow(testNow)
@@ -239,6 +248,12 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 	hist.incs[0].Title = "check 3 is failing"
 	hist.mu.Unlock()
 	step("an incident's title")
+	hist.mu.Lock()
+	hist.uptime["check-00011"] = 0.99951 // 99.95% as before
+	hist.today["check-00012"] = 1        // the same text for today
+	hist.fails["check-00013"] = 100      // another text for today
+	hist.mu.Unlock()
+	step("numbers that show the same, or not")
 	setNow(testNow.Add(25 * time.Hour))
 	step("the next day")
 	st = withCheck(st, 0, func(c *CheckStatus) { c.State = "maintenance" })
@@ -272,8 +287,9 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 func TestIncrementalRenderReusesFragments(t *testing.T) {
 	st, p := manyChecks(30)
 	src := &fakeSource{ready: true, st: st}
-	hist := &memHistory{}
-	s := New(Options{Source: src, History: hist, Page: p, Now: func() time.Time { return testNow }, HistoryTTL: time.Minute})
+	hist := &memHistory{uptime: map[string]float64{}, today: map[string]int64{}}
+	now := testNow
+	s := New(Options{Source: src, History: hist, Page: p, Now: func() time.Time { return now }, HistoryTTL: time.Minute})
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	ctx := context.Background()
@@ -313,6 +329,24 @@ func TestIncrementalRenderReusesFragments(t *testing.T) {
 	}
 	if n := hist.reads.Load() - reads; n != 4 { // 24 h per region, 30 days
 		t.Fatalf("the page of the changed check read the history %d times, want 4", n)
+	}
+
+	// History read again (past HistoryTTL): numbers that show as before
+	// keep the views
+	hist.mu.Lock()
+	for i := range 30 {
+		hist.uptime[fmt.Sprintf("check-%05d", i)] = 0.99951
+		hist.today[fmt.Sprintf("check-%05d", i)] = 1
+	}
+	hist.uptime["check-00007"] = 0.99
+	hist.mu.Unlock()
+	now = testNow.Add(2 * time.Minute)
+	s.RefreshNow(ctx)
+	c := s.snap.Load()
+	for _, v := range b.v.Checks {
+		if same := c.v.byName[v.Name] == v; same != (v.Name != "check-00007") {
+			t.Errorf("%s: view reused %v after the history was read again", v.Name, same)
+		}
 	}
 }
 
