@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"time"
 )
@@ -48,4 +49,30 @@ func (c *Config) InMaintenance(check string, t time.Time) bool {
 // Contains reports whether t lies in the window [Start, End).
 func (w Maintenance) Contains(t time.Time) bool {
 	return !t.Before(w.Start) && t.Before(w.End)
+}
+
+// Same reports whether two definitions of a check are the same, ignoring
+// where they stand in the file.
+func (c *Check) Same(o *Check) bool { return sameCheck(*c, *o, false) }
+
+// SameProbe reports whether two definitions of a check probe the same way:
+// the probe and its thresholds, everything its results depend on, not its
+// presentation or routing.
+func (c *Check) SameProbe(o *Check) bool { return sameCheck(*c, *o, true) }
+
+func sameCheck(a, b Check, probeOnly bool) bool {
+	norm := func(c Check) (Check, string) {
+		re := ""
+		if c.Expect.BodyRegex != nil {
+			re = c.Expect.BodyRegex.String()
+		}
+		c.Expect.BodyRegex, c.Line, c.Column = nil, 0, 0
+		if probeOnly {
+			c.Group, c.DisplayName, c.Description, c.Notify, c.Labels, c.Severity = "", "", "", nil, nil, ""
+		}
+		return c, re
+	}
+	na, ra := norm(a)
+	nb, rb := norm(b)
+	return ra == rb && reflect.DeepEqual(na, nb)
 }
