@@ -1,0 +1,433 @@
+// Package paging turns incidents into notifications, exactly once for the
+// cluster. Only the designated sender pages. Each notification passes
+// explicit stages, in the manner of Alertmanager's notify stages:
+//
+//	settle    a trigger waits Settle after its incident opened, so that
+//	          the cluster agrees on its id
+//	takeover  a node that has just become the sender waits Takeover for
+//	          the sent log and claims of incidents that began before
+//	hold      notifications of a flapping check are held (alerts.go)
+//	dedup     notifiers the cluster's sent log shows as delivered are
+//	          dropped
+//	claim     nothing is sent that an alive peer holds a live claim on;
+//	          otherwise this node gossips its claim
+//	enqueue   the notification is committed to the outbox; only then is
+//	          it marked sent here. When the outbox cannot take it the claim
+//	          is released and the next sweep tries again.
+//
+// Reminders, flapping notices and coverage alerts (alerts.go) take the
+// same stages from dedup on. The pager is fed the verdict's changes
+// (Apply) and sweeps once a second and after each change (Run).
+package paging
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/mesh"
+	"github.com/vantage-dev/vantage/notifier"
+	"github.com/vantage-dev/vantage/quorum"
+	"github.com/vantage-dev/vantage/verdict"
+)
+
+const (
+	// Settle is how long the designated sender waits after an incident
+	// opens before paging, so that the cluster agrees on its id.
+	Settle = time.Second
+	// Takeover is how long a node that becomes the sender waits for an
+	// earlier sender's sent log before paging what it finds unsent.
+	Takeover = 5 * time.Second
+	// enqueueTimeout bounds one outbox write.
+	enqueueTimeout = 10 * time.Second
+)
+
+// Outbox is where notifications go: the node's durable outbox.
+type Outbox interface {
+	Enqueue(ctx context.Context, e notifier.Event, notifiers ...string) error
+}
+
+// Checks is the verdict's read side.
+type Checks interface {
+	View() *verdict.View
+	Check(name string) (verdict.CheckView, bool)
+	State(name string) (state quorum.State, since time.Time, incident string, start time.Time, ok bool)
+	Params(c *config.Check) quorum.Params
+}
+
+// Options configure a Pager.
+type Options struct {
+	Self      string
+	Now       func() time.Time
+	Checks    Checks
+	Sent      *mesh.SentLog
+	Claims    *mesh.Claims
+	Incidents *mesh.Incidents
+	Outbox    Outbox
+	Logger    *slog.Logger
+}
+
+// page is the paging record of one incident on this node.
+type page struct {
+	check     string
+	trigger   notifier.Event
+	resolve   *notifier.Event
+	openedAt  time.Time
+	triggered bool // the trigger was queued here or found delivered
+	resolved  bool // the resolve was queued here or found delivered
+	doneAt    time.Time
+
+	// alerts.go's bookkeeping
+	fed      uint8          // changes fed to the check's flap damper
+	held     bool           // held while the check flaps
+	reminded map[string]int // notifier -> the last reminder produced
+}
+
+// Pager decides what this node sends.
+type Pager struct {
+	o   Options
+	log *slog.Logger
+
+	mu          sync.Mutex
+	cfg         *config.Config
+	byName      map[string]*config.Check
+	router      *notifier.Router
+	pages       map[string]*page // by incident id
+	senderSince time.Time
+	wasSender   bool
+	flaps       map[string]*flapState     // by check
+	coverage    map[string]*coverageState // by check, for checks unknown or alerted
+	kick        chan struct{}
+	sweeps      atomic.Uint64
+}
+
+// New returns a pager with no config; call SetConfig.
+func New(o Options) *Pager {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Pager{o: o, log: o.Logger, cfg: &config.Config{}, byName: map[string]*config.Check{},
+		router: notifier.NewRouter(nil), pages: map[string]*page{}, flaps: map[string]*flapState{},
+		coverage: map[string]*coverageState{}, kick: make(chan struct{}, 1)}
+}
+
+// SetConfig applies a config: routing, flapping and coverage settings.
+// Checks new to the pager start watched for coverage (they start unknown).
+func (p *Pager) SetConfig(cfg *config.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byName := make(map[string]*config.Check, len(cfg.Checks))
+	for i := range cfg.Checks {
+		c := &cfg.Checks[i]
+		byName[c.Name] = c
+		if p.byName[c.Name] == nil {
+			p.watchLocked(c.Name)
+		}
+	}
+	for name := range p.byName {
+		if byName[name] == nil {
+			delete(p.flaps, name)
+			delete(p.coverage, name)
+		}
+	}
+	p.cfg, p.byName, p.router = cfg, byName, notifier.NewRouter(cfg)
+}
+
+// Restore takes an incident that was open before a restart.
+func (p *Pager) Restore(check, id string, start time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.byName[check]
+	if c == nil {
+		return
+	}
+	p.pages[id] = &page{check: check, trigger: p.eventLocked(c, id, start, nil, nil), openedAt: start}
+}
+
+// Apply takes one of the verdict's changes.
+func (p *Pager) Apply(ch verdict.Change) {
+	p.mu.Lock()
+	c := p.byName[ch.Check]
+	if c == nil {
+		p.mu.Unlock()
+		return
+	}
+	if ch.Replaced != "" {
+		if pg, ok := p.pages[ch.Replaced]; ok {
+			delete(p.pages, ch.Replaced)
+			pg.trigger.IncidentID, pg.trigger.StartedAt = ch.IncidentID, ch.Start.UTC()
+			p.pages[ch.IncidentID] = pg
+		}
+	}
+	if ch.Opened {
+		p.pages[ch.IncidentID] = &page{check: ch.Check, openedAt: p.o.Now(),
+			trigger: p.eventLocked(c, ch.IncidentID, ch.Start, ch.View.Regions, nil)}
+	}
+	if ch.Resolved {
+		if pg, ok := p.pages[ch.IncidentID]; ok {
+			at := ch.At.UTC()
+			ev := p.eventLocked(c, ch.IncidentID, pg.trigger.StartedAt, ch.View.Regions, &at)
+			pg.resolve = &ev
+		}
+	}
+	if ch.To == quorum.StateUnknown || ch.From == quorum.StateUnknown {
+		p.watchLocked(ch.Check)
+	}
+	p.mu.Unlock()
+	if ch.Opened || ch.Resolved {
+		p.Kick()
+	}
+}
+
+// Removed closes the incidents of checks removed from the config: the
+// resolve of one whose trigger went out is sent under the running
+// routing. Call it before SetConfig with the new config.
+func (p *Pager) Removed(ctx context.Context, closed []verdict.Closed) {
+	now := p.o.Now()
+	view := p.o.Checks.View()
+	var jobs []job
+	p.mu.Lock()
+	for _, cl := range closed {
+		pg, ok := p.pages[cl.IncidentID]
+		delete(p.pages, cl.IncidentID)
+		if !ok || !pg.triggered || pg.resolve != nil || view.Sender != p.o.Self {
+			continue
+		}
+		at := now.UTC()
+		ev := p.eventLocked(cl.Check, cl.IncidentID, pg.trigger.StartedAt, nil, &at)
+		jobs = append(jobs, job{ev: ev, notifiers: p.notifiersLocked(cl.Check)})
+	}
+	p.mu.Unlock()
+	for _, j := range jobs {
+		p.deliver(ctx, j, view, now)
+	}
+}
+
+// Kick asks for a sweep now.
+func (p *Pager) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Sweeps counts the sweeps done, for tests to wait on.
+func (p *Pager) Sweeps() uint64 { return p.sweeps.Load() }
+
+// Run sweeps every second and on Kick until ctx ends.
+func (p *Pager) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.Sweep(ctx)
+	}
+}
+
+// job is one notification to send through the stages from dedup on.
+type job struct {
+	ev        notifier.Event
+	notifiers []string
+	// done marks the producer's record (under the pager's lock) once the
+	// notification is queued here or found delivered.
+	done func()
+}
+
+// Sweep runs the pager once.
+func (p *Pager) Sweep(ctx context.Context) {
+	defer p.sweeps.Add(1)
+	now := p.o.Now()
+	view := p.o.Checks.View()
+	isSender := view.Sender == p.o.Self
+	p.renewClaims(now)
+	p.mu.Lock()
+	if isSender && !p.wasSender {
+		p.senderSince = now
+		p.log.Info("this node is the designated sender")
+	}
+	p.wasSender = isSender
+	jobs := p.alertsLocked(now, isSender)
+	jobs = append(jobs, p.pageJobsLocked(now, isSender)...)
+	p.mu.Unlock()
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			return
+		}
+		p.deliver(ctx, j, view, now)
+	}
+}
+
+// pageJobsLocked produces the triggers and resolves due: settle, takeover
+// and hold.
+func (p *Pager) pageJobsLocked(now time.Time, isSender bool) []job {
+	var jobs []job
+	for id, pg := range p.pages {
+		c := p.byName[pg.check]
+		if c == nil {
+			delete(p.pages, id)
+			continue
+		}
+		if !pg.doneAt.IsZero() {
+			if now.Sub(pg.doneAt) > time.Hour {
+				delete(p.pages, id)
+			}
+			continue
+		}
+		if !isSender {
+			continue
+		}
+		// takeover: a node that just became the sender (the previous one
+		// died, or this one just joined or restarted) first waits for the
+		// sent log and claims of incidents that began before.
+		if now.Sub(p.senderSince) < Takeover && pg.trigger.StartedAt.Before(p.senderSince) {
+			continue
+		}
+		if pg.held {
+			continue // hold: the check is flapping
+		}
+		notifiers := p.notifiersLocked(c)
+		if !pg.triggered {
+			if now.Sub(pg.openedAt) < Settle {
+				continue // settle
+			}
+			ev := pg.trigger
+			if st, _, _, _, _ := p.o.Checks.State(pg.check); st == quorum.StateDown {
+				if cv, ok := p.o.Checks.Check(pg.check); ok {
+					ev.Regions = regionVotes(cv.Regions) // the fullest view
+				}
+			}
+			pg := pg
+			jobs = append(jobs, job{ev: ev, notifiers: notifiers, done: func() {
+				pg.triggered = true
+				if err := p.o.Incidents.MarkPaged(pg.check, pg.trigger.IncidentID); err != nil {
+					p.log.Warn("announce paged incident", "incident_id", pg.trigger.IncidentID, "err", err)
+				}
+			}})
+			continue // the resolve waits for the trigger
+		}
+		if pg.resolve != nil && !pg.resolved {
+			pg := pg
+			jobs = append(jobs, job{ev: *pg.resolve, notifiers: notifiers, done: func() { pg.resolved, pg.doneAt = true, p.o.Now() }})
+		}
+	}
+	slices.SortFunc(jobs, func(a, b job) int { return a.ev.StartedAt.Compare(b.ev.StartedAt) })
+	return jobs
+}
+
+// deliver runs one notification through dedup, claim and enqueue.
+func (p *Pager) deliver(ctx context.Context, j job, view *verdict.View, now time.Time) {
+	id, key := j.ev.IncidentID, j.ev.Key()
+	log := p.log.With("check", j.ev.Check, "incident_id", id, "action", key, "kind", j.ev.Kind)
+	// dedup
+	ns := p.o.Sent.Unsent(id, key, j.notifiers)
+	if len(ns) == 0 {
+		p.markDone(j)
+		return
+	}
+	// claim
+	if holder, held := p.o.Claims.Held(id, key, now, view.IsAlive); held {
+		log.Debug("claimed by a peer; not sending", "holder", holder)
+		return
+	}
+	if err := p.o.Claims.Claim(id, key, ns); err != nil {
+		log.Warn("gossip send claim", "err", err)
+	}
+	// enqueue
+	ectx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	err := p.o.Outbox.Enqueue(ectx, j.ev, ns...)
+	cancel()
+	if err != nil {
+		log.Error("queue notification; will retry", "notifiers", ns, "err", err)
+		if err := p.o.Claims.Release(id, key); err != nil {
+			log.Warn("release send claim", "err", err)
+		}
+		return
+	}
+	p.markDone(j)
+}
+
+func (p *Pager) markDone(j job) {
+	if j.done == nil {
+		return
+	}
+	p.mu.Lock()
+	j.done()
+	p.mu.Unlock()
+}
+
+// renewClaims renews this node's claims whose deliveries are still
+// pending and drops the finished ones.
+func (p *Pager) renewClaims(now time.Time) {
+	for _, c := range p.o.Claims.Own() {
+		if len(p.o.Sent.Unsent(c.Incident, c.Action, c.Notifiers)) == 0 {
+			p.o.Claims.Drop(c.Incident, c.Action)
+			continue
+		}
+		if now.Sub(c.At) >= mesh.ClaimRenew {
+			if err := p.o.Claims.Claim(c.Incident, c.Action, c.Notifiers); err != nil {
+				p.log.Warn("renew send claim", "incident_id", c.Incident, "err", err)
+			}
+		}
+	}
+}
+
+// notifiersLocked is the notifiers that get c's incidents: its notify list
+// and its routes, limited to the notifiers this node runs.
+func (p *Pager) notifiersLocked(c *config.Check) []string {
+	return p.runningLocked(p.router.Notifiers(c))
+}
+
+func (p *Pager) runningLocked(names []string) []string {
+	return slices.DeleteFunc(names, func(name string) bool { return p.cfg.NotifierByName(name) == nil })
+}
+
+// eventLocked describes an incident for the notifiers.
+func (p *Pager) eventLocked(c *config.Check, id string, start time.Time, regions map[string]verdict.RegionView, resolvedAt *time.Time) notifier.Event {
+	ev := notifier.Event{
+		Action: notifier.ActionTrigger, IncidentID: id, Check: c.Name, Target: c.TargetString(),
+		StartedAt: start.UTC(), Severity: c.Severity, StatusPageURL: p.cfg.StatusPage.URL, Group: c.Group,
+		Regions: regionVotes(regions),
+	}
+	if resolvedAt != nil {
+		ev.Action, ev.ResolvedAt = notifier.ActionResolve, resolvedAt
+	}
+	return ev
+}
+
+// regionVotes turns the verdict's regions into an event's.
+func regionVotes(regions map[string]verdict.RegionView) map[string]notifier.RegionVote {
+	out := make(map[string]notifier.RegionVote, len(regions))
+	for r, rv := range regions {
+		out[r] = notifier.RegionVote{Vote: string(rv.Vote), Error: rv.Code, LatencyMS: rv.LatencyMS}
+	}
+	return out
+}
+
+// Pending is the number of incidents this node still has notifications
+// to decide on (tests, metrics).
+func (p *Pager) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pg := range p.pages {
+		if pg.doneAt.IsZero() {
+			n++
+		}
+	}
+	return n
+}

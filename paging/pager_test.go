@@ -1,0 +1,417 @@
+package paging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/mesh"
+	"github.com/vantage-dev/vantage/notifier"
+	"github.com/vantage-dev/vantage/quorum"
+	"github.com/vantage-dev/vantage/verdict"
+)
+
+var t0 = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fakeChecks is the verdict as the pager reads it: a view and states the
+// test sets.
+type fakeChecks struct {
+	mu     sync.Mutex
+	view   *verdict.View
+	states map[string]fakeState
+}
+
+type fakeState struct {
+	state    quorum.State
+	since    time.Time
+	incident string
+	start    time.Time
+}
+
+func (f *fakeChecks) View() *verdict.View {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view
+}
+
+func (f *fakeChecks) State(name string) (quorum.State, time.Time, string, time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.states[name]
+	return s.state, s.since, s.incident, s.start, ok
+}
+
+func (f *fakeChecks) Check(name string) (verdict.CheckView, bool) {
+	st, since, id, start, ok := f.State(name)
+	if !ok {
+		return verdict.CheckView{}, false
+	}
+	vote := quorum.VoteUp
+	if st == quorum.StateDown {
+		vote = quorum.VoteDown
+	}
+	regions := map[string]verdict.RegionView{}
+	for _, r := range []string{"eu", "us", "ap"} {
+		regions[r] = verdict.RegionView{Vote: vote, Eligible: st != quorum.StateUnknown, Code: map[bool]string{true: "http_503"}[vote == quorum.VoteDown]}
+	}
+	return verdict.CheckView{State: st, Since: since, IncidentID: id, IncidentStart: start, Regions: regions}, true
+}
+
+func (f *fakeChecks) Params(c *config.Check) quorum.Params {
+	return quorum.Params{Regions: []string{"eu", "us", "ap"}, Quorum: 2}
+}
+
+func (f *fakeChecks) set(name string, s fakeState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states[name] = s
+}
+
+// regionOf places the test's nodes; aa-1 sorts first: the designated
+// sender while alive.
+var regionOf = map[string]string{"aa-1": "eu", "us-1": "us", "ap-1": "ap"}
+
+// members makes the view: self plus the alive peers.
+func (f *fakeChecks) members(self string, alive ...string) {
+	ms := []verdict.Member{}
+	for _, n := range alive {
+		ms = append(ms, verdict.Member{Name: n, Region: regionOf[n], State: verdict.MemberAlive})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.view = verdict.NewView(self, regionOf[self], ms, []string{"eu", "us", "ap"}, 2)
+}
+
+// fakeOutbox records what is queued; fail makes Enqueue fail.
+type fakeOutbox struct {
+	mu   sync.Mutex
+	got  []string // "action/check/notifier..." in order
+	evs  []notifier.Event
+	fail bool
+}
+
+func (o *fakeOutbox) Enqueue(_ context.Context, e notifier.Event, ns ...string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fail {
+		return errors.New("disk full (test)")
+	}
+	o.got = append(o.got, fmt.Sprintf("%s/%s:%s", e.Kind+map[bool]string{true: ":"}[e.Kind != ""]+e.Key(), e.Check, strings.Join(ns, ",")))
+	o.evs = append(o.evs, e)
+	return nil
+}
+
+func (o *fakeOutbox) take() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	g := o.got
+	o.got = nil
+	return g
+}
+
+// rig is one pager on a fixed clock: node self of aa-1, us-1 and ap-1.
+type rig struct {
+	t      *testing.T
+	now    time.Time
+	checks *fakeChecks
+	mesh   *mesh.Mesh
+	outbox *fakeOutbox
+	p      *Pager
+	cfg    *config.Config
+}
+
+func newRig(t *testing.T, self string, cfgMod func(*config.Config)) *rig {
+	r := &rig{t: t, now: t0, checks: &fakeChecks{states: map[string]fakeState{}}, outbox: &fakeOutbox{}}
+	clock := func() time.Time { return r.now }
+	r.mesh = mesh.New(mesh.Options{Self: self, Region: "eu", Now: clock, Logger: quiet})
+	r.mesh.Retain(map[string]bool{"api": true, "web": true})
+	r.checks.members(self, "aa-1", "us-1", "ap-1")
+	r.cfg = &config.Config{
+		Checks: []config.Check{
+			{Name: "api", Type: "http", URL: "http://api/", Interval: 10 * time.Second, Notify: []string{"pager"}, FlapThreshold: 0},
+			{Name: "web", Type: "http", URL: "http://web/", Interval: 10 * time.Second, Notify: []string{"pager"}},
+		},
+		Notifiers: []config.Notifier{{Name: "pager", Type: "webhook"}, {Name: "chat", Type: "webhook"}},
+	}
+	if cfgMod != nil {
+		cfgMod(r.cfg)
+	}
+	for _, c := range r.cfg.Checks {
+		r.checks.set(c.Name, fakeState{state: quorum.StateUp, since: t0})
+	}
+	r.p = New(Options{Self: self, Now: clock, Checks: r.checks, Sent: r.mesh.Sent, Claims: r.mesh.Claims,
+		Incidents: r.mesh.Incidents, Outbox: r.outbox, Logger: quiet})
+	r.p.SetConfig(r.cfg)
+	return r
+}
+
+func (r *rig) at(d time.Duration) { r.now = t0.Add(d) }
+
+func (r *rig) sweep() []string {
+	r.p.Sweep(context.Background())
+	return r.outbox.take()
+}
+
+// open opens an incident of check now (its start: start).
+func (r *rig) open(check, id string, start time.Time) {
+	r.checks.set(check, fakeState{state: quorum.StateDown, since: r.now, incident: id, start: start})
+	r.p.Apply(verdict.Change{Check: check, From: quorum.StateUp, To: quorum.StateDown, At: r.now, IncidentID: id,
+		Start: start, Opened: true})
+}
+
+func (r *rig) resolve(check, id string, start time.Time) {
+	r.checks.set(check, fakeState{state: quorum.StateUp, since: r.now})
+	r.p.Apply(verdict.Change{Check: check, From: quorum.StateDown, To: quorum.StateUp, At: r.now, IncidentID: id,
+		Start: start, Resolved: true})
+}
+
+func expect(t *testing.T, step string, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: queued %q, want %q", step, got, want)
+	}
+}
+
+// The designated sender pages a trigger once the incident settled, and
+// the resolve after it; nothing is queued twice.
+func TestSettleTriggerResolve(t *testing.T) {
+	r := newRig(t, "aa-1", nil)
+	r.sweep() // becomes the sender at t0
+	r.at(10 * time.Second)
+	r.open("api", "inc1", t0.Add(9*time.Second))
+	steps := []struct {
+		at   time.Duration
+		do   func()
+		want []string
+	}{
+		{10*time.Second + 500*time.Millisecond, nil, nil}, // settle
+		{11 * time.Second, nil, []string{"trigger/api:pager"}},
+		{12 * time.Second, nil, nil},
+		{20 * time.Second, func() { r.resolve("api", "inc1", t0.Add(9*time.Second)) }, []string{"resolve/api:pager"}},
+		{21 * time.Second, nil, nil},
+	}
+	for i, s := range steps {
+		r.at(s.at)
+		if s.do != nil {
+			s.do()
+		}
+		expect(t, fmt.Sprintf("step %d at %s", i, s.at), r.sweep(), s.want...)
+	}
+	if a, ok := r.mesh.Incidents.Get("api", "aa-1"); ok && !a.Paged {
+		t.Fatalf("own announcement not marked paged: %+v", a)
+	}
+}
+
+// A node that is not the designated sender queues nothing.
+func TestOnlyTheSenderPages(t *testing.T) {
+	r := newRig(t, "ap-1", nil) // aa-1 sorts first
+	r.sweep()
+	r.open("api", "inc1", t0)
+	r.at(5 * time.Second)
+	expect(t, "non-sender", r.sweep())
+	// aa-1 dies: ap-1 is the sender, and waits Takeover for the sent log
+	// of an incident that began before.
+	r.checks.members("ap-1", "us-1", "ap-1")
+	r.at(6 * time.Second)
+	expect(t, "takeover starts", r.sweep())
+	r.at(6*time.Second + Takeover - time.Millisecond)
+	expect(t, "within takeover", r.sweep())
+	r.at(6*time.Second + Takeover)
+	expect(t, "after takeover", r.sweep(), "trigger/api:pager")
+}
+
+// What the sent log shows delivered is not sent again; the page counts as
+// triggered, so its resolve follows.
+func TestDedupAgainstSentLog(t *testing.T) {
+	r := newRig(t, "aa-1", nil)
+	r.sweep()
+	r.open("api", "inc1", t0)
+	peer := mesh.New(mesh.Options{Self: "us-1", Now: func() time.Time { return r.now }, Logger: quiet})
+	if err := peer.Sent.Record(mesh.Sent{Incident: "inc1", Check: "api", Start: t0, Action: "trigger", Notifier: "pager"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := peer.Sent.MarshalBinary()
+	if err := r.mesh.Sent.Merge("us-1", b); err != nil {
+		t.Fatal(err)
+	}
+	r.at(2 * time.Second)
+	expect(t, "delivered by a peer", r.sweep())
+	r.at(3 * time.Second)
+	r.resolve("api", "inc1", t0)
+	expect(t, "resolve", r.sweep(), "resolve/api:pager")
+}
+
+// A live claim of an alive peer holds the send; a lapsed claim, or a dead
+// claimer's, does not.
+func TestClaims(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after func(r *rig)
+	}{
+		{"lapsed", func(r *rig) { r.at(2*time.Second + mesh.ClaimLease) }},
+		{"claimer dead", func(r *rig) { r.checks.members("aa-1", "aa-1", "ap-1"); r.at(3 * time.Second) }},
+		{"released", func(r *rig) { claim(t, r, true); r.at(3 * time.Second) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, "aa-1", nil)
+			r.sweep()
+			r.open("api", "inc1", t0)
+			claim(t, r, false)
+			r.at(2 * time.Second)
+			expect(t, "claimed by us-1", r.sweep())
+			c.after(r)
+			expect(t, "after", r.sweep(), "trigger/api:pager")
+		})
+	}
+}
+
+// claim delivers us-1's claim (or its release) on api's trigger.
+func claim(t *testing.T, r *rig, release bool) {
+	t.Helper()
+	peer := mesh.New(mesh.Options{Self: "us-1", Now: func() time.Time { return r.now }, Logger: quiet})
+	if err := peer.Claims.Claim("inc1", "trigger", []string{"pager"}); err != nil {
+		t.Fatal(err)
+	}
+	if release {
+		if err := peer.Claims.Release("inc1", "trigger"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := peer.Claims.MarshalBinary()
+	if err := r.mesh.Claims.Merge("us-1", b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A page whose outbox write fails is not marked sent: its claim is
+// released and the next sweep tries again.
+func TestEnqueueFailureRetries(t *testing.T) {
+	r := newRig(t, "aa-1", nil)
+	r.sweep()
+	r.open("api", "inc1", t0)
+	r.outbox.fail = true
+	r.at(2 * time.Second)
+	expect(t, "disk full", r.sweep())
+	if cs := r.mesh.Claims.Own(); len(cs) != 0 {
+		t.Fatalf("claims after a failed enqueue: %+v (want released)", cs)
+	}
+	r.outbox.fail = false
+	r.at(3 * time.Second)
+	expect(t, "disk back", r.sweep(), "trigger/api:pager")
+	if cs := r.mesh.Claims.Own(); len(cs) != 1 || cs[0].Action != "trigger" {
+		t.Fatalf("claims after the enqueue: %+v", cs)
+	}
+	// The claim is renewed while the sent log lacks the delivery, dropped
+	// once it shows it.
+	r.at(3*time.Second + mesh.ClaimRenew)
+	r.sweep()
+	if cs := r.mesh.Claims.Own(); len(cs) != 1 || !cs[0].At.Equal(r.now) {
+		t.Fatalf("claim not renewed: %+v", cs)
+	}
+	if err := r.mesh.Sent.Record(mesh.Sent{Incident: "inc1", Check: "api", Start: t0, Action: "trigger", Notifier: "pager"}); err != nil {
+		t.Fatal(err)
+	}
+	r.sweep()
+	if cs := r.mesh.Claims.Own(); len(cs) != 0 {
+		t.Fatalf("claim kept after delivery: %+v", cs)
+	}
+}
+
+// Reminders go out every repeat interval of the notifier while the
+// incident stays open, numbered from 1.
+func TestReminders(t *testing.T) {
+	r := newRig(t, "aa-1", func(c *config.Config) { c.Notifiers[0].Repeat = time.Minute })
+	r.sweep()
+	r.open("api", "inc1", t0)
+	r.at(2 * time.Second)
+	expect(t, "trigger", r.sweep(), "trigger/api:pager")
+	r.at(59 * time.Second)
+	expect(t, "before the first", r.sweep())
+	r.at(61 * time.Second)
+	expect(t, "first", r.sweep(), "repeat#1/api:pager")
+	r.at(62 * time.Second)
+	expect(t, "not twice", r.sweep())
+	r.at(3*time.Minute + time.Second)
+	expect(t, "third", r.sweep(), "repeat#3/api:pager")
+}
+
+// A flapping check sends one notice instead of its changes, holds its
+// pages, then sends the notice's end and the final state.
+func TestFlapDampening(t *testing.T) {
+	r := newRig(t, "aa-1", func(c *config.Config) { c.Checks[0].FlapThreshold, c.Checks[0].FlapWindow = 2, time.Minute })
+	r.sweep()
+	r.open("api", "a", t0)
+	r.at(2 * time.Second)
+	expect(t, "change 1", r.sweep(), "trigger/api:pager")
+	r.at(10 * time.Second)
+	r.resolve("api", "a", t0)
+	expect(t, "change 2", r.sweep(), "resolve/api:pager")
+	r.at(20 * time.Second)
+	r.open("api", "b", r.now)
+	r.at(22 * time.Second)
+	expect(t, "change 3: flapping", r.sweep(), "flapping:trigger/api:pager")
+	r.at(30 * time.Second)
+	expect(t, "held", r.sweep())
+	r.at(20*time.Second + time.Minute)
+	got := r.sweep()
+	expect(t, "stable, down", got, "flapping:resolve/api:pager", "trigger/api:pager")
+	if ev := r.outbox.evs[len(r.outbox.evs)-1]; ev.IncidentID != "b" {
+		t.Fatalf("final trigger of %s, want b", ev.IncidentID)
+	}
+}
+
+// A check unknown for unknown_after (at least two intervals + 5 s) sends a
+// coverage alert to coverage.notify, and its resolve once known again.
+func TestCoverage(t *testing.T) {
+	r := newRig(t, "aa-1", func(c *config.Config) {
+		c.Checks[0].UnknownAfter = time.Minute
+		c.Coverage.Notify = []string{"chat"}
+	})
+	r.sweep()
+	r.checks.set("api", fakeState{state: quorum.StateUnknown, since: r.now})
+	r.p.Apply(verdict.Change{Check: "api", From: quorum.StateUp, To: quorum.StateUnknown, At: r.now})
+	r.at(59 * time.Second)
+	expect(t, "before unknown_after", r.sweep())
+	r.at(60 * time.Second)
+	expect(t, "lost", r.sweep(), "coverage:trigger/api:chat")
+	r.at(70 * time.Second)
+	expect(t, "still unknown", r.sweep())
+	r.checks.set("api", fakeState{state: quorum.StateUp, since: r.now})
+	r.p.Apply(verdict.Change{Check: "api", From: quorum.StateUnknown, To: quorum.StateUp, At: r.now})
+	expect(t, "restored", r.sweep(), "coverage:resolve/api:chat")
+	r.at(80 * time.Second)
+	expect(t, "done", r.sweep())
+}
+
+// The outbox's log and gate: deliveries recorded for the cluster, holds
+// while this node sees no majority.
+func TestOutboxLogAndGate(t *testing.T) {
+	r := newRig(t, "aa-1", nil)
+	l := OutboxLog{Sent: r.mesh.Sent}
+	l.Delivered(notifier.Event{Action: notifier.ActionTrigger, IncidentID: "inc1", Check: "api", StartedAt: t0}, "pager")
+	l.Delivered(notifier.Event{Action: notifier.ActionTrigger, Kind: notifier.KindFlapping, IncidentID: "flapping-x", Check: "api", StartedAt: t0}, "pager")
+	if by, ok := l.DeliveredBy("inc1", "trigger", "pager"); !ok || by != "aa-1" {
+		t.Fatalf("delivered by %q %v", by, ok)
+	}
+	if s, ok := r.mesh.Sent.Paged("api"); !ok || s.Incident != "inc1" {
+		t.Fatalf("paged %+v: a notice's id must never count as the check's paged incident", s)
+	}
+	g := Gate{Checks: r.checks}
+	if _, held := g.Hold(); held {
+		t.Fatal("held while seeing every region")
+	}
+	r.checks.members("aa-1", "aa-1")
+	if why, held := g.Hold(); !held || why == "" {
+		t.Fatal("not held while seeing one region of three")
+	}
+}
