@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -107,14 +107,12 @@ routes:
 	for _, m := range nodes {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			m.n.mu.Lock()
 			k := 0
-			for key := range m.n.sent {
-				if key.action == "resolve" {
+			for _, e := range m.n.mesh.Sent.All() {
+				if e.Action == "resolve" {
 					k++
 				}
 			}
-			m.n.mu.Unlock()
 			if k >= 2 || time.Now().After(deadline) {
 				break
 			}
@@ -165,7 +163,7 @@ func (p *switchProber) Probe(ctx context.Context, c *config.Check) checker.Resul
 }
 
 // soloNode runs one node without gossip (a single region) on cfg.
-func soloNode(t *testing.T, cfgText string, p checker.Prober) *node {
+func soloNode(t *testing.T, cfgText string, p checker.Prober) *Node {
 	t.Helper()
 	cfg, err := config.Load(writeFile(t, "solo.yaml", cfgText))
 	if err != nil {
@@ -173,7 +171,7 @@ func soloNode(t *testing.T, cfgText string, p checker.Prober) *node {
 	}
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: "solo", Region: "local",
+	n, err := New(context.Background(), Options{Config: cfg, Name: "solo", Region: "local",
 		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "o.db"), Logger: log, Prober: p})
 	if err != nil {
 		t.Fatal(err)
@@ -185,11 +183,11 @@ func soloNode(t *testing.T, cfgText string, p checker.Prober) *node {
 	return n
 }
 
-func waitState(t *testing.T, n *node, check, state string) {
+func waitState(t *testing.T, n *Node, check, state string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if c := checkByName(n.Status(), check); c.State == state {
+		if c := checkByName(n.Status(), check); c != nil && c.State == state {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -96,7 +96,7 @@ func (h *hookRecorder) all() []map[string]any {
 }
 
 type meshNode struct {
-	n      *node
+	n      *Node
 	prober *cutProber
 	region string
 	key    []byte // the gossip key
@@ -148,7 +148,7 @@ func addMeshNode(t *testing.T, path string, key []byte, name, region, seed strin
 	if seed != "" {
 		g.Join = []string{seed}
 	}
-	n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: name, Region: region,
+	n, err := New(context.Background(), Options{Config: cfg, Name: name, Region: region,
 		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g, Prober: p})
 	if err != nil {
 		t.Fatal(err)
@@ -278,9 +278,7 @@ func TestMeshRegionCutDoesNotPageRealOutagePagesOnce(t *testing.T) {
 	for _, m := range nodes {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			m.n.mu.Lock()
-			k := len(m.n.sent)
-			m.n.mu.Unlock()
+			k := m.n.mesh.Sent.Len()
 			if k >= 2 || time.Now().After(deadline) {
 				break
 			}
@@ -348,7 +346,7 @@ func watchIDs(nodes []*meshNode, check string) *idWatch {
 				if w.seen[c.IncidentID] == nil {
 					w.seen[c.IncidentID] = map[string]bool{}
 				}
-				w.seen[c.IncidentID][m.n.opts.Name] = true
+				w.seen[c.IncidentID][m.n.o.Name] = true
 				w.mu.Unlock()
 			}
 			select {
@@ -431,15 +429,13 @@ func TestMeshSendClaimSurvivesSenderChange(t *testing.T) {
 		c := checkByName(st, "api")
 		return len(st.Cluster.Members) == 4 && c.State == "down" && c.IncidentID == incident
 	})
-	aa.n.mu.Lock()
-	sender := aa.n.viewLocked(aa.n.params(&config.Check{}).Regions).sender
-	aa.n.mu.Unlock()
+	sender := aa.n.ev.View().Sender
 	if sender != "aa-1" {
 		t.Fatalf("test premise: aa-1 should be the designated sender, got %q", sender)
 	}
 	// Several sweeps of the new sender with the claim in force.
-	seen := aa.n.sweeps.Load()
-	for aa.n.sweeps.Load() < seen+3 {
+	seen := aa.n.PagerSweeps()
+	for aa.n.PagerSweeps() < seen+3 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if es, err := aa.n.outbox.Entries(context.Background(), incident); err != nil || len(es) != 0 {
@@ -472,7 +468,7 @@ func TestMeshSendClaimSurvivesSenderChange(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: outbox still pending: %v %v", m.n.opts.Name, p, err)
+				t.Fatalf("%s: outbox still pending: %v %v", m.n.o.Name, p, err)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func TestReloadKeepsIncidentsAndHistory(t *testing.T) {
 	}
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: "solo", Region: "local",
+	n, err := New(context.Background(), Options{Config: cfg, Name: "solo", Region: "local",
 		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "o.db"), Logger: log,
 		Prober: checker.New(checker.Options{})})
 	if err != nil {
@@ -184,35 +184,52 @@ routes:
 	}
 }
 
-// vantage run reloads on SIGHUP and on a file change; an invalid file is
+// Watch reloads on SIGHUP and on a file change; an invalid file is
 // rejected with FILE:LINE:COL and the running checks stay.
-func TestRunReloadsConfig(t *testing.T) {
+func TestWatchReloadsConfig(t *testing.T) {
 	target, _ := switchableTarget(t)
 	hook := newHookRecorder(t)
 	path := writeFile(t, "run-reload.yaml", reloadConfig(target.URL, hook.srv.URL, `
   - {name: one, type: http, url: TARGET/one}
 `))
-	addr := freePort(t)
-	p := startVantage(t, "run", "--config", path, "--http", addr, "--data", t.TempDir(), "--gossip", "127.0.0.1:0", "--node", "n1")
-	waitStatus(t, addr, "check one", func(st *statuspage.Status) bool { return checkByName(st, "one") != nil })
+	logs := &syncBuffer{}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	n, err := New(context.Background(), Options{Config: cfg, Name: "n1", Region: "local", DBPath: filepath.Join(dir, "v.db"),
+		OutboxPath: filepath.Join(dir, "o.db"), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	go n.Watch(ctx, path, hup)
+	waitState(t, n, "one", "up")
 
 	// An invalid file: rejected, one stays.
 	if err := os.WriteFile(path, []byte("checks:\n  - {name: one, type: http}\n  - {name: two, type: tcp, target: 'x:1', interval: 1s, timeout: 5s}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	hup <- syscall.SIGHUP
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.out.String(), "config reload rejected") {
+	for !strings.Contains(logs.String(), "config reload rejected") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no rejection logged:\n%s", p.out.String())
+			t.Fatalf("no rejection logged:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if out := p.out.String(); !strings.Contains(out, path+":2:5:") {
+	if out := logs.String(); !strings.Contains(out, path+":2:5:") {
 		t.Fatalf("rejection does not name FILE:LINE:COL:\n%s", out)
 	}
-	if st, err := getStatus(addr); err != nil || checkByName(st, "one") == nil || len(st.Checks) != 1 {
-		t.Fatalf("after a rejected reload: %+v %v", st, err)
+	if st := n.Status(); checkByName(st, "one") == nil || len(st.Checks) != 1 {
+		t.Fatalf("after a rejected reload: %+v", st)
 	}
 
 	// SIGHUP with a valid file adds a check.
@@ -220,19 +237,19 @@ func TestRunReloadsConfig(t *testing.T) {
   - {name: one, type: http, url: TARGET/one}
   - {name: two, type: http, url: TARGET/two}
 `))
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitStatus(t, addr, "check two added on SIGHUP", func(st *statuspage.Status) bool {
-		c := checkByName(st, "two")
-		return c != nil && c.State == "up"
-	})
+	hup <- syscall.SIGHUP
+	waitState(t, n, "two", "up")
 	// A file change alone removes one.
 	writeAtomically(t, path, reloadConfig(target.URL, hook.srv.URL, `
   - {name: two, type: http, url: TARGET/two}
 `))
-	waitStatus(t, addr, "check one removed on a file change", func(st *statuspage.Status) bool {
-		return checkByName(st, "one") == nil && checkByName(st, "two") != nil
-	})
-	p.stop(t, syscall.SIGTERM)
+	deadline = time.Now().Add(20 * time.Second)
+	for checkByName(n.Status(), "one") != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("check one not removed on a file change")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // writeAtomically replaces a file as editors and ConfigMaps do.

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -19,7 +19,6 @@ import (
 	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/statuspage"
-	"github.com/vantage-dev/vantage/store"
 )
 
 const meshToken = "mesh-test-token-0123456789"
@@ -124,7 +123,7 @@ func hasUpdate(d summaryDoc, incident, body string) bool {
 }
 
 // operatorWrites counts a node's manual incidents and stored updates.
-func operatorWrites(t *testing.T, n *node) (manual, updates int) {
+func operatorWrites(t *testing.T, n *Node) (manual, updates int) {
 	t.Helper()
 	ctx := context.Background()
 	incs, err := n.store.Incidents(ctx, 0)
@@ -269,9 +268,9 @@ func TestMeshIncidentUpdates(t *testing.T) {
 
 // startLateNode starts another node with the mesh's config and key, joined
 // to seed.
-func startLateNode(t *testing.T, seed *meshNode, name, region string) *node {
+func startLateNode(t *testing.T, seed *meshNode, name, region string) *Node {
 	t.Helper()
-	so := seed.n.opts
+	so := seed.n.o
 	dir := t.TempDir()
 	level := slog.LevelWarn
 	if os.Getenv("VANTAGE_TEST_LOG") != "" {
@@ -284,7 +283,7 @@ func startLateNode(t *testing.T, seed *meshNode, name, region string) *node {
 	}
 	g := &cluster.Config{Name: name, Region: region, Bind: "127.0.0.1:0", Profile: "local", Key: so.Gossip.Key, Logger: log,
 		Join: []string{seed.n.GossipAddr()}}
-	n, err := newNode(context.Background(), nodeOptions{Config: cfg, Name: name, Region: region,
+	n, err := New(context.Background(), Options{Config: cfg, Name: name, Region: region,
 		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g,
 		Prober: &cutProber{inner: checker.New(checker.Options{})}})
 	if err != nil {
@@ -297,99 +296,16 @@ func startLateNode(t *testing.T, seed *meshNode, name, region string) *node {
 	return n
 }
 
-// Chunks reassemble in any order, duplicates are ignored, a corrupted
-// write is refused.
-func TestUpdateChunks(t *testing.T) {
-	var body strings.Builder
-	r := rand.New(rand.NewPCG(3, 4))
-	for body.Len() < statuspage.MaxUpdateBody {
-		body.WriteString(fmt.Sprintf("%x", r.Uint64()))
-	}
-	m := updateMsg{Incident: &wireIncident{ID: "manual-1", Title: "t", Started: time.Unix(1, 0).UTC()},
-		Update: wireUpdate{ID: "u1", Incident: "manual-1", Status: store.StatusIdentified, Body: body.String(), At: time.Unix(2, 0).UTC()}}
-	chunks, err := encodeWrite(m)
+// Without a resolved token the node takes the config's.
+func TestAPITokenFromConfig(t *testing.T) {
+	cfg, err := config.Load(writeFile(t, "t.yaml", "statuspage: {api_token: from-config-0123456789}\nchecks:\n  - {name: a, type: tcp, target: 127.0.0.1:1}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(chunks) < 3 {
-		t.Fatalf("%d chunks for a 10 KB update", len(chunks))
-	}
-	for _, c := range chunks {
-		// the largest envelope: a 253-byte node name and the message name
-		name := fmt.Sprintf("update/%032x/%d", 0, 63)
-		if size := 1 + 3 + 253 + 3 + len(name) + 10 + len(c); size > cluster.MaxMessageSize {
-			t.Fatalf("chunk message of %d bytes", size)
-		}
-	}
-	n := &node{}
-	now := time.Now()
-	order := r.Perm(len(chunks))
-	for k, i := range order {
-		got, ok, err := n.addChunk(chunks[i], now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if k < len(chunks)-1 {
-			if ok {
-				t.Fatalf("complete after %d of %d chunks", k+1, len(chunks))
-			}
-			if _, ok, _ := n.addChunk(chunks[i], now); ok { // a duplicate
-				t.Fatal("duplicate completed the write")
-			}
-			continue
-		}
-		if !ok || got.Update != m.Update || got.Incident == nil || got.Incident.ID != m.Incident.ID || !got.Incident.Started.Equal(m.Incident.Started) {
-			t.Fatalf("reassembled %+v", got)
-		}
-	}
-	// late copies of a completed write are ignored
-	if _, ok, err := n.addChunk(chunks[0], now); ok || err != nil {
-		t.Fatalf("late chunk: %v %v", ok, err)
-	}
-	// a corrupted write is refused
-	bad, _ := encodeWrite(updateMsg{Update: wireUpdate{ID: "u2", Body: "short"}})
-	bad[0][len(bad[0])-1] ^= 0xff
-	if _, ok, err := n.addChunk(bad[0], now); ok || err == nil {
-		t.Fatalf("corrupted chunk: %v %v", ok, err)
-	}
-	for _, c := range [][]byte{nil, {1}, append([]byte{2}, chunks[0][1:]...), append(append([]byte{}, chunks[0][:17]...), 5, 5)} {
-		if _, ok, err := n.addChunk(c, now); ok || err == nil {
-			t.Fatalf("malformed chunk %x: %v %v", c, ok, err)
-		}
-	}
-	// incomplete writes expire
-	n2 := &node{}
-	n2.addChunk(chunks[0], now)
-	n2.addChunk(chunks[1], now.Add(partialTTL+time.Second))
-	n2.upd.mu.Lock()
-	if len(n2.upd.partials) != 1 || n2.upd.partials[[16]byte(chunks[1][1:17])].got != 1 {
-		t.Fatalf("partials %d", len(n2.upd.partials))
-	}
-	n2.upd.mu.Unlock()
-}
-
-func TestAPITokenSetting(t *testing.T) {
-	path := writeFile(t, "t.yaml", "statuspage: {api_token: from-config-0123456789}\nchecks:\n  - {name: a, type: tcp, target: 127.0.0.1:1}\n")
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{}
-	getenv := func(k string) string { return env[k] }
-	f := &runFlags{set: map[string]bool{}}
-	s, err := resolveSettings(f, cfg, getenv)
-	if err != nil || s.APIToken != "from-config-0123456789" {
-		t.Fatalf("config token: %q %v", s.APIToken, err)
-	}
-	env["VANTAGE_API_TOKEN"] = "from-environment-0123456789"
-	if s, err = resolveSettings(f, cfg, getenv); err != nil || s.APIToken != "from-environment-0123456789" {
-		t.Fatalf("environment token: %q %v", s.APIToken, err)
-	}
-	env["VANTAGE_API_TOKEN"] = "short"
-	if _, err = resolveSettings(f, cfg, getenv); err == nil || !strings.Contains(err.Error(), "VANTAGE_API_TOKEN must be at least 16") {
-		t.Fatalf("short environment token: %v", err)
-	}
-	if tok := apiToken(nodeOptions{Config: cfg}); tok != "from-config-0123456789" {
+	if tok := apiToken(Options{Config: cfg}); tok != "from-config-0123456789" {
 		t.Fatalf("node token without a setting: %q", tok)
+	}
+	if tok := apiToken(Options{Config: cfg, APIToken: "resolved-0123456789"}); tok != "resolved-0123456789" {
+		t.Fatalf("node token with a setting: %q", tok)
 	}
 }

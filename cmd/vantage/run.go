@@ -20,6 +20,7 @@ import (
 
 	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/node"
 )
 
 // runFlags are the flags of `vantage run`; each may also be set under node:
@@ -260,10 +261,10 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 			gossip.Insecure = true
 			log.Warn("gossip is unencrypted and unauthenticated (--insecure-gossip)")
 		} else {
-			gossip.Key = randomKey() // no peers and no key: nobody can join
+			gossip.Key = node.RandomKey() // no peers and no key: nobody can join
 		}
 	}
-	n, err := newNode(ctx, nodeOptions{Config: cfg, Name: s.Node, Region: s.Region, DBPath: dbPath,
+	n, err := node.New(ctx, node.Options{Config: cfg, Name: s.Node, Region: s.Region, Version: v, DBPath: dbPath,
 		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log, Gossip: gossip, APIToken: s.APIToken})
 	if err != nil {
 		return err
@@ -291,7 +292,10 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		n.Close()
 		return err
 	}
-	go newConfigWatcher(cfg.Path, n, log).run(ctx) // SIGHUP and file changes
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go n.Watch(ctx, cfg.Path, hup) // SIGHUP and file changes
 	log.Info("vantage started", "version", v, "node", s.Node, "region", s.Region, "config", cfg.Path,
 		"checks", len(cfg.Checks), "notifiers", len(cfg.Notifiers), "http", ln.Addr().String(),
 		"gossip", n.GossipAddr(), "join", strings.Join(s.Join, ","), "db", dbPath)
@@ -303,7 +307,7 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 	case err := <-httpErr:
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	shCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shCtx); err != nil {
 		log.Warn("http shutdown", "err", err)

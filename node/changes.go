@@ -1,0 +1,67 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vantage-dev/vantage/statuspage"
+	"github.com/vantage-dev/vantage/store"
+	"github.com/vantage-dev/vantage/verdict"
+)
+
+// apply takes the verdict's changes, in order: the pager first, then the
+// status read model, the page's live clients and the store.
+func (n *Node) apply(ch verdict.Change) {
+	n.pager.Apply(ch)
+	n.status.touch(true)
+	n.publish(ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ch.Replaced != "" {
+		if err := n.store.ReplaceIncident(ctx, ch.Replaced, ch.IncidentID, ch.Start); err != nil && !errors.Is(err, store.ErrNotFound) {
+			n.log.Error("replace incident", "check", ch.Check, "err", err)
+		}
+	}
+	if ch.From == ch.To {
+		return
+	}
+	c := ch.View.Config
+	detail := fmt.Sprintf("down: %s; up: %s; abstain: %s", list(ch.Tally.Down), list(ch.Tally.Up), list(ch.Tally.Abstained))
+	n.log.Info("check state changed", "check", ch.Check, "from", ch.From, "to", ch.To, "incident_id", ch.IncidentID, "votes", detail)
+	if err := n.store.RecordStateChange(ctx, store.StateChange{
+		Check: ch.Check, Time: ch.At, From: string(ch.From), To: string(ch.To), IncidentID: ch.IncidentID, Detail: detail,
+	}); err != nil {
+		n.log.Error("record state change", "check", ch.Check, "err", err)
+	}
+	switch {
+	case ch.Opened:
+		n.metrics.incidents.WithLabelValues(ch.Check).Inc()
+		inc := store.Incident{ID: ch.IncidentID, Check: ch.Check, Title: c.DisplayName + " is down", State: "open",
+			StartedAt: ch.Start, Details: detail}
+		if _, err := n.store.OpenIncident(ctx, inc); err != nil {
+			n.log.Error("open incident", "check", ch.Check, "incident_id", ch.IncidentID, "err", err)
+		}
+	case ch.Resolved:
+		if _, err := n.store.ResolveIncident(ctx, ch.IncidentID, ch.At); err != nil {
+			n.log.Error("resolve incident", "check", ch.Check, "incident_id", ch.IncidentID, "err", err)
+		}
+	}
+}
+
+// publish sends a check's new state to the page's live clients: one
+// check's event, whatever the number of checks.
+func (n *Node) publish(ch verdict.Change) {
+	cs := n.checkStatus(ch.View)
+	n.http.Publish(statuspage.Event{Type: "check", Name: ch.Check, State: cs.State, Since: cs.Since,
+		IncidentID: cs.IncidentID, Regions: cs.Regions})
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ",")
+}

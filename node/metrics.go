@@ -1,0 +1,142 @@
+package node
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the node's Prometheus metrics, on a registry of its own.
+// Gauges are read at scrape time from the status read model (collector),
+// so probes pay nothing for them; counters are incremented where events
+// happen. The outbox registers its own (notifications, pending).
+type metrics struct {
+	reg       *prometheus.Registry
+	incidents *prometheus.CounterVec
+	probes    *prometheus.CounterVec
+}
+
+var (
+	descProbeSuccess  = prometheus.NewDesc("vantage_probe_success", "Whether this node's latest probe of the check succeeded (1) or not (0).", []string{"check", "region"}, nil)
+	descProbeDuration = prometheus.NewDesc("vantage_probe_duration_seconds", "Duration of this node's latest probe by phase (dns, connect, tls, first_byte, total).", []string{"check", "region", "phase"}, nil)
+	descCheckState    = prometheus.NewDesc("vantage_check_state", "The check's cluster-wide state as this node sees it: 1 for the current state.", []string{"check", "state"}, nil)
+	descCheckUp       = prometheus.NewDesc("vantage_check_up", "1 unless the check is down cluster-wide (unknown and maintenance count as up).", []string{"check"}, nil)
+	descRegionVote    = prometheus.NewDesc("vantage_region_vote", "A region's vote on a check: 1 for the current vote (up, down, abstain).", []string{"check", "region", "vote"}, nil)
+	descRegionElig    = prometheus.NewDesc("vantage_region_eligible", "Whether a configured region may vote (an alive node, canaries passing).", []string{"region"}, nil)
+	descMembers       = prometheus.NewDesc("vantage_cluster_members", "Cluster members by state.", []string{"state"}, nil)
+	descSeesMajority  = prometheus.NewDesc("vantage_cluster_sees_majority", "Whether this node sees a majority of the configured regions (only then may it decide down or page).", nil, nil)
+	descCanary        = prometheus.NewDesc("vantage_canaries_ok", "Whether this node's canaries pass (0: its region abstains).", nil, nil)
+	descStoreWritten  = prometheus.NewDesc("vantage_store_results_written_total", "Probe results committed to SQLite.", nil, nil)
+	descStoreDropped  = prometheus.NewDesc("vantage_store_results_dropped_total", "Probe results dropped (queue full or store closed).", nil, nil)
+	descStoreQueue    = prometheus.NewDesc("vantage_store_queue_depth", "Probe results accepted but not yet committed.", nil, nil)
+	descStoreBatch    = prometheus.NewDesc("vantage_store_write_seconds", "Duration of the store's write transactions.", nil, nil)
+	descGossipBytes   = prometheus.NewDesc("vantage_gossip_bytes_total", "Gossip bytes sent (out) and received (in): udp (probes, gossip, votes), tcp (joins, push-pull); encrypted, without IP/UDP/TCP headers.", []string{"direction", "transport"}, nil)
+	descGossipDropped = prometheus.NewDesc("vantage_gossip_dropped_total", "Gossiped updates of a replicated table dropped because its delivery queue was full (push-pull repairs them).", []string{"table"}, nil)
+)
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		incidents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vantage_incidents_opened_total", Help: "Incidents opened, by check.",
+		}, []string{"check"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vantage_probes_total", Help: "Probes run by this node, by check and result (ok or the error code).",
+		}, []string{"check", "result"}),
+	}
+	m.reg.MustRegister(m.incidents, m.probes, collector{n},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// collector reads gauges from the node at scrape time.
+type collector struct{ n *Node }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descProbeSuccess, descProbeDuration, descCheckState, descCheckUp, descRegionVote,
+		descRegionElig, descMembers, descSeesMajority, descCanary, descStoreWritten, descStoreDropped,
+		descStoreQueue, descStoreBatch, descGossipBytes, descGossipDropped} {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	snap := n.status.get()
+	st := snap.status
+	for _, chk := range st.Checks {
+		for _, s := range []string{"up", "down", "unknown", "maintenance"} {
+			gauge(descCheckState, b2f(chk.State == s), chk.Name, s)
+		}
+		gauge(descCheckUp, b2f(chk.State != "down"), chk.Name)
+		for region, rv := range chk.Regions {
+			for _, v := range []string{"up", "down", "abstain"} {
+				gauge(descRegionVote, b2f(rv.Vote == v), chk.Name, region, v)
+			}
+		}
+	}
+	for region, ri := range st.Cluster.Regions {
+		gauge(descRegionElig, b2f(ri.Eligible), region)
+	}
+	members := map[string]float64{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+	for _, m := range st.Cluster.Members {
+		members[m.State]++
+	}
+	for s, v := range members {
+		gauge(descMembers, v, s)
+	}
+	gauge(descSeesMajority, b2f(snap.view.SeesMajority))
+	region := n.o.Region
+	for _, o := range snap.own {
+		gauge(descProbeSuccess, b2f(o.ok), o.check, region)
+		for i, phase := range []string{"dns", "connect", "tls", "first_byte", "total"} {
+			gauge(descProbeDuration, o.phases[i].Seconds(), o.check, region, phase)
+		}
+	}
+	ok, _ := n.canary.Healthy()
+	gauge(descCanary, b2f(ok))
+	ss := n.store.Stats()
+	counter(descStoreWritten, float64(ss.ResultsWritten))
+	counter(descStoreDropped, float64(ss.Dropped))
+	gauge(descStoreQueue, float64(ss.QueueDepth))
+	buckets := map[float64]uint64{}
+	var cum uint64
+	for i, bound := range ss.BatchDurationBounds {
+		if i < len(ss.BatchDurationCounts) {
+			cum += ss.BatchDurationCounts[i]
+		}
+		buckets[bound.Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descStoreBatch, ss.Batches+ss.BatchErrors, ss.BatchDurationSum.Seconds(), buckets)
+	if cl := n.cl.Load(); cl != nil {
+		tr := cl.Traffic()
+		for _, v := range []struct {
+			dir, transport string
+			bytes          uint64
+		}{{"in", "udp", tr.UDPIn}, {"out", "udp", tr.UDPOut}, {"in", "tcp", tr.TCPIn}, {"out", "tcp", tr.TCPOut}} {
+			counter(descGossipBytes, float64(v.bytes), v.dir, v.transport)
+		}
+		for key, s := range cl.StateStats() {
+			counter(descGossipDropped, float64(s.Dropped), key)
+		}
+	}
+}
