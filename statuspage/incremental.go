@@ -341,7 +341,8 @@ type compEntry struct {
 // they show.
 type badgeSet struct {
 	state string
-	up    [4]string // text and colour
+	up    [4]string // text
+	col   [4]string // colour
 	cc    string
 	docs  [5]*doc
 }
@@ -351,15 +352,15 @@ var badgeIndex = map[string]int{"24h": 1, "7d": 2, "30d": 3, "90d": 4}
 
 // badgesOf returns c's badges, the previous render's if they show the same.
 func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
-	var up [4]string
+	var up, col [4]string
 	for i, u := range c.Uptime {
-		up[i] = u.Text + " " + uptimeColour(u.Value)
+		up[i], col[i] = u.Text, uptimeColour(u.Value)
 	}
 	old := s.rc.badges[c.Name]
-	if old != nil && old.state == c.State && old.up == up && old.cc == cc {
+	if old != nil && old.state == c.State && old.up == up && old.col == col && old.cc == cc {
 		return old
 	}
-	b := &badgeSet{state: c.State, up: up, cc: cc}
+	b := &badgeSet{state: c.State, up: up, col: col, cc: cc}
 	prev := func(i int) *doc {
 		if old == nil {
 			return nil
