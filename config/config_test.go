@@ -118,7 +118,7 @@ func TestFullContractExample(t *testing.T) {
 
 	wantNotifiers := []Notifier{
 		{Name: "pager", Type: "pagerduty", URL: "https://events.pagerduty.com/v2/enqueue",
-			RoutingKey: "pd-routing-key", Severity: "critical", Line: 35, Column: 5},
+			RoutingKey: "pd-routing-key", Line: 35, Column: 5},
 		{Name: "chat", Type: "slack", URL: "https://hooks.slack.com/services/T0/B0/XXX", Line: 39, Column: 5},
 		{Name: "hook", Type: "webhook", URL: "https://ops.example.com/vantage", Secret: "hook-secret", Line: 42, Column: 5},
 	}
@@ -773,7 +773,7 @@ notifiers:
 `, nil, []string{
 			`t.yaml:3:6: duplicate notifier name "a" (first at line 2)`,
 			`t.yaml:4:6: notifier name "B" may only contain a-z, 0-9, '.', '_' and '-'`,
-			`t.yaml:4:17: notifier type must be pagerduty, opsgenie, slack, discord, msteams, telegram, webhook or email, got "sms"`,
+			`t.yaml:4:17: notifier type must be pagerduty, opsgenie, slack, discord, msteams, telegram, webhook, email, twilio or sms_http, got "sms"`,
 			"t.yaml:5:5: notifier needs a name"}},
 		{"notifier required keys", `
 notifiers:

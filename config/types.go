@@ -206,25 +206,29 @@ func (c *Check) Host() string {
 // Notifier is one notification channel. Only the keys of its Type are set.
 type Notifier struct {
 	Name          string
-	Type          string // pagerduty, opsgenie, slack, discord, msteams, telegram, webhook, email
+	Type          string // pagerduty, opsgenie, slack, discord, msteams, telegram, webhook, email, twilio, sms_http
 	Fallback      []string
 	FallbackAfter time.Duration
 
 	URL        string            // all HTTP-based providers
 	RoutingKey string            // pagerduty
-	Severity   string            // pagerduty; default critical
+	Severity   string            // pagerduty; "" (default): the event's (the check's) severity
 	APIKey     string            // opsgenie
 	Priority   string            // opsgenie
 	BotToken   string            // telegram
 	ChatID     string            // telegram
 	Secret     string            // webhook
-	Headers    map[string]string // webhook
+	Headers    map[string]string // webhook, sms_http
 	SMTP       string            // email HOST:PORT
 	TLS        string            // email: starttls (default), implicit, none
 	Username   string            // email
 	Password   string            // email
-	From       string            // email
-	To         []string          // email
+	From       string            // email; twilio, sms_http: the sender number
+	To         []string          // email; twilio, sms_http: phone numbers
+
+	// ChannelKeys holds the keys of email authentication and of the
+	// twilio and sms_http notifiers (see config/notifiers.go).
+	ChannelKeys
 
 	// Repeat is the reminder interval while an incident stays open, used
 	// when the route that chose this notifier sets none; 0: no reminders.
