@@ -1,41 +1,88 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"regexp"
-	"regexp/syntax"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
+// checkTypes are the values of a check's type key.
+var checkTypes = []string{TypeHTTP, TypeTCP, TypeICMP, TypeDNS, TypePush}
+
+// probed are the check types that are probed (all but push).
+var probed = []string{TypeHTTP, TypeTCP, TypeICMP, TypeDNS}
+
 // checkKeys lists the keys of a check and the check types they apply to
 // (nil: every type).
 var checkKeys = map[string][]string{
-	"name": nil, "type": nil, "ip": nil, "expect": nil,
-	"interval": nil, "timeout": nil, "fail_after": nil, "recover_after": nil,
+	"name": nil, "type": nil,
 	"group": nil, "display_name": nil, "description": nil, "notify": nil, "labels": nil, "severity": nil,
 	"flap_threshold": nil, "flap_window": nil, "unknown_after": nil,
+	"depends_on": nil, "depends_wait": nil,
+
+	"ip": probed, "expect": probed,
+	"interval": probed, "timeout": probed, "fail_after": probed, "recover_after": probed, "down_interval": probed,
 
 	"url": {TypeHTTP}, "method": {TypeHTTP}, "headers": {TypeHTTP}, "body": {TypeHTTP},
 	"body_limit": {TypeHTTP}, "follow_redirects": {TypeHTTP}, "insecure_skip_verify": {TypeHTTP},
 
-	"target": {TypeTCP, TypeICMP},
+	"target": {TypeTCP, TypeICMP, TypeDNS},
 	"send":   {TypeTCP},
 	"count":  {TypeICMP}, "max_loss": {TypeICMP},
+	"record": {TypeDNS}, "server": {TypeDNS},
+	"token": {TypePush}, "period": {TypePush}, "grace": {TypePush},
 }
 
 // expectKeys lists the keys of expect and the check types they apply to.
 var expectKeys = map[string][]string{
-	"status":        {TypeHTTP},
-	"body_contains": {TypeHTTP, TypeTCP},
-	"body_regex":    {TypeHTTP},
-	"max_latency":   nil,
-	"cert_expiry":   {TypeHTTP},
-	"banner":        {TypeTCP},
+	"status":            {TypeHTTP},
+	"body_contains":     {TypeHTTP, TypeTCP},
+	"body_regex":        {TypeHTTP},
+	"body_not_contains": {TypeHTTP},
+	"body_not_regex":    {TypeHTTP},
+	"json":              {TypeHTTP},
+	"headers":           {TypeHTTP},
+	"max_latency":       nil,
+	"cert_expiry":       {TypeHTTP},
+	"banner":            {TypeTCP},
+	"rcode":             {TypeDNS},
+	"answers":           {TypeDNS},
 }
+
+// Defaults of the second wave's check keys.
+const (
+	// MaxDefaultDownInterval caps the default down_interval:
+	// min(interval, 10s).
+	MaxDefaultDownInterval = 10 * time.Second
+	DefaultDependsWait     = 10 * time.Second
+	// MinGrace is the shortest grace of a push check, and the least its
+	// default (period/10) can be.
+	MinGrace = 5 * time.Second
+	// MinPushTokenLen is the shortest token a push check may have.
+	MinPushTokenLen = 16
+	DefaultRecord   = RecordA
+	DefaultRcode    = "NOERROR"
+)
+
+// DNSRecords are the record types a dns check may ask for.
+var DNSRecords = []string{RecordA, RecordAAAA, RecordCNAME, RecordMX, RecordTXT, RecordNS, RecordSOA}
+
+// DNSRcodes are the response codes expect.rcode may name (RFC 1035, 2136).
+var DNSRcodes = []string{"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+	"YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE"}
+
+// DefaultDownInterval is a check's down_interval when none is written:
+// min(interval, 10s).
+func DefaultDownInterval(interval time.Duration) time.Duration {
+	return min(interval, MaxDefaultDownInterval)
+}
+
+// DefaultGrace is a push check's grace when none is written: period/10,
+// at least 5s.
+func DefaultGrace(period time.Duration) time.Duration { return max(period/10, MinGrace) }
 
 // applies reports whether a key listed with types applies to type t.
 func applies(types []string, t string) bool { return types == nil || oneOf(t, types...) }
@@ -57,27 +104,33 @@ func (p *parser) dropInapplicable(m *mapping, keys map[string][]string, t, where
 func (p *parser) checks(f *field, c *Config, d *defaultsInfo, notifiers map[string]*yaml.Node) map[string]*yaml.Node {
 	names := map[string]*yaml.Node{}
 	items, _ := p.items(f)
+	var deps []dependsRef
 	for _, it := range items {
-		if ck, ok := p.check(it, d, notifiers, names); ok {
+		if ck, dep, ok := p.check(it, d, notifiers, names); ok {
 			c.Checks = append(c.Checks, ck)
+			if dep != nil {
+				deps = append(deps, *dep)
+			}
 		}
 	}
+	p.dependencies(c, deps, names)
 	return names
 }
 
-func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[string]*yaml.Node) (Check, bool) {
+func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[string]*yaml.Node) (Check, *dependsRef, bool) {
 	m, ok := p.mapOf(it, "check")
 	if !ok {
-		return Check{}, false
+		return Check{}, nil, false
 	}
 	if m.node == nil {
 		p.errorf(it, "check must be a mapping with at least name and type, got an empty value")
-		return Check{}, false
+		return Check{}, nil, false
 	}
 	ck := Check{Line: m.node.Line, Column: m.node.Column}
 
 	// name
 	nf := m.get("name")
+	nameOK := false
 	if s, ok := p.str(nf); ok {
 		switch {
 		case s == "":
@@ -88,6 +141,7 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 			p.errorf(nf.key, "duplicate check name %q (first at line %d)", s, names[s].Line)
 		default:
 			names[s] = nf.key
+			nameOK = true
 		}
 		ck.Name = s
 	} else if !set(nf) {
@@ -102,13 +156,13 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	tf := m.get("type")
 	typeOK := false
 	if s, ok := p.str(tf); ok {
-		if oneOf(s, TypeHTTP, TypeTCP, TypeICMP) {
+		if oneOf(s, checkTypes...) {
 			ck.Type, typeOK = s, true
 		} else {
-			p.errorf(tf.key, "check type must be http, tcp or icmp, got %q", s)
+			p.errorf(tf.key, "check type must be %s, got %q", choiceList(checkTypes...), s)
 		}
 	} else if !set(tf) {
-		p.errorf(keyOr(tf, m.pos()), "%s needs a type: http, tcp or icmp", what)
+		p.errorf(keyOr(tf, m.pos()), "%s needs a type: %s", what, choiceList(checkTypes...))
 	}
 	if typeOK {
 		p.dropInapplicable(m, checkKeys, ck.Type, "")
@@ -160,12 +214,15 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 		}
 	}
 
-	// tcp and icmp
-	if is(TypeTCP) || is(TypeICMP) {
+	// tcp, icmp and dns
+	if is(TypeTCP) || is(TypeICMP) || is(TypeDNS) {
 		if typeOK {
 			form := "HOST:PORT"
-			if ck.Type == TypeICMP {
+			switch ck.Type {
+			case TypeICMP:
 				form = "HOST"
+			case TypeDNS:
+				form = "a domain name"
 			}
 			if t, tf, ok := p.required(m, "target", fmt.Sprintf("%s %s needs a target (%s)", ck.Type, what, form)); ok {
 				if pr := targetProblem(ck.Type, t); pr != "" {
@@ -181,6 +238,12 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 		if s, ok := p.str(m.get("send")); ok {
 			ck.Send = s
 		}
+	}
+	if is(TypeDNS) {
+		p.dnsKeys(m, &ck, typeOK)
+	}
+	if is(TypePush) {
+		p.pushKeys(m, &ck, typeOK, what)
 	}
 	if is(TypeICMP) {
 		if typeOK {
@@ -255,6 +318,24 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	}
 	ck.FlapThreshold, ck.FlapWindow, ck.UnknownAfter = d.flapThreshold, d.flapWindow, d.unknownAfter
 	p.alerting(m, &ck.FlapThreshold, &ck.FlapWindow, &ck.UnknownAfter)
+	p.downInterval(m, &ck, d, intervalOK, what)
+
+	// depends_on and depends_wait
+	var dep *dependsRef
+	if df := m.get("depends_on"); set(df) {
+		if entries, ok := p.strings(df); ok {
+			if nameOK {
+				dep = &dependsRef{check: ck.Name, key: df.key, entries: entries}
+			}
+			if len(entries) == 0 {
+				p.errorf(df.key, "depends_on must list at least one check")
+			}
+		}
+	}
+	ck.DependsWait = DefaultDependsWait
+	if d, ok := p.nonNegative(m.get("depends_wait")); ok {
+		ck.DependsWait = d
+	}
 
 	// expect
 	if ef := m.get("expect"); set(ef) {
@@ -262,6 +343,9 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 	}
 	if ck.Expect.Status == nil && ck.Type == TypeHTTP {
 		ck.Expect.Status = []StatusRange{{200, 299}}
+	}
+	if ck.Expect.Rcode == "" && ck.Type == TypeDNS {
+		ck.Expect.Rcode = DefaultRcode
 	}
 
 	// status page and routing
@@ -292,7 +376,7 @@ func (p *parser) check(it *yaml.Node, d *defaultsInfo, notifiers, names map[stri
 		}
 	}
 	m.unknown()
-	return ck, true
+	return ck, dep, true
 }
 
 // required reads a string key that must be present and not empty; msg is
@@ -311,10 +395,13 @@ func (p *parser) required(m *mapping, name, msg string) (string, *field, bool) {
 	return s, f, false
 }
 
-// targetProblem checks a tcp (HOST:PORT) or icmp (HOST) target.
+// targetProblem checks a tcp (HOST:PORT), icmp (HOST) or dns (a name) target.
 func targetProblem(typ, s string) string {
-	if typ == TypeTCP {
+	switch typ {
+	case TypeTCP:
 		return hostPortProblem(s, false)
+	case TypeDNS:
+		return dnsTargetProblem(s)
 	}
 	if validHost(s) {
 		return ""
@@ -367,21 +454,34 @@ func (p *parser) expect(f *field, ck *Check, typeOK, timeoutOK bool) {
 	if s, ok := p.str(m.get("body_contains")); ok {
 		e.BodyContains = s
 	}
-	if rf := m.get("body_regex"); set(rf) {
-		if s, ok := p.str(rf); ok && s != "" {
-			re, err := regexp.Compile(s)
-			if err != nil {
-				msg := err.Error()
-				var se *syntax.Error
-				if errors.As(err, &se) {
-					msg = string(se.Code)
-					if se.Expr != "" && se.Expr != s {
-						msg += " in " + strconv.Quote(se.Expr)
-					}
-				}
-				p.errorf(rf.key, "body_regex %q does not compile: %s", s, msg)
+	e.BodyRegex, _ = p.regex(m.get("body_regex"), "body_regex")
+	if s, ok := p.str(m.get("body_not_contains")); ok {
+		e.BodyNotContains = s
+	}
+	e.BodyNotRegex, _ = p.regex(m.get("body_not_regex"), "body_not_regex")
+	if jf := m.get("json"); set(jf) {
+		e.JSON = p.jsonAssertions(jf)
+	}
+	if hf := m.get("headers"); set(hf) {
+		e.Headers = p.headerAssertions(hf)
+	}
+	if rf := m.get("rcode"); set(rf) {
+		if s, ok := p.str(rf); ok {
+			if rc := strings.ToUpper(strings.TrimSpace(s)); oneOf(rc, DNSRcodes...) {
+				e.Rcode = rc
 			} else {
-				e.BodyRegex = re
+				p.errorf(rf.key, "rcode must be %s, got %q", choiceList(DNSRcodes...), s)
+			}
+		}
+	}
+	if af := m.get("answers"); set(af) {
+		if as, ok := p.strings(af); ok {
+			for _, a := range as {
+				if pr := dnsAnswerProblem(ck.Record, a.s); pr != "" {
+					p.errorf(a.n, "answer %q %s", a.s, pr)
+					continue
+				}
+				e.Answers = append(e.Answers, strings.TrimSpace(a.s))
 			}
 		}
 	}

@@ -60,7 +60,7 @@ func TestFullContractExample(t *testing.T) {
 		t.Errorf("Cluster = %+v, want %+v", c.Cluster, wantCluster)
 	}
 	if want := (Defaults{Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
-		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute}); c.Defaults != want {
+		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute, DownInterval: 10 * time.Second}); c.Defaults != want {
 		t.Errorf("Defaults = %+v, want %+v", c.Defaults, want)
 	}
 	if !reflect.DeepEqual(c.Node, Node{}) {
@@ -88,6 +88,7 @@ func TestFullContractExample(t *testing.T) {
 			CertExpiry:   336 * time.Hour,
 		},
 		Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
+		DownInterval: 10 * time.Second, DependsWait: 10 * time.Second,
 		Group: "Public API", DisplayName: "api", Notify: []string{"pager", "chat"},
 		Severity:      "critical",
 		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute,
@@ -100,6 +101,7 @@ func TestFullContractExample(t *testing.T) {
 	wantDB := Check{Name: "db", Type: TypeTCP, Target: "db.example.com:5432", IP: "any",
 		Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
 		DisplayName: "db", Severity: "critical", Line: 28, Column: 5,
+		DownInterval: 10 * time.Second, DependsWait: 10 * time.Second,
 		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute}
 	if db == nil || !reflect.DeepEqual(*db, wantDB) {
 		t.Errorf("db = %+v, want %+v", db, wantDB)
@@ -108,6 +110,7 @@ func TestFullContractExample(t *testing.T) {
 	wantEdge := Check{Name: "edge", Type: TypeICMP, Target: "203.0.113.10", Count: 3, MaxLoss: 50, IP: "any",
 		Interval: 30 * time.Second, Timeout: 10 * time.Second, FailAfter: 2, RecoverAfter: 2,
 		DisplayName: "edge", Severity: "critical", Line: 31, Column: 5,
+		DownInterval: 10 * time.Second, DependsWait: 10 * time.Second,
 		FlapThreshold: 5, FlapWindow: 10 * time.Minute, UnknownAfter: 10 * time.Minute}
 	if edge == nil || !reflect.DeepEqual(*edge, wantEdge) {
 		t.Errorf("edge = %+v, want %+v", edge, wantEdge)
@@ -131,7 +134,7 @@ func TestFullContractExample(t *testing.T) {
 	if n := c.NotifierByName("nope"); n != nil {
 		t.Errorf("NotifierByName(nope) = %+v, want nil", n)
 	}
-	if want := (StatusPage{Title: "Example Status"}); c.StatusPage != want {
+	if want := (StatusPage{Title: "Example Status", Timezone: "UTC", Locale: "en"}); c.StatusPage != want {
 		t.Errorf("StatusPage = %+v", c.StatusPage)
 	}
 	wantMaint := []Maintenance{{Checks: []string{"api"},
@@ -177,7 +180,7 @@ func TestEverything(t *testing.T) {
 		t.Errorf("Cluster = %+v, want majority quorum 3 of 4 and gossip lan", c.Cluster)
 	}
 	if want := (Defaults{Interval: time.Minute, Timeout: 15 * time.Second, FailAfter: 3, RecoverAfter: 4,
-		FlapThreshold: 4, FlapWindow: 15 * time.Minute, UnknownAfter: 5 * time.Minute}); c.Defaults != want {
+		FlapThreshold: 4, FlapWindow: 15 * time.Minute, UnknownAfter: 5 * time.Minute, DownInterval: 10 * time.Second}); c.Defaults != want {
 		t.Errorf("Defaults = %+v", c.Defaults)
 	}
 
@@ -250,7 +253,8 @@ func TestEverything(t *testing.T) {
 	if hook := c.NotifierByName("hook"); hook.Secret != "${not-a-var}" || hook.Headers["X-Env"] != "prod" {
 		t.Errorf("hook = %+v", *hook)
 	}
-	if want := (StatusPage{Title: "Example Status", Description: "Live status of Example services", URL: "https://status.example.com"}); c.StatusPage != want {
+	if want := (StatusPage{Title: "Example Status", Description: "Live status of Example services", URL: "https://status.example.com",
+		Timezone: "UTC", Locale: "en"}); c.StatusPage != want {
 		t.Errorf("StatusPage = %+v", c.StatusPage)
 	}
 	if want := (Store{24 * time.Hour, 0, 8760 * time.Hour}); c.Store != want {
@@ -515,7 +519,7 @@ checks:
 
 		// durations, interval, timeout
 		{"bad duration", "defaults: {interval: 30}\n", nil,
-			[]string{`t.yaml:1:22: interval must be a duration such as 30s, 2m or 1h, got "30"`}},
+			[]string{`t.yaml:1:22: interval must be a duration such as 30s, 2m, 1h or 7d, got "30"`}},
 		{"interval below 1s in defaults", `
 defaults:
   interval: 500ms
@@ -602,9 +606,9 @@ notifiers: [{name: "", type: slack, url: "https://a"}]
 			"t.yaml:2:14: notifier name must not be empty"}},
 		{"missing name and type", "checks: [{url: 'http://a'}]\n", nil, []string{
 			"t.yaml:1:10: check needs a name",
-			"t.yaml:1:10: check needs a type: http, tcp or icmp"}},
-		{"unknown check type", "checks: [{name: a, type: dns}]\n", nil,
-			[]string{`t.yaml:1:20: check type must be http, tcp or icmp, got "dns"`}},
+			"t.yaml:1:10: check needs a type: http, tcp, icmp, dns or push"}},
+		{"unknown check type", "checks: [{name: a, type: smtp}]\n", nil,
+			[]string{`t.yaml:1:20: check type must be http, tcp, icmp, dns or push, got "smtp"`}},
 		{"http without url", "checks: [{name: a, type: http}]\n", nil, []string{`t.yaml:1:10: http check "a" needs a url`}},
 		{"http url", `
 checks:
@@ -844,7 +848,7 @@ notifiers:
 			`t.yaml:5:19: unknown notifier "ghost" in fallback`,
 			`t.yaml:5:29: notifier "b" is listed twice in fallback`,
 			"t.yaml:6:5: fallback_after must be positive, got 0s",
-			`t.yaml:7:62: fallback_after must be a duration such as 30s, 2m or 1h, got "soon"`}},
+			`t.yaml:7:62: fallback_after must be a duration such as 30s, 2m, 1h or 7d, got "soon"`}},
 		{"fallback cycle", `
 notifiers:
   - {name: a, type: slack, url: "https://a", fallback: [b]}
@@ -920,16 +924,16 @@ maintenance:
 			`t.yaml:3:17: unknown check "b"`,
 			"t.yaml:5:5: end 2026-12-01T03:00:00Z must be after start 2026-12-01T03:00:00Z",
 			"t.yaml:6:5: maintenance window needs checks: at least one check name",
-			"t.yaml:6:5: maintenance window needs end (an RFC 3339 time such as 2026-12-01T02:00:00Z)",
+			"t.yaml:6:5: maintenance window needs end (an RFC 3339 time such as 2026-12-01T02:00:00Z), or every and duration",
 			`t.yaml:7:12: start must be an RFC 3339 time such as 2026-12-01T02:00:00Z, got "2026-12-01 02:00"`,
 			"t.yaml:8:5: maintenance window needs checks: at least one check name",
-			"t.yaml:8:5: maintenance window needs start (an RFC 3339 time such as 2026-12-01T02:00:00Z)",
-			"t.yaml:8:5: maintenance window needs end (an RFC 3339 time such as 2026-12-01T02:00:00Z)",
+			"t.yaml:8:5: maintenance window needs start (an RFC 3339 time such as 2026-12-01T02:00:00Z), or every and duration",
+			"t.yaml:8:5: maintenance window needs end (an RFC 3339 time such as 2026-12-01T02:00:00Z), or every and duration",
 			`t.yaml:9:5: maintenance window must be a mapping, got "x"`}},
-		{"store", "store: {retention: {raw: -1h, minute: 1d, daily: -5m}}\n", nil, []string{
+		{"store", "store: {retention: {raw: -1h, minute: 1mo, daily: -5m}}\n", nil, []string{
 			"t.yaml:1:21: raw must not be negative, got -1h0m0s",
-			`t.yaml:1:39: minute must be a duration such as 30s, 2m or 1h, got "1d"`,
-			"t.yaml:1:43: daily must not be negative, got -5m0s"}},
+			`t.yaml:1:39: minute must be a duration such as 30s, 2m, 1h or 7d, got "1mo"`,
+			"t.yaml:1:44: daily must not be negative, got -5m0s"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

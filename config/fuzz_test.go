@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain shortens the fuzzer's minimization of new inputs from 60s to 3s
@@ -52,10 +53,17 @@ func FuzzParse(f *testing.F) {
 		"defaults: {interval: ${I}, timeout: $${T}}\n",
 		"checks: [{<<: {<<: {name: a}}, type: http, url: 'http://[::1]:80/x'}]\n",
 		"\t\x00\xff",
+		"defaults: {interval: 1d, down_interval: 1w}\n",
+		"checks: [{name: a, type: tcp, target: 'a:1', down_interval: 2s, depends_on: [b]}, {name: b, type: tcp, target: 'b:1', depends_on: [a]}]\n",
+		"checks: [{name: d, type: dns, target: example.com, record: MX, server: '[::1]:53', expect: {rcode: nxdomain, answers: ['10 mx.example.com']}}]\n",
+		"checks: [{name: p, type: push, token: '${PUSH_TOKEN}', period: 1w2d, grace: 1.5d}]\n",
+		"checks: [{name: h, type: http, url: 'http://h', expect: {json: [{path: \"$['a'][0].b\", op: '>=', value: 1.5}, {path: c, op: exists, value: false}], headers: {X-A: '^a'}, body_not_regex: '(?i)x'}}]\n",
+		"checks: [{name: a, type: tcp, target: 'a:1'}]\nmaintenance: [{checks: [a], every: '*/5 1-3 * * 1-5', duration: 2h, timezone: Europe/Berlin}]\n",
+		"notifiers: [{name: n, type: slack, url: 'https://h'}]\nroutes: [{notify: [n], group_by: [group], group_wait: 1m}]\nstatuspage: {timezone: Asia/Seoul, locale: ko}\n",
 	} {
 		f.Add([]byte(s))
 	}
-	getenv := env(map[string]string{"I": "5s", "API_TOKEN": "x", "T": "1s", "EMPTY": ""})
+	getenv := env(map[string]string{"I": "5s", "API_TOKEN": "x", "T": "1s", "EMPTY": "", "PUSH_TOKEN": "0123456789abcdef"})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const path = "fuzz.yaml"
 		c, err := Parse(path, data, getenv)
@@ -71,9 +79,26 @@ func FuzzParse(f *testing.F) {
 				if c.CheckByName(ck.Name) == nil {
 					t.Fatalf("CheckByName(%q) = nil", ck.Name)
 				}
+				if ck.DownInterval < MinInterval || ck.DownInterval > ck.Interval {
+					t.Fatalf("invalid down_interval accepted: %+v", ck)
+				}
+				if ck.Type == TypePush && (len(ck.Token) < MinPushTokenLen || ck.Period < MinInterval || ck.Grace < MinGrace) {
+					t.Fatalf("invalid push check accepted: %+v", ck)
+				}
+				for _, dep := range ck.DependsOn {
+					if c.CheckByName(dep) == nil || dep == ck.Name {
+						t.Fatalf("invalid depends_on accepted: %+v", ck)
+					}
+				}
 			}
 			if c.Cluster.Quorum < 1 {
 				t.Fatalf("quorum %d accepted", c.Cluster.Quorum)
+			}
+			for _, w := range c.Maintenance {
+				// A recurring window answers without panicking or looping.
+				now := time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC)
+				w.Contains(now)
+				w.Next(now)
 			}
 			return
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -309,6 +310,7 @@ type defaultsInfo struct {
 	flapThreshold           int
 	flapWindow              time.Duration
 	unknownAfter            time.Duration
+	downInterval            downIntervalInfo
 }
 
 func (p *parser) defaults(f *field, d *Defaults) *defaultsInfo {
@@ -341,9 +343,19 @@ func (p *parser) defaults(f *field, d *Defaults) *defaultsInfo {
 		info.recoverAfter = v
 	}
 	p.alerting(m, &info.flapThreshold, &info.flapWindow, &info.unknownAfter)
+	if kf := m.get("down_interval"); set(kf) {
+		if v, ok := p.atLeastSecond(kf); ok {
+			if info.intervalOK && v > info.interval {
+				p.errorf(kf.key, "down_interval %s must not be longer than interval %s", v, info.interval)
+			} else {
+				info.downInterval = downIntervalInfo{d: v, key: kf.key}
+			}
+		}
+	}
 	m.unknown()
 	*d = Defaults{Interval: info.interval, Timeout: info.timeout, FailAfter: info.failAfter, RecoverAfter: info.recoverAfter,
-		FlapThreshold: info.flapThreshold, FlapWindow: info.flapWindow, UnknownAfter: info.unknownAfter}
+		FlapThreshold: info.flapThreshold, FlapWindow: info.flapWindow, UnknownAfter: info.unknownAfter,
+		DownInterval: cmp.Or(info.downInterval.d, DefaultDownInterval(info.interval))}
 	return info
 }
 
@@ -447,8 +459,31 @@ func (p *parser) statusPage(f *field, s *StatusPage) {
 			}
 		}
 	}
+	s.Timezone, s.Locale = "UTC", LocaleEN
+	if zf := m.get("timezone"); set(zf) {
+		if z, ok := p.str(zf); ok {
+			z = strings.TrimSpace(z)
+			if _, err := LoadLocation(z); err != nil || z == "" {
+				p.errorf(zf.key, "timezone %q is not an IANA time zone name such as Europe/Berlin", z)
+			} else {
+				s.Timezone = z
+			}
+		}
+	}
+	if lf := m.get("locale"); set(lf) {
+		if l, ok := p.str(lf); ok {
+			if oneOf(l, locales...) {
+				s.Locale = l
+			} else {
+				p.errorf(lf.key, "locale must be %s, got %q", choiceList(locales...), l)
+			}
+		}
+	}
 	m.unknown()
 }
+
+// locales are the languages the status page speaks.
+var locales = []string{LocaleEN, LocaleKO}
 
 // minAPITokenLen keeps a guessable write token out of the config.
 const minAPITokenLen = 16
@@ -461,7 +496,7 @@ func (p *parser) maintenance(f *field, c *Config, checkNames map[string]*yaml.No
 			continue
 		}
 		if m.node == nil {
-			p.errorf(it, "maintenance window must be a mapping with checks, start and end, got an empty value")
+			p.errorf(it, "maintenance window must be a mapping with checks, start and end (or every and duration), got an empty value")
 			continue
 		}
 		var w Maintenance
@@ -483,32 +518,92 @@ func (p *parser) maintenance(f *field, c *Config, checkNames map[string]*yaml.No
 		if len(w.Checks) == 0 && !bad {
 			p.errorf(keyOr(cf, m.pos()), "maintenance window needs checks: at least one check name")
 		}
-		when := func(name string) (time.Time, *yaml.Node, bool) {
-			kf := m.get(name)
-			s, ok := p.str(kf)
-			if !ok {
-				if !set(kf) {
-					p.errorf(keyOr(kf, m.pos()), "maintenance window needs %s (an RFC 3339 time such as 2026-12-01T02:00:00Z)", name)
-				}
-				return time.Time{}, nil, false
-			}
-			t, err := time.Parse(time.RFC3339, strings.TrimSpace(s))
-			if err != nil {
-				p.errorf(kf.val, "%s must be an RFC 3339 time such as 2026-12-01T02:00:00Z, got %q", name, s)
-				return t, nil, false
-			}
-			return t, kf.key, true
-		}
-		var startOK, endOK bool
-		var endKey *yaml.Node
-		w.Start, _, startOK = when("start")
-		w.End, endKey, endOK = when("end")
-		if startOK && endOK && !w.End.After(w.Start) {
-			p.errorf(endKey, "end %s must be after start %s", w.End.Format(time.RFC3339), w.Start.Format(time.RFC3339))
+		if ef := m.get("every"); set(ef) {
+			p.recurring(m, ef, &w)
+		} else {
+			p.oneOff(m, &w)
 		}
 		m.unknown()
 		c.Maintenance = append(c.Maintenance, w)
 	}
+}
+
+// oneOff reads start and end of a one-off maintenance window.
+func (p *parser) oneOff(m *mapping, w *Maintenance) {
+	for _, k := range []string{"duration", "timezone"} {
+		if kf := m.get(k); set(kf) {
+			p.errorf(kf.key, "%s applies to a recurring window (with every); a one-off window has start and end", k)
+		}
+	}
+	when := func(name string) (time.Time, *yaml.Node, bool) {
+		kf := m.get(name)
+		s, ok := p.str(kf)
+		if !ok {
+			if !set(kf) {
+				p.errorf(keyOr(kf, m.pos()), "maintenance window needs %s (an RFC 3339 time such as 2026-12-01T02:00:00Z), or every and duration", name)
+			}
+			return time.Time{}, nil, false
+		}
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(s))
+		if err != nil {
+			p.errorf(kf.val, "%s must be an RFC 3339 time such as 2026-12-01T02:00:00Z, got %q", name, s)
+			return t, nil, false
+		}
+		return t, kf.key, true
+	}
+	var startOK, endOK bool
+	var endKey *yaml.Node
+	w.Start, _, startOK = when("start")
+	w.End, endKey, endOK = when("end")
+	if startOK && endOK && !w.End.After(w.Start) {
+		p.errorf(endKey, "end %s must be after start %s", w.End.Format(time.RFC3339), w.Start.Format(time.RFC3339))
+	}
+}
+
+// recurring reads every, duration and timezone of a recurring maintenance
+// window.
+func (p *parser) recurring(m *mapping, ef *field, w *Maintenance) {
+	for _, k := range []string{"start", "end"} {
+		if kf := m.get(k); set(kf) {
+			p.errorf(kf.key, "%s does not go with every: a recurring window has every and duration, a one-off window start and end", k)
+		}
+	}
+	if s, ok := p.str(ef); ok {
+		if sched, err := ParseEvery(s); err != nil {
+			p.errorf(ef.key, "every %q %s (want 5 cron fields: minute hour day-of-month month day-of-week, such as \"0 2 * * 0\")", s, cronProblem(err))
+		} else {
+			w.Every, w.sched = strings.TrimSpace(s), sched
+		}
+	}
+	df := m.get("duration")
+	if d, ok := p.duration(df); ok {
+		if d <= 0 {
+			p.errorf(df.key, "duration must be positive, got %s", d)
+		} else {
+			w.Duration = d
+		}
+	} else if !set(df) {
+		p.errorf(keyOr(df, m.pos()), "a recurring maintenance window needs duration (how long each occurrence lasts, such as 2h)")
+	}
+	if tf := m.get("timezone"); set(tf) {
+		if s, ok := p.str(tf); ok {
+			if _, err := LoadLocation(strings.TrimSpace(s)); err != nil {
+				p.errorf(tf.key, "timezone %q is not an IANA time zone name such as Europe/Berlin", s)
+			} else {
+				w.Timezone = strings.TrimSpace(s)
+			}
+		}
+	}
+}
+
+// cronProblem words a cron parse error for "every %q ...".
+func cronProblem(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "is "), strings.HasPrefix(msg, "must "), strings.HasPrefix(msg, "never "):
+		return msg
+	}
+	return "is not valid: " + msg
 }
 
 func (p *parser) store(f *field, s *Store) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"regexp"
 	"slices"
 	"time"
 )
@@ -32,23 +33,19 @@ func (c *Config) NotifierByName(name string) *Notifier {
 	return nil
 }
 
-// InMaintenance reports whether check is inside a maintenance window at t.
-// A window covers [Start, End): it begins at Start and is over at End.
+// InMaintenance reports whether check is inside a maintenance window at t:
+// a one-off window covers [Start, End), a recurring one each of its
+// occurrences (see Maintenance.Occurrence).
 func (c *Config) InMaintenance(check string, t time.Time) bool {
 	if c == nil {
 		return false
 	}
 	for _, w := range c.Maintenance {
-		if w.Contains(t) && slices.Contains(w.Checks, check) {
+		if slices.Contains(w.Checks, check) && w.Contains(t) {
 			return true
 		}
 	}
 	return false
-}
-
-// Contains reports whether t lies in the window [Start, End).
-func (w Maintenance) Contains(t time.Time) bool {
-	return !t.Before(w.Start) && t.Before(w.End)
 }
 
 // Same reports whether two definitions of a check are the same, ignoring
@@ -61,18 +58,32 @@ func (c *Check) Same(o *Check) bool { return sameCheck(*c, *o, false) }
 func (c *Check) SameProbe(o *Check) bool { return sameCheck(*c, *o, true) }
 
 func sameCheck(a, b Check, probeOnly bool) bool {
-	norm := func(c Check) (Check, string) {
-		re := ""
-		if c.Expect.BodyRegex != nil {
-			re = c.Expect.BodyRegex.String()
+	// Compiled expressions are compared by their source.
+	norm := func(c Check) (Check, []string) {
+		var res []string
+		re := func(r *regexp.Regexp) string {
+			if r == nil {
+				return "\x00nil"
+			}
+			return r.String()
 		}
-		c.Expect.BodyRegex, c.Line, c.Column = nil, 0, 0
+		res = append(res, re(c.Expect.BodyRegex), re(c.Expect.BodyNotRegex))
+		c.Expect.BodyRegex, c.Expect.BodyNotRegex, c.Line, c.Column = nil, nil, 0, 0
+		if len(c.Expect.Headers) > 0 {
+			hs := make([]HeaderAssertion, len(c.Expect.Headers))
+			for i, h := range c.Expect.Headers {
+				res = append(res, re(h.Regex))
+				hs[i] = HeaderAssertion{Name: h.Name}
+			}
+			c.Expect.Headers = hs
+		}
 		if probeOnly {
 			c.Group, c.DisplayName, c.Description, c.Notify, c.Labels, c.Severity = "", "", "", nil, nil, ""
+			c.DependsOn, c.DependsWait = nil, 0
 		}
-		return c, re
+		return c, res
 	}
 	na, ra := norm(a)
 	nb, rb := norm(b)
-	return ra == rb && reflect.DeepEqual(na, nb)
+	return slices.Equal(ra, rb) && reflect.DeepEqual(na, nb)
 }

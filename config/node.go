@@ -369,9 +369,9 @@ func (p *parser) duration(f *field) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	d, err := ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		p.errorf(f.val, "%s must be a duration such as 30s, 2m or 1h, got %s", f.name, describe(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}))
+		p.errorf(f.val, "%s must be a duration such as 30s, 2m, 1h or 7d, got %s", f.name, describe(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}))
 		return 0, false
 	}
 	return d, true

@@ -48,8 +48,43 @@ func (p *parser) routes(f *field, c *Config, notifiers map[string]*yaml.Node) {
 				r.Continue = b
 			}
 		}
+		p.grouping(m, &r)
 		m.unknown()
 		c.Routes = append(c.Routes, r)
+	}
+}
+
+// groupByKeys are what a route's group_by may list.
+var groupByKeys = []string{"group"}
+
+// grouping reads a route's group_by and group_wait. group_wait (default
+// 0s: off) needs group_by.
+func (p *parser) grouping(m *mapping, r *Route) {
+	gf := m.get("group_by")
+	if gs, ok := p.strings(gf); ok {
+		seen := map[string]bool{}
+		for _, g := range gs {
+			switch {
+			case !oneOf(g.s, groupByKeys...):
+				p.errorf(g.n, "group_by entries must be %s, got %q", choiceList(groupByKeys...), g.s)
+			case seen[g.s]:
+				p.errorf(g.n, "%q is listed twice in group_by", g.s)
+			default:
+				seen[g.s] = true
+				r.GroupBy = append(r.GroupBy, g.s)
+			}
+		}
+		if len(gs) == 0 {
+			p.errorf(gf.key, "group_by must list at least one of %s", choiceList(groupByKeys...))
+		}
+	}
+	wf := m.get("group_wait")
+	if d, ok := p.nonNegative(wf); ok {
+		if d > 0 && !set(gf) {
+			p.errorf(wf.key, "group_wait needs group_by (such as group_by: [group])")
+		} else {
+			r.GroupWait = d
+		}
 	}
 }
 

@@ -161,7 +161,7 @@ routes:
   - match: {group: a}
     notify: [chat]
     repeat: soon
-`, []string{`t.yaml:4:13: repeat must be a duration such as 30s, 2m or 1h, got "soon"`}},
+`, []string{`t.yaml:4:13: repeat must be a duration such as 30s, 2m, 1h or 7d, got "soon"`}},
 		{"continue on the default route", `
 routes:
   - notify: [chat]

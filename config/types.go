@@ -51,6 +51,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Config is a whole, validated configuration file.
@@ -111,6 +113,11 @@ type Defaults struct {
 	// UnknownAfter is how long a check may stay unknown before a coverage
 	// alert goes out. Default 10m; 0 turns coverage alerts off.
 	UnknownAfter time.Duration
+	// DownInterval is the probe interval while a check is down (key
+	// down_interval): as written, else min(Interval, 10s). A check that
+	// sets its own interval but no down_interval, here or in the check,
+	// takes min(its interval, 10s). See Check.DownInterval.
+	DownInterval time.Duration
 }
 
 // Check types.
@@ -118,14 +125,29 @@ const (
 	TypeHTTP = "http"
 	TypeTCP  = "tcp"
 	TypeICMP = "icmp"
+	TypeDNS  = "dns"
+	// TypePush is a heartbeat: the job pushes to the node, which counts
+	// receipts; a push check is never probed.
+	TypePush = "push"
+)
+
+// DNS record types a dns check may ask for (key record).
+const (
+	RecordA     = "A"
+	RecordAAAA  = "AAAA"
+	RecordCNAME = "CNAME"
+	RecordMX    = "MX"
+	RecordTXT   = "TXT"
+	RecordNS    = "NS"
+	RecordSOA   = "SOA"
 )
 
 // Check is one probe definition with defaults already merged in.
 type Check struct {
 	Name   string // unique, [a-z0-9-_.]
-	Type   string // http | tcp | icmp
+	Type   string // http | tcp | icmp | dns | push
 	URL    string // http
-	Target string // tcp: HOST:PORT; icmp: HOST
+	Target string // tcp: HOST:PORT; icmp: HOST; dns: the name queried
 
 	Method          string            // http; default GET
 	Headers         map[string]string // http
@@ -141,12 +163,36 @@ type Check struct {
 
 	IP string // "4", "6" or "any" (default)
 
+	// dns
+	Record string // A (default), AAAA, CNAME, MX, TXT, NS or SOA
+	Server string // HOST:PORT of the name server asked; "": the system resolver
+
+	// push (key token, period, grace): the job calls POST
+	// /api/v1/push/{name} with this token at least every Period; the check
+	// is down once no node has had a receipt for Period + Grace.
+	Token  string        // at least 16 characters
+	Period time.Duration // the job's schedule; at least 1s
+	Grace  time.Duration // default max(Period/10, 5s); at least 5s
+
 	Expect Expect
 
 	Interval     time.Duration
 	Timeout      time.Duration
 	FailAfter    int
 	RecoverAfter int
+	// DownInterval is the probe interval while the check is down (key
+	// down_interval, also under defaults): default min(Interval, 10s); at
+	// least 1s and at most Interval.
+	DownInterval time.Duration
+
+	// DependsOn lists checks this one depends on (key depends_on): while
+	// one of them is down, this check's incident pages nobody. Every name
+	// is a defined check, listed once; the graph has no cycles.
+	DependsOn []string
+	// DependsWait is how long a trigger waits for a listed check to go
+	// down, and how long after they recover a still-down check waits
+	// before paging (key depends_wait, default 10s).
+	DependsWait time.Duration
 
 	Group       string            // status page group
 	DisplayName string            // status page name; default Name
@@ -169,8 +215,69 @@ type Expect struct {
 	BodyContains string         // http body (or tcp reply) must contain this
 	BodyRegex    *regexp.Regexp // http body must match; nil when unset
 	MaxLatency   time.Duration  // slower counts as failure; 0 = no limit
-	CertExpiry   time.Duration  // https: a certificate expiring sooner fails; 0 = off
-	Banner       string         // tcp: what the server sends (first, or in reply to Send) must contain this
+	// CertExpiry: an https certificate closer than this to expiry is
+	// reported (checker.Result.CertExpiring) and warned about; it does not
+	// fail the probe. 0 = off.
+	CertExpiry time.Duration
+	Banner     string // tcp: what the server sends (first, or in reply to Send) must contain this
+
+	BodyNotContains string            // http body must not contain this (key body_not_contains)
+	BodyNotRegex    *regexp.Regexp    // http body must not match (key body_not_regex); nil when unset
+	JSON            []JSONAssertion   // http: assertions on the JSON body (key json), in order
+	Headers         []HeaderAssertion // http: response headers that must match (key headers), by name
+
+	Rcode   string   // dns: the response code wanted, upper case; default NOERROR
+	Answers []string // dns: each must be among the answers (see the dns check's docs)
+}
+
+// JSON assertion operators (key op of an expect.json entry).
+const (
+	OpEq       = "=="
+	OpNe       = "!="
+	OpLt       = "<"
+	OpLe       = "<="
+	OpGt       = ">"
+	OpGe       = ">="
+	OpExists   = "exists"
+	OpContains = "contains"
+)
+
+// JSONAssertion is one entry of expect.json: the value at Path compared
+// with Value by Op.
+type JSONAssertion struct {
+	// Path is as written: $ is the whole document, .key or ['key'] a
+	// member, [N] an array element ($.data.items[0].name); the leading $.
+	// may be left out (data.items[0].name).
+	Path string
+	// Keys is Path split into members and indices (indices as decimal
+	// strings); empty for $.
+	Keys []string
+	Op   string
+	// Value is a string, a float64 or a bool. For ==, != and contains it is
+	// compared with the JSON value of the same type; <, <=, > and >= need a
+	// number; for exists it is true (must exist, the default) or false
+	// (must not).
+	Value any
+}
+
+// String renders the assertion as failure messages show it:
+// $.status == "ok".
+func (a JSONAssertion) String() string {
+	if a.Op == OpExists {
+		if b, _ := a.Value.(bool); !b {
+			return a.Path + " does not exist"
+		}
+		return a.Path + " exists"
+	}
+	return a.Path + " " + a.Op + " " + FormatJSONValue(a.Value)
+}
+
+// HeaderAssertion is one entry of expect.headers: a response header that
+// must be present with a value matching Regex (any of its values, when it
+// is repeated).
+type HeaderAssertion struct {
+	Name  string // canonical form (Content-Type)
+	Regex *regexp.Regexp
 }
 
 // StatusRange is an inclusive range of HTTP status codes.
@@ -180,10 +287,19 @@ type StatusRange struct{ Min, Max int }
 func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r.Max }
 
 // TargetString is what a notification names as the check's target: the URL of
-// an http check, HOST:PORT of a tcp check, the host of an icmp check.
+// an http check, HOST:PORT of a tcp check, the host of an icmp check, the
+// name of a dns check (with " @SERVER" when it asks a given server), and
+// the push path of a push check.
 func (c *Check) TargetString() string {
-	if c.Type == TypeHTTP {
+	switch c.Type {
+	case TypeHTTP:
 		return c.URL
+	case TypeDNS:
+		if c.Server != "" {
+			return c.Target + " @" + c.Server
+		}
+	case TypePush:
+		return "/api/v1/push/" + c.Name
 	}
 	return c.Target
 }
@@ -199,6 +315,12 @@ func (c *Check) Host() string {
 		if h, _, err := net.SplitHostPort(c.Target); err == nil {
 			return h
 		}
+	case TypeDNS:
+		if h, _, err := net.SplitHostPort(c.Server); err == nil {
+			return h
+		}
+	case TypePush:
+		return ""
 	}
 	return c.Target
 }
@@ -260,6 +382,14 @@ type Route struct {
 	Repeat    time.Duration
 	RepeatSet bool
 	Continue  bool // keep trying later routes after a match
+	// GroupBy lists what outages are grouped by (key group_by): only
+	// "group" (the check's group) for now. Outages of checks with the same
+	// value that open within GroupWait of the first reach on-call as one
+	// page. Empty: no grouping.
+	GroupBy []string
+	// GroupWait is how long a group's page waits for more outages (key
+	// group_wait); default 0: grouping off.
+	GroupWait time.Duration
 
 	Line, Column int
 }
@@ -312,15 +442,50 @@ type StatusPage struct {
 	// APIToken is the bearer token that write endpoints (incident updates)
 	// require; empty disables them. VANTAGE_API_TOKEN overrides it.
 	APIToken string
+	// Timezone is the IANA zone the page shows times in (key timezone);
+	// default "UTC". See Location.
+	Timezone string
+	// Locale is the page's language (key locale): "en" (default) or "ko".
+	Locale string
+}
+
+// Status page locales.
+const (
+	LocaleEN = "en"
+	LocaleKO = "ko"
+)
+
+// Location is the page's time zone; UTC when Timezone is empty or unknown.
+func (s StatusPage) Location() *time.Location {
+	if loc, err := LoadLocation(s.Timezone); err == nil {
+		return loc
+	}
+	return time.UTC
 }
 
 // Maintenance is a window during which the listed checks are shown as in
-// maintenance and never paged.
+// maintenance and never paged: either one window, [Start, End), or a
+// recurring one: every time the cron expression Every fires (in Timezone),
+// for Duration. Use Contains, Occurrence and Next rather than the fields.
 type Maintenance struct {
 	Title  string
 	Checks []string
-	Start  time.Time
-	End    time.Time
+	Start  time.Time // one window: inclusive
+	End    time.Time // one window: exclusive
+
+	// Every is a 5-field cron expression (minute hour day-of-month month
+	// day-of-week, or @daily, @weekly, @monthly, @yearly, @hourly) read in
+	// Timezone; empty for a one-off window.
+	Every string
+	// Duration is how long each occurrence lasts (elapsed time).
+	Duration time.Duration
+	// Timezone is the IANA zone Every is read in; "" means UTC.
+	Timezone string
+
+	// sched is Every parsed (read in UTC wall-clock time; see
+	// maintenance.go); nil when Every is empty or for a Maintenance built
+	// by hand, which is then parsed on use.
+	sched *cron.SpecSchedule
 }
 
 // Store configures history retention (key `store:`). Zero means keep forever.
