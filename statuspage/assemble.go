@@ -21,13 +21,14 @@ import (
 // decompressor has them in its window), so that chunks compress about as
 // well as the whole body would; their concatenation, a final empty block,
 // and the gzip header and trailer (CRC-32 and length of the whole body)
-// are one valid gzip stream. A document of one chunk (smaller than
-// chunkTarget) is compressed whole, as newDoc does.
+// are one valid gzip stream. A document smaller than chunkMin (the page of
+// tens of checks) is compressed whole, as newDoc does.
 
-// chunkTarget is about how much plain text a chunk holds: recompressing one
+// chunkMin is the size from which documents are compressed in chunks, and
+// chunkTarget about how much plain text a chunk holds: recompressing one
 // of the index page of thousands of checks costs about 1 ms at chunkLevel,
-// plus a quarter for its window.
-var chunkTarget = 128 << 10 // a variable for tests
+// plus a quarter for its window. Variables for tests.
+var chunkMin, chunkTarget = 256 << 10, 128 << 10
 
 // chunkLevel is the compression of chunks. On the pages of thousands of
 // checks best compression is 3 (index) to 10 (summary.json) times slower
@@ -84,8 +85,8 @@ func (a *assembler) assemble(parts []part) assembly {
 	for _, p := range parts {
 		total += len(p.b)
 	}
-	if len(parts) == 0 || total < chunkTarget {
-		// One chunk: compressed whole, like any document.
+	if len(parts) == 0 || total < chunkMin {
+		// Compressed whole, like any document.
 		a.per, a.nparts, a.chunks = 0, 0, nil
 		body := make([]byte, 0, total)
 		for _, p := range parts {

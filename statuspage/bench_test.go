@@ -150,8 +150,8 @@ func BenchmarkNewDoc(b *testing.B) {
 		body []byte
 	}{
 		{"badge", badge("check-00 30d", "99.95%", uptimeColour(0.9995))},
-		{"summary", sn.docs[keySummary].body},
-		{"index", sn.docs[keyIndex].body},
+		{"summary", sn.docs[keySummary].plain()},
+		{"index", sn.docs[keyIndex].plain()},
 	}
 	variants := []struct {
 		name string

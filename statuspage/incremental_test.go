@@ -114,8 +114,8 @@ func withCheck(st *Status, i int, f func(c *CheckStatus)) *Status {
 // gives the same documents as a full one, through a series of changes;
 // and both give what the whole templates and encodings give.
 func TestIncrementalRenderEqualsFull(t *testing.T) {
-	defer func(c int) { chunkTarget = c }(chunkTarget)
-	chunkTarget = 8 << 10 // several chunks for the index and summary.json
+	defer func(m, c int) { chunkMin, chunkTarget = m, c }(chunkMin, chunkTarget)
+	chunkMin, chunkTarget = 12<<10, 8<<10 // several chunks for the index and summary.json
 
 	st, p := manyChecks(30)
 	hist := &memHistory{uptime: map[string]float64{}, today: map[string]int64{}, fails: map[string]int64{}}
