@@ -1,7 +1,8 @@
 // Package checker runs one probe of a check: one file per protocol (http.go,
-// tcp.go, icmp.go) behind the Prober interface. Every Result carries the total
-// latency, the phase timings that apply and, on failure, a short machine code
-// plus a human message.
+// tcp.go, icmp.go, dns.go) behind the Prober interface. Every Result carries
+// the total latency, the phase timings that apply and, on failure, a short
+// machine code plus a human message. Push checks are not probed: their
+// results are the receipts the node counts.
 package checker
 
 import (
@@ -45,12 +46,16 @@ type Result struct {
 	OK         bool
 	Start      time.Time
 	Latency    time.Duration // total
-	Phases     Phases
-	Code       string // "" when OK
-	Message    string // human-readable; "" when OK
-	StatusCode int    // http only
-	RemoteAddr string // the address finally connected to, when known
+	Phases     Phases        // Phases.DNS is the name lookup time (a dns probe's whole latency)
+	Code       string        // "" when OK
+	Message    string        // human-readable; "" when OK
+	StatusCode int           // http only: the final response's status code, when one came
+	RemoteAddr string        // the address finally connected to (a dns probe: the server that answered), when known
 	CertExpiry time.Time
+
+	// dns only
+	DNSRcode   string // the response code of the answer (NOERROR, NXDOMAIN...); "" when none came
+	DNSAnswers int    // records of the type asked for in the answer section
 }
 
 // Prober runs one probe. It must return by ctx's deadline (the check's

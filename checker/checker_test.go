@@ -33,6 +33,10 @@ func TestCheckerDispatch(t *testing.T) {
 	// Zero values do not panic.
 	r, _ = runProbe(t, &Checker{}, httpCheck(srv.URL), time.Second)
 	wantCode(t, r, CodeConfig, "no http prober")
+	r, _ = runProbe(t, &Checker{}, dnsCheck("ok.test", "A", "127.0.0.1:53"), time.Second)
+	wantCode(t, r, CodeConfig, "no dns prober")
+	r, _ = runProbe(t, &DNSProber{}, dnsCheck("ok.test", "A", freeUDP(t)), time.Second)
+	wantCode(t, r, CodeConnectRefused)
 	r, _ = runProbe(t, &HTTPProber{}, httpCheck(srv.URL), 5*time.Second)
 	wantOK(t, r)
 
@@ -55,8 +59,9 @@ func TestPanicBecomesInternal(t *testing.T) {
 }
 
 // FuzzProbeInput feeds arbitrary check fields to every prober. The network
-// is stubbed out (no resolver answers, every dial and ICMP socket fails), so
-// whatever the fuzzer invents, nothing leaves the machine; the probers must
+// is stubbed out (no resolver answers, every dial and ICMP socket fails, dns
+// checks ask a loopback port nobody listens on), so whatever the fuzzer
+// invents, nothing leaves the machine; the probers must
 // return a failure, never panic, and always fill Code and Message.
 func FuzzProbeInput(f *testing.F) {
 	f.Add("http", "http://127.0.0.1:1/", "", "GET", "", "any", 3)
@@ -70,15 +75,19 @@ func FuzzProbeInput(f *testing.F) {
 	f.Add("icmp", "", "::1", "", "", "6", 1<<30)
 	f.Add("icmp", "", "[::1]:0", "", "", "4", -5)
 	f.Add("smtp", "", "", "", "", "", 0)
+	f.Add("dns", "", "example.com", "MX", "", "any", 0)
+	f.Add("dns", "", "..", "A", "", "6", 0)
+	f.Add("dns", "", "example.com", "PTR", "", "", 0)
+	f.Add("push", "", "", "", "", "", 0)
 	noDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
 	}
 	noICMP := func(network, addr string) (net.PacketConn, error) {
 		return nil, os.NewSyscallError("socket", syscall.EPERM)
 	}
-	k := New(Options{Resolver: mapResolver{}, DialContext: noDial, ICMPListen: noICMP})
+	k := New(Options{Resolver: mapResolver{}, DialContext: noDial, ICMPListen: noICMP, DNSServers: []string{freeUDP(f)}})
 	f.Fuzz(func(t *testing.T, typ, u, target, method, body, ip string, count int) {
-		c := &config.Check{Type: typ, URL: u, Target: target, Method: method, Body: body, IP: ip,
+		c := &config.Check{Type: typ, URL: u, Target: target, Method: method, Record: method, Body: body, IP: ip,
 			Count: count, Send: body, FollowRedirects: true, Headers: map[string]string{"X": body}}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()

@@ -88,6 +88,19 @@ func freePort(t testing.TB) string {
 	return addr
 }
 
+// freeUDP returns a loopback UDP address nobody listens on: a query sent
+// there is refused at once (ICMP port unreachable).
+func freeUDP(t testing.TB) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
 func hasIPv6Loopback() bool {
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {

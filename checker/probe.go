@@ -54,6 +54,15 @@ type Options struct {
 	// ICMPInterval spaces the echo requests of one probe; 0 means 100ms. It is
 	// shortened when the probe's deadline would not leave time for replies.
 	ICMPInterval time.Duration
+
+	// DNSServers are the name servers (IP:PORT) asked by dns checks that
+	// name no server; nil reads them from ResolvConf. Tests and hosts whose
+	// resolv.conf points at a local stub set them.
+	DNSServers []string
+
+	// ResolvConf is the file the system's name servers are read from;
+	// "" means DefaultResolvConf (/etc/resolv.conf).
+	ResolvConf string
 }
 
 // withLogger returns opts with a non-nil Logger, so probes need not build one.
@@ -77,16 +86,18 @@ type Checker struct {
 	HTTP *HTTPProber
 	TCP  *TCPProber
 	ICMP *ICMPProber
+	DNS  *DNSProber
 }
 
 var _ Prober = (*Checker)(nil)
 
-// New returns a Checker whose three probers share opts.
+// New returns a Checker whose probers share opts.
 func New(opts Options) *Checker {
 	return &Checker{
 		HTTP: NewHTTPProber(opts),
 		TCP:  NewTCPProber(opts),
 		ICMP: NewICMPProber(opts),
+		DNS:  NewDNSProber(opts),
 	}
 }
 
@@ -108,6 +119,14 @@ func (k *Checker) Probe(ctx context.Context, c *config.Check) Result {
 		if k.ICMP != nil {
 			return k.ICMP.Probe(ctx, c)
 		}
+	case config.TypeDNS:
+		if k.DNS != nil {
+			return k.DNS.Probe(ctx, c)
+		}
+	case config.TypePush:
+		// A push check's results are the receipts the node counts; it is
+		// never scheduled, so this is a caller's mistake.
+		return configResult(fmt.Sprintf("push check %q is not probed: the job reports to /api/v1/push/%s", c.Name, c.Name))
 	default:
 		return configResult(fmt.Sprintf("unknown check type %q", c.Type))
 	}
