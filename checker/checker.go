@@ -21,7 +21,7 @@ const (
 	CodeUnreachable    = "unreachable"     // no route, network down
 	CodeConnect        = "connect"         // any other connect failure
 	CodeTLS            = "tls"             // handshake or verification failed
-	CodeCertExpiring   = "cert_expiring"   // a certificate expires within expect.cert_expiry
+	CodeCertExpiring   = "cert_expiring"   // no longer returned (see Result.CertExpiring); kept for stored results
 	CodeHTTPStatus     = "http_status"     // status code not in expect.status
 	CodeBodyMismatch   = "body_mismatch"   // body_contains / body_regex / banner not found
 	CodeTooSlow        = "too_slow"        // slower than expect.max_latency
@@ -31,6 +31,16 @@ const (
 	CodeProtocol       = "protocol"        // malformed answer, too many redirects, ...
 	CodeConfig         = "config"          // the check cannot run as written (bad URL, unknown type, wrong ip family for a literal address)
 	CodeInternal       = "internal"        // a bug in the prober (a recovered panic); never the target's fault
+)
+
+// Error codes of a failed http assertion (expect.body_not_contains,
+// body_not_regex, json and headers). The message names the assertion and
+// what was found instead: `$.status == "ok": got "degraded"`.
+const (
+	CodeAssertBodyNotContains = "assert_body_not_contains"
+	CodeAssertBodyNotRegex    = "assert_body_not_regex"
+	CodeAssertJSON            = "assert_json"
+	CodeAssertHeader          = "assert_header"
 )
 
 // Phases are the timings of a probe's steps; a phase that did not happen is 0.
@@ -51,7 +61,20 @@ type Result struct {
 	Message    string        // human-readable; "" when OK
 	StatusCode int           // http only: the final response's status code, when one came
 	RemoteAddr string        // the address finally connected to (a dns probe: the server that answered), when known
+	// CertExpiry is the earliest NotAfter of the certificates that matter
+	// (of the verified chain that lives longest; with verification off, of
+	// those the server sent).
 	CertExpiry time.Time
+
+	// The leaf certificate an https server served (the last https hop of
+	// a redirect chain), whatever the probe's outcome once TLS succeeded;
+	// zero without TLS.
+	CertNotAfter time.Time
+	CertSerial   string // lower-case hex, no separators
+	CertSubject  string // the subject's common name, else the whole subject
+	// CertExpiring is true when CertNotAfter is within expect.cert_expiry
+	// of the probe's start (or past). It does not fail the probe.
+	CertExpiring bool
 
 	// dns only
 	DNSRcode   string // the response code of the answer (NOERROR, NXDOMAIN...); "" when none came

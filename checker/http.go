@@ -215,8 +215,22 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 	defer resp.Body.Close()
 	r.StatusCode = resp.StatusCode
 
+	// The certificate is reported whatever the rest of the probe shows.
+	cs := resp.TLS
+	if cs == nil { // an https URL that redirected to http: report the https hop
+		st.mu.Lock()
+		cs = st.tlsState
+		st.mu.Unlock()
+	}
+	if cs != nil {
+		recordCert(r, c, cs)
+	}
+
 	if !statusOK(c.Expect.Status, resp.StatusCode) {
 		return perr(CodeHTTPStatus, "status %d, want %s", resp.StatusCode, statusString(c.Expect.Status))
+	}
+	if err := checkHeaders(resp.Header, c.Expect.Headers); err != nil {
+		return err
 	}
 
 	limit := c.BodyLimit
@@ -239,32 +253,33 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 	if re := c.Expect.BodyRegex; re != nil && !re.Match(buf) {
 		return perr(CodeBodyMismatch, "body does not match /%s/%s", re.String(), limitNote(buf, limit))
 	}
+	if err := checkBodyNot(buf, &c.Expect, limit); err != nil {
+		return err
+	}
+	return checkJSON(buf, c.Expect.JSON, limit)
+}
 
-	cs := resp.TLS
-	if cs == nil { // an https URL that redirected to http: report the https hop
-		st.mu.Lock()
-		cs = st.tlsState
-		st.mu.Unlock()
+// recordCert fills r's certificate fields from a TLS connection: the
+// earliest expiry that matters, and the served leaf's expiry, serial and
+// subject. A leaf within expect.cert_expiry of expiry (measured from the
+// probe's start) sets CertExpiring; that never fails the probe: the
+// warning is the node's to send.
+func recordCert(r *Result, c *config.Check, cs *tls.ConnectionState) {
+	exp, _ := certExpiry(cs, c.InsecureTLS)
+	r.CertExpiry = exp
+	if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0] == nil {
+		return
 	}
-	if cs != nil {
-		exp, cert := certExpiry(cs, c.InsecureTLS)
-		r.CertExpiry = exp
-		if c.Expect.CertExpiry > 0 && cert != nil {
-			if left := time.Until(exp); left < c.Expect.CertExpiry {
-				name := cert.Subject.CommonName
-				if name == "" {
-					name = cert.Subject.String()
-				}
-				if left <= 0 {
-					return perr(CodeCertExpiring, "certificate %q expired %s ago (%s)",
-						name, (-left).Round(time.Second), exp.UTC().Format(time.RFC3339))
-				}
-				return perr(CodeCertExpiring, "certificate %q expires in %s (%s), less than cert_expiry %s",
-					name, left.Round(time.Second), exp.UTC().Format(time.RFC3339), c.Expect.CertExpiry)
-			}
-		}
+	leaf := cs.PeerCertificates[0]
+	r.CertNotAfter = leaf.NotAfter
+	if leaf.SerialNumber != nil {
+		r.CertSerial = leaf.SerialNumber.Text(16)
 	}
-	return nil
+	r.CertSubject = leaf.Subject.CommonName
+	if r.CertSubject == "" {
+		r.CertSubject = leaf.Subject.String()
+	}
+	r.CertExpiring = c.Expect.CertExpiry > 0 && leaf.NotAfter.Sub(r.Start) < c.Expect.CertExpiry
 }
 
 // classifyHTTP classifies an error of http.Client.Do.

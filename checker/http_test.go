@@ -286,21 +286,58 @@ func TestHTTPTLS(t *testing.T) {
 		if !r.CertExpiry.Equal(yearLeaf.Leaf.NotAfter) {
 			t.Errorf("CertExpiry %v, want the leaf's %v", r.CertExpiry, yearLeaf.Leaf.NotAfter)
 		}
+		if !r.CertNotAfter.Equal(yearLeaf.Leaf.NotAfter) || r.CertSerial != yearLeaf.Leaf.SerialNumber.Text(16) ||
+			r.CertSubject != "year" || r.CertExpiring {
+			t.Errorf("leaf: not after %v serial %q subject %q expiring %v", r.CertNotAfter, r.CertSerial, r.CertSubject, r.CertExpiring)
+		}
 		if r.Phases.TLS <= 0 || r.Phases.Connect <= 0 || r.Phases.FirstByte <= 0 {
 			t.Errorf("phases %+v", r.Phases)
 		}
 	})
 	t.Run("expiring", func(t *testing.T) {
+		// An expiring certificate is reported, and the probe still succeeds.
 		c := httpCheck(hour.URL)
 		c.Expect.CertExpiry = 336 * time.Hour
 		r, _ := runProbe(t, trusted, c, 5*time.Second)
-		wantCode(t, r, CodeCertExpiring, `"hour"`, "expires in")
-		if !r.CertExpiry.Equal(hourLeaf.Leaf.NotAfter) {
-			t.Errorf("CertExpiry %v, want %v", r.CertExpiry, hourLeaf.Leaf.NotAfter)
+		wantOK(t, r)
+		if !r.CertExpiring || !r.CertExpiry.Equal(hourLeaf.Leaf.NotAfter) || !r.CertNotAfter.Equal(hourLeaf.Leaf.NotAfter) ||
+			r.CertSerial != hourLeaf.Leaf.SerialNumber.Text(16) || r.CertSubject != "hour" {
+			t.Errorf("expiring %v expiry %v leaf %v %q %q", r.CertExpiring, r.CertExpiry, r.CertNotAfter, r.CertSerial, r.CertSubject)
 		}
 		c.Expect.CertExpiry = 30 * time.Minute
 		r, _ = runProbe(t, trusted, c, 5*time.Second)
 		wantOK(t, r)
+		if r.CertExpiring || r.CertSerial == "" {
+			t.Errorf("30m before expiry: expiring %v serial %q", r.CertExpiring, r.CertSerial)
+		}
+		c.Expect.CertExpiry = 0
+		r, _ = runProbe(t, trusted, c, 5*time.Second)
+		if !r.OK || r.CertExpiring || r.CertNotAfter.IsZero() {
+			t.Errorf("cert_expiry off: %+v", r)
+		}
+	})
+	t.Run("cert-on-failure", func(t *testing.T) {
+		// The certificate is reported even when the probe fails after TLS.
+		failing := newTLSServer(t, hourLeaf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		c := httpCheck(failing.URL)
+		c.Expect.CertExpiry = 336 * time.Hour
+		r, _ := runProbe(t, trusted, c, 5*time.Second)
+		wantCode(t, r, CodeHTTPStatus)
+		if !r.CertExpiring || r.CertSubject != "hour" || r.StatusCode != 503 {
+			t.Errorf("expiring %v subject %q status %d", r.CertExpiring, r.CertSubject, r.StatusCode)
+		}
+	})
+	t.Run("plain-http-has-no-cert", func(t *testing.T) {
+		plain := newServer(t, ok)
+		c := httpCheck(plain.URL)
+		c.Expect.CertExpiry = 336 * time.Hour
+		r, _ := runProbe(t, trusted, c, 5*time.Second)
+		wantOK(t, r)
+		if r.CertExpiring || !r.CertNotAfter.IsZero() || r.CertSerial != "" || r.CertSubject != "" || !r.CertExpiry.IsZero() {
+			t.Errorf("cert fields on plain http: %+v", r)
+		}
 	})
 	t.Run("unknown-ca", func(t *testing.T) {
 		r, _ := runProbe(t, NewHTTPProber(Options{}), httpCheck(year.URL), 5*time.Second)
@@ -311,9 +348,9 @@ func TestHTTPTLS(t *testing.T) {
 		c.InsecureTLS = true
 		c.Expect.CertExpiry = 336 * time.Hour
 		r, _ := runProbe(t, NewHTTPProber(Options{}), c, 5*time.Second)
-		wantCode(t, r, CodeCertExpiring)
-		if !r.CertExpiry.Equal(hourLeaf.Leaf.NotAfter) {
-			t.Errorf("CertExpiry %v from PeerCertificates, want %v", r.CertExpiry, hourLeaf.Leaf.NotAfter)
+		wantOK(t, r)
+		if !r.CertExpiry.Equal(hourLeaf.Leaf.NotAfter) || !r.CertExpiring || r.CertSubject != "hour" {
+			t.Errorf("CertExpiry %v from PeerCertificates, want %v; expiring %v", r.CertExpiry, hourLeaf.Leaf.NotAfter, r.CertExpiring)
 		}
 	})
 	t.Run("wrong-name", func(t *testing.T) {
