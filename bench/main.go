@@ -31,10 +31,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +113,10 @@ func benchNode(args []string) error {
 	}
 	pid := cmd.Process.Pid
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
 	}()
 	fmt.Printf("vantage run: %d http checks every %s against %s, pid %d, %s\n", *checks, *interval, addr, pid, *duration)
 
@@ -124,6 +128,10 @@ func benchNode(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 	sleepCtx(ctx, warm)
+	stated, total, err := checksWithState(httpAddr)
+	if err != nil {
+		return fmt.Errorf("read status after the warm-up: %w", err)
+	}
 	cpu0, err := cpuTime(pid)
 	if err != nil {
 		return err
@@ -142,10 +150,45 @@ func benchNode(args []string) error {
 	wall := t1.Sub(t0)
 	share := float64(cpu1-cpu0) / float64(wall) * 100
 	fmt.Printf("after %s (steady state measured over the last %s):\n", time.Since(start).Round(time.Second), wall.Round(time.Second))
+	fmt.Printf("  with a state  %d of %d checks after %s (one interval plus the start spread)\n", stated, total, warm)
 	fmt.Printf("  probes/s      %.1f\n", float64(hits1-hits0)/wall.Seconds())
 	fmt.Printf("  cpu           %.2f%% of one core\n", share)
 	fmt.Printf("  rss           %.1f MB (peak %.1f MB)\n", float64(rss)/1e6, float64(hwm)/1e6)
+	stopAt := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	werr := cmd.Wait()
+	code := 0
+	if ee, ok := werr.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	fmt.Printf("  SIGTERM       exit %d after %s\n", code, time.Since(stopAt).Round(10*time.Millisecond))
 	return nil
+}
+
+// checksWithState counts the checks whose state is known (not unknown)
+// in a node's /api/v1/status.
+func checksWithState(httpAddr string) (stated, total int, err error) {
+	resp, err := http.Get("http://" + httpAddr + "/api/v1/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Checks []struct {
+			State string `json:"state"`
+		} `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, 0, err
+	}
+	for _, c := range st.Checks {
+		if c.State != "unknown" {
+			stated++
+		}
+	}
+	return stated, len(st.Checks), nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

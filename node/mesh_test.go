@@ -459,9 +459,10 @@ func TestMeshSendClaimSurvivesSenderChange(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Any duplicate would come from a queued entry: wait until no node has
-	// one pending.
+	// one pending (a node whose retry backed off, up to 30 s, finds it
+	// delivered by another on its next attempt).
 	for _, m := range all {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(40 * time.Second)
 		for {
 			p, err := m.n.outbox.Pending(context.Background())
 			if err == nil && len(p) == 0 {

@@ -339,8 +339,8 @@ func (n *Node) queueEvalAll() {
 }
 
 // evaluate re-evaluates checks whose votes changed, every check on
-// membership and health changes and once a second (stale votes,
-// maintenance windows).
+// membership and health changes, and once a second the checks whose
+// verdict time alone may change (stale votes, maintenance windows).
 func (n *Node) evaluate(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -355,31 +355,37 @@ func (n *Node) evaluate(ctx context.Context) {
 		case name := <-n.evalCh:
 			n.ev.Evaluate(name)
 		case <-members:
-			n.refreshMembers()
+			if n.refreshMembers() {
+				n.ev.EvaluateAll()
+			}
 			n.status.touch(true)
 			n.http.Refresh()
 		case <-n.evalAll:
 			n.ev.EvaluateAll()
 			n.status.touch(true)
 		case <-t.C:
-			n.refreshMembers()
-			n.ev.EvaluateAll()
+			if n.refreshMembers() {
+				n.ev.EvaluateAll()
+			} else {
+				n.ev.EvaluateDue()
+			}
 		}
 	}
 }
 
-// refreshMembers hands gossip's membership to the verdict.
-func (n *Node) refreshMembers() {
+// refreshMembers hands gossip's membership to the verdict and reports
+// whether the verdict's view of it changed.
+func (n *Node) refreshMembers() bool {
 	cl := n.cl.Load()
 	if cl == nil {
-		return
+		return false
 	}
 	ms := cl.Members()
 	vm := make([]verdict.Member, len(ms))
 	for i, m := range ms {
 		vm[i] = verdict.Member{Name: m.Name, Region: m.Region, State: m.State}
 	}
-	n.ev.SetMembers(vm)
+	return n.ev.SetMembers(vm)
 }
 
 // housekeeping bounds the mesh's tables and re-reads the operators'

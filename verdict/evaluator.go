@@ -107,6 +107,11 @@ type checkState struct {
 	// taken for the next one.
 	lastResolvedID    string
 	lastResolvedStart time.Time
+	// due is when time alone could change the verdict (a counted vote
+	// going stale, the wait for the sender's id ending); zero: never.
+	due time.Time
+	// maint: the check has maintenance windows (evaluated every sweep).
+	maint bool
 }
 
 // Evaluator holds every check's verdict state.
@@ -170,12 +175,16 @@ func (e *Evaluator) View() *View {
 	return e.view
 }
 
-// SetMembers replaces the membership; call EvaluateAll after.
-func (e *Evaluator) SetMembers(ms []Member) {
+// SetMembers replaces the membership and reports whether the view
+// changed (who can vote, the sender, the majority): then call
+// EvaluateAll.
+func (e *Evaluator) SetMembers(ms []Member) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.view = newView(e.o.Self, e.o.Region, ms, e.regions(), e.quorum())
-	e.members = ms
+	v := newView(e.o.Self, e.o.Region, ms, e.regions(), e.quorum())
+	changed := !v.same(e.view)
+	e.view, e.members = v, ms
+	return changed
 }
 
 // Diff says what SetConfig changed.
@@ -231,6 +240,15 @@ func (e *Evaluator) SetConfig(cfg *config.Config) Diff {
 		if id, start := cs.tracker.Incident(); id != "" {
 			d.Closed = append(d.Closed, Closed{Check: cs.cfg, IncidentID: id, Start: start})
 		}
+	}
+	inWindow := map[string]bool{}
+	for _, w := range cfg.Maintenance {
+		for _, name := range w.Checks {
+			inWindow[name] = true
+		}
+	}
+	for name, cs := range checks {
+		cs.maint, cs.due = inWindow[name], time.Time{}
 	}
 	e.cfg, e.checks, e.names = cfg, checks, names
 	e.view = newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum())
@@ -318,6 +336,27 @@ func (e *Evaluator) EvaluateAll() {
 	}
 }
 
+// EvaluateDue re-evaluates the checks whose verdict time alone may have
+// changed since their last evaluation: a vote that counted has gone stale,
+// the wait for the designated sender's id is over, or a maintenance window
+// may have begun or ended. Checks with fresh results are evaluated as the
+// results come; this sweep costs O(checks) comparisons, not evaluations.
+func (e *Evaluator) EvaluateDue() {
+	now := e.o.Now()
+	e.mu.Lock()
+	var due []string
+	for _, name := range e.names {
+		cs := e.checks[name]
+		if cs.maint || (!cs.due.IsZero() && !now.Before(cs.due)) {
+			due = append(due, name)
+		}
+	}
+	e.mu.Unlock()
+	for _, name := range due {
+		e.Evaluate(name)
+	}
+}
+
 // Evaluate decides one check's state from the vote table.
 func (e *Evaluator) Evaluate(name string) {
 	e.mu.Lock()
@@ -329,7 +368,11 @@ func (e *Evaluator) Evaluate(name string) {
 	now := e.o.Now()
 	p := e.paramsLocked(cs.cfg)
 	view := e.view
-	regions, downSince := e.regionInputsLocked(cs.cfg.Name, p, view, now)
+	regions, downSince, oldest := e.regionInputsLocked(cs.cfg.Name, p, view, now)
+	cs.due = time.Time{}
+	if !oldest.IsZero() {
+		cs.due = oldest.Add(p.MaxAge + time.Millisecond) // the oldest counted vote goes stale
+	}
 	in := quorum.Input{
 		Now: now, Regions: regions, Maintenance: e.cfg.InMaintenance(name, now),
 		SeesMajority: view.SeesMajority, DownSince: quorum.DownStart(p.Quorum, downSince),
@@ -344,6 +387,9 @@ func (e *Evaluator) Evaluate(name string) {
 			e.log.Debug("quorum down; waiting for the designated sender's incident id", "check", name, "sender", view.Sender)
 		}
 		if now.Sub(cs.pendingDown) < IDSettle {
+			if end := cs.pendingDown.Add(IDSettle); cs.due.IsZero() || end.Before(cs.due) {
+				cs.due = end
+			}
 			e.mu.Unlock()
 			return
 		}
@@ -405,9 +451,11 @@ func (e *Evaluator) announce(check, id string, start time.Time) {
 }
 
 // regionInputsLocked turns the vote table into each region's vote on check
-// (quorum.Region over its alive nodes) and the regions' down-since times.
-func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View, now time.Time) (map[string]quorum.RegionInput, []time.Time) {
+// (quorum.Region over its alive nodes), the regions' down-since times, and
+// when the oldest vote that counted was made.
+func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View, now time.Time) (map[string]quorum.RegionInput, []time.Time, time.Time) {
 	var buf [8]mesh.Vote
+	var oldest time.Time
 	byRegion := map[string][]quorum.NodeVote{}
 	for _, v := range e.o.Votes.Of(check, buf[:0]) {
 		r, alive := view.RegionOf(v.Node)
@@ -417,6 +465,10 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 		healthy, _ := e.o.Health.Healthy(v.Node)
 		byRegion[r] = append(byRegion[r], quorum.NodeVote{Node: v.Node, Vote: quorum.Vote(v.Vote), At: v.At,
 			DownSince: v.DownSince, Healthy: healthy})
+		if healthy && (v.Vote == mesh.VoteUp || v.Vote == mesh.VoteDown) && now.Sub(v.At) <= p.MaxAge &&
+			(oldest.IsZero() || v.At.Before(oldest)) {
+			oldest = v.At
+		}
 	}
 	in := make(map[string]quorum.RegionInput, len(p.Regions))
 	var downSince []time.Time
@@ -430,7 +482,7 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 		}
 		in[r] = ri
 	}
-	return in, downSince
+	return in, downSince, oldest
 }
 
 // authorityLocked is the incident id a check's open or opening incident
@@ -520,7 +572,7 @@ func (e *Evaluator) Check(name string) (CheckView, bool) {
 	}
 	now := e.o.Now()
 	p := e.paramsLocked(cs.cfg)
-	inputs, _ := e.regionInputsLocked(name, p, e.view, now)
+	inputs, _, _ := e.regionInputsLocked(name, p, e.view, now)
 	return e.viewLocked(cs, p, e.view, inputs, now), true
 }
 

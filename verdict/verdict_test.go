@@ -392,3 +392,38 @@ func TestSetConfig(t *testing.T) {
 		t.Fatalf("diff %+v", d)
 	}
 }
+
+// The once-a-second sweep evaluates only the checks whose verdict time
+// alone can change: a counted vote going stale, or the wait for the
+// sender's id ending.
+func TestEvaluateDue(t *testing.T) {
+	c := newCluster(t, "aa-1", "us-1", "ap-1")
+	c.observe(true)
+	c.vote("us-1", "up", 0)
+	c.vote("ap-1", "up", 0)
+	if st, _ := c.state(); st != quorum.StateUp {
+		t.Fatalf("premise: %s", st)
+	}
+	c.at(20 * time.Second)
+	c.observe(true) // eu fresh again; us and ap voted at t0
+	// MaxAge is 2×10 s + 5 s = 25 s: at 25 s the t0 votes still count.
+	c.at(25 * time.Second)
+	c.ev.EvaluateDue()
+	if st, _ := c.state(); st != quorum.StateUp {
+		t.Fatalf("at 25 s: %s, want up", st)
+	}
+	c.at(25*time.Second + 2*time.Millisecond)
+	c.ev.EvaluateDue()
+	if st, _ := c.state(); st != quorum.StateUnknown {
+		t.Fatalf("after the t0 votes went stale: %s, want unknown", st)
+	}
+	// Membership: a change of who can vote is reported, a repeat is not.
+	ms := []Member{{"aa-1", "eu", MemberAlive}, {"us-1", "us", MemberAlive}, {"ap-1", "ap", MemberAlive}}
+	if c.ev.SetMembers(ms) {
+		t.Fatal("the same membership reported as a change")
+	}
+	ms[2].State = MemberDead
+	if !c.ev.SetMembers(ms) {
+		t.Fatal("a member's death not reported as a change")
+	}
+}

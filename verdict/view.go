@@ -86,3 +86,17 @@ func (v *View) RegionOf(node string) (string, bool) {
 	r, ok := v.regionOf[node]
 	return r, ok
 }
+
+// same reports whether two views agree on everything the verdict uses.
+func (v *View) same(o *View) bool {
+	if o == nil || v.SeesMajority != o.SeesMajority || v.Sender != o.Sender || v.Quorum != o.Quorum ||
+		!slices.Equal(v.Regions, o.Regions) || len(v.regionOf) != len(o.regionOf) {
+		return false
+	}
+	for n, r := range v.regionOf {
+		if o.regionOf[n] != r {
+			return false
+		}
+	}
+	return true
+}
