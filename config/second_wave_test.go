@@ -804,3 +804,26 @@ func TestRecurringMaintenanceAgainstBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentationExample parses the complete example of
+// docs/configuration.md, so that the reference never shows a file Vantage
+// refuses.
+func TestDocumentationExample(t *testing.T) {
+	b, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Skip("docs not found:", err)
+	}
+	s := string(b)
+	i := strings.Index(s, "## A complete example")
+	if i < 0 {
+		t.Fatal("no complete example in docs/configuration.md")
+	}
+	s = s[i:]
+	s = s[strings.Index(s, "```yaml\n")+len("```yaml\n"):]
+	s = s[:strings.Index(s, "```")]
+	c := mustParse(t, "configuration.md", []byte(s), env(map[string]string{"API_TOKEN": "t", "PAGERDUTY_KEY": "k",
+		"SLACK_WEBHOOK_URL": "https://hooks.example.com/x", "BACKUP_PUSH_TOKEN": "0123456789abcdef"}))
+	if c.CheckByName("resolver") == nil || c.CheckByName("nightly-backup") == nil || len(c.Maintenance) != 2 {
+		t.Errorf("example parsed to %+v", c)
+	}
+}
