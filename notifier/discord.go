@@ -44,7 +44,7 @@ func truncate(s string, n int) string {
 
 func discordBody(e Event) map[string]any {
 	embed := map[string]any{
-		"title": truncate(Summary(e), 256),
+		"title": truncate(Headline(e), 256),
 		"color": eventColor(e),
 	}
 	if e.StatusPageURL != "" {

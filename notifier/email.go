@@ -1,44 +1,64 @@
 package notifier
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"html/template"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"net/smtp"
 	"net/textproto"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	gosmtp "github.com/wneessen/go-mail/smtp"
 
 	"github.com/vantage-dev/vantage/config"
 )
 
-// email sends a multipart/alternative (text and HTML) message over SMTP with
-// STARTTLS (default), implicit TLS or no TLS, and PLAIN auth when a username
-// is set (net/smtp refuses PLAIN over an unencrypted connection except to
-// localhost).
+// email sends a multipart/alternative (text and HTML) message over SMTP
+// with go-mail: STARTTLS (default, required), implicit TLS or no TLS, and
+// the notifier's authentication: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, none, or
+// by default, when a username is set, the first the server offers of
+// go-mail's discovery order (SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, then
+// PLAIN and LOGIN over TLS only). PLAIN and LOGIN are refused over an
+// unencrypted connection except to localhost.
 type email struct {
 	base
 	host string
+	port int
 	mode string
+	auth gomail.SMTPAuthType
 	tls  *tls.Config
 	from *mail.Address
 	to   []*mail.Address
 }
 
+// emailAuths maps the auth key to go-mail's mechanisms.
+var emailAuths = map[string]gomail.SMTPAuthType{
+	config.EmailAuthPlain:   gomail.SMTPAuthPlain,
+	config.EmailAuthLogin:   gomail.SMTPAuthLogin,
+	config.EmailAuthCRAMMD5: gomail.SMTPAuthCramMD5,
+	config.EmailAuthXOAUTH2: gomail.SMTPAuthXOAUTH2,
+	config.EmailAuthNone:    gomail.SMTPAuthNoAuth,
+}
+
 func newEmail(n config.Notifier, opts Options) (Provider, error) {
-	host, _, err := net.SplitHostPort(n.SMTP)
+	host, portStr, err := net.SplitHostPort(n.SMTP)
 	if err != nil {
 		return nil, fmt.Errorf("notifier %q (email): smtp %q: %v", n.Name, n.SMTP, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return nil, fmt.Errorf("notifier %q (email): smtp %q: bad port", n.Name, n.SMTP)
 	}
 	mode := n.TLS
 	if mode == "" {
@@ -46,6 +66,19 @@ func newEmail(n config.Notifier, opts Options) (Provider, error) {
 	}
 	if mode != "starttls" && mode != "implicit" && mode != "none" {
 		return nil, fmt.Errorf("notifier %q (email): tls must be starttls, implicit or none, got %q", n.Name, mode)
+	}
+	auth := gomail.SMTPAuthNoAuth
+	switch {
+	case n.Auth != "":
+		a, ok := emailAuths[n.Auth]
+		if !ok {
+			return nil, fmt.Errorf("notifier %q (email): unknown auth %q", n.Name, n.Auth)
+		}
+		auth = a
+	case n.OAuthToken != "":
+		auth = gomail.SMTPAuthXOAUTH2
+	case n.Username != "":
+		auth = gomail.SMTPAuthAutoDiscover
 	}
 	from, err := mail.ParseAddress(n.From)
 	if err != nil {
@@ -68,123 +101,193 @@ func newEmail(n config.Notifier, opts Options) (Provider, error) {
 	if tc.ServerName == "" {
 		tc.ServerName = host
 	}
-	return &email{base: newBase(n, opts, ""), host: host, mode: mode, tls: tc, from: from, to: to}, nil
+	return &email{base: newBase(n, opts, ""), host: host, port: port, mode: mode, auth: auth, tls: tc, from: from, to: to}, nil
 }
 
-// smtpError classifies an SMTP failure: 4xx replies and network errors are
-// retryable; 5xx replies and TLS certificate problems are permanent.
-func smtpError(step string, err error) error {
-	if err == nil {
-		return nil
+// Authentication preferences when the notifier names no mechanism, as
+// go-mail's discovery has them: PLAIN and LOGIN only over TLS.
+var (
+	authPrefsTLS = []gomail.SMTPAuthType{gomail.SMTPAuthSCRAMSHA256PLUS, gomail.SMTPAuthSCRAMSHA256,
+		gomail.SMTPAuthSCRAMSHA1PLUS, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5, gomail.SMTPAuthPlain, gomail.SMTPAuthLogin}
+	authPrefsClear = []gomail.SMTPAuthType{gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1, gomail.SMTPAuthCramMD5}
+)
+
+// client is a go-mail client for one delivery, dialling through dial.
+func (m *email) client(timeout time.Duration, dial gomail.DialContextFunc) (*gomail.Client, error) {
+	helo, _ := os.Hostname()
+	if helo == "" {
+		helo = "localhost"
 	}
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		return &SendError{Status: te.Code, Retryable: te.Code >= 400 && te.Code < 500, Body: step + ": " + te.Msg}
+	opts := []gomail.Option{
+		gomail.WithPort(m.port), gomail.WithTimeout(timeout), gomail.WithTLSConfig(m.tls),
+		gomail.WithHELO(helo), gomail.WithDialContextFunc(dial),
 	}
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) {
-		return &SendError{Body: step + ": " + err.Error()}
+	// Implicit TLS is the dialler's: go-mail only ever sees a TLS
+	// connection.
+	if m.mode == "starttls" {
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	} else {
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	}
-	return &SendError{Retryable: true, Body: step + ": " + err.Error()}
+	switch m.auth {
+	case gomail.SMTPAuthNoAuth:
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthNoAuth))
+	case gomail.SMTPAuthAutoDiscover:
+		prefs := authPrefsTLS
+		if m.mode == "none" {
+			prefs = authPrefsClear
+		}
+		opts = append(opts, gomail.WithOpportunisticSMTPAuth(prefs...),
+			gomail.WithUsername(m.cfg.Username), gomail.WithPassword(m.cfg.Password))
+	case gomail.SMTPAuthXOAUTH2:
+		opts = append(opts, gomail.WithSMTPAuth(m.auth),
+			gomail.WithUsername(m.cfg.Username), gomail.WithPassword(m.cfg.OAuthToken))
+	default:
+		opts = append(opts, gomail.WithSMTPAuth(m.auth),
+			gomail.WithUsername(m.cfg.Username), gomail.WithPassword(m.cfg.Password))
+	}
+	return gomail.NewClient(m.host, opts...)
 }
 
+// smtpDialer dials the server for one delivery, doing the TLS handshake
+// itself in implicit mode, and keeps the connection so that it can be
+// closed whatever go-mail left open.
+type smtpDialer struct {
+	tls      *tls.Config // nil: no implicit TLS
+	mu       sync.Mutex
+	conns    []net.Conn
+	isClosed bool
+}
+
+func (d *smtpDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.conns = append(d.conns, c)
+	closed := d.isClosed
+	d.mu.Unlock()
+	if closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	if d.tls == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, d.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+func (d *smtpDialer) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.isClosed = true
+	for _, c := range d.conns {
+		c.Close()
+	}
+}
+
+// Send delivers one message within ctx: when ctx ends first, the
+// connection is closed under go-mail's feet. The conversation's deadline
+// is ctx's, at most 30 s.
 func (m *email) Send(ctx context.Context, e Event) (Receipt, error) {
 	msg, err := m.message(e, time.Now())
 	if err != nil {
 		return Receipt{}, &SendError{Body: err.Error()}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
+	timeout := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < timeout {
+			timeout = max(d, time.Millisecond)
+		}
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", m.cfg.SMTP)
+	d := &smtpDialer{}
+	if m.mode == "implicit" {
+		d.tls = m.tls
+	}
+	defer d.close()
+	c, err := m.client(timeout, d.dial)
+	if err != nil {
+		return Receipt{}, &SendError{Body: err.Error()}
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.DialAndSendWithContext(ctx, msg) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		d.close()
+		<-done
+		return Receipt{}, ctx.Err()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Receipt{}, ctx.Err()
 		}
-		return Receipt{}, smtpError("dial", err)
+		return Receipt{}, smtpError(err)
 	}
-	defer conn.Close()
-	// Abort a hung conversation when ctx ends.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+	// The answer to the end of DATA is 250; go-mail keeps its text.
+	text := msg.ServerResponse()
+	if text == "" {
+		text = fmt.Sprintf("accepted for %d recipient(s)", len(m.to))
 	}
-	if m.mode == "implicit" {
-		tc := tls.Client(conn, m.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return Receipt{}, smtpError("tls", err)
-		}
-		conn = tc
-	}
-	r, err := m.converse(conn, msg)
-	if err != nil && ctx.Err() != nil {
-		return Receipt{}, ctx.Err()
-	}
-	return r, err
+	return Receipt{Status: 250, Body: shorten(text)}, nil
 }
 
-func (m *email) converse(conn net.Conn, msg []byte) (Receipt, error) {
-	c, err := smtp.NewClient(conn, m.host)
-	if err != nil {
-		return Receipt{}, smtpError("greeting", err)
+// smtpError classifies an SMTP failure: 4xx replies and network errors are
+// retryable; 5xx replies, certificate problems and configuration problems
+// (no STARTTLS offered, the mechanism not offered, PLAIN or LOGIN refused
+// without TLS) are permanent. Anything else is taken as transient.
+func smtpError(err error) error {
+	msg := err.Error()
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return &SendError{Status: te.Code, Retryable: te.Code >= 400 && te.Code < 500, Body: msg}
 	}
-	defer c.Close()
-	name, _ := os.Hostname()
-	if name == "" {
-		name = "localhost"
-	}
-	if err := c.Hello(name); err != nil {
-		return Receipt{}, smtpError("EHLO", err)
-	}
-	if m.mode == "starttls" {
-		if ok, _ := c.Extension("STARTTLS"); !ok {
-			return Receipt{}, &SendError{Body: "STARTTLS: the server does not offer STARTTLS"}
+	var se *gomail.SendError
+	if errors.As(err, &se) {
+		code := se.ErrorCode()
+		switch {
+		case code >= 400 && code < 500:
+			return &SendError{Status: code, Retryable: true, Body: msg}
+		case code >= 500:
+			return &SendError{Status: code, Body: msg}
+		case se.Reason == gomail.ErrGetSender || se.Reason == gomail.ErrGetRcpts || se.Reason == gomail.ErrNoUnencoded:
+			return &SendError{Body: msg}
 		}
-		if err := c.StartTLS(m.tls); err != nil {
-			return Receipt{}, smtpError("STARTTLS", err)
-		}
+		return &SendError{Retryable: true, Body: msg}
 	}
-	if m.cfg.Username != "" {
-		if err := c.Auth(smtp.PlainAuth("", m.cfg.Username, m.cfg.Password, m.host)); err != nil {
-			var te *textproto.Error
-			if errors.As(err, &te) {
-				return Receipt{}, smtpError("AUTH", err)
-			}
-			// net/smtp's own refusals (no TLS, no PLAIN) are configuration errors.
-			return Receipt{}, &SendError{Body: "AUTH: " + err.Error()}
-		}
+	var (
+		cv  *tls.CertificateVerificationError
+		ua  x509.UnknownAuthorityError
+		he  x509.HostnameError
+		ci  x509.CertificateInvalidError
+		ne  net.Error
+		alt tls.AlertError
+	)
+	switch {
+	case errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci), errors.As(err, &alt):
+		return &SendError{Body: msg}
+	case errors.Is(err, gosmtp.ErrUnencrypted), errors.Is(err, gosmtp.ErrWrongHostname),
+		errors.Is(err, gomail.ErrNoSupportedAuthDiscovered), errors.Is(err, gomail.ErrPlainAuthNotSupported),
+		errors.Is(err, gomail.ErrLoginAuthNotSupported), errors.Is(err, gomail.ErrCramMD5AuthNotSupported),
+		errors.Is(err, gomail.ErrXOauth2AuthNotSupported),
+		strings.Contains(msg, "does not support STARTTLS"), strings.Contains(msg, "does not support SMTP AUTH"):
+		return &SendError{Body: msg}
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
+		return &SendError{Retryable: true, Body: msg}
 	}
-	if err := c.Mail(m.from.Address); err != nil {
-		return Receipt{}, smtpError("MAIL FROM", err)
-	}
-	for _, t := range m.to {
-		if err := c.Rcpt(t.Address); err != nil {
-			return Receipt{}, smtpError("RCPT TO "+t.Address, err)
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return Receipt{}, smtpError("DATA", err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		return Receipt{}, smtpError("DATA", err)
-	}
-	if err := w.Close(); err != nil {
-		return Receipt{}, smtpError("DATA", err)
-	}
-	_ = c.Quit()
-	return Receipt{Status: 250, Body: fmt.Sprintf("accepted for %d recipient(s)", len(m.to))}, nil
+	return &SendError{Retryable: true, Body: msg}
 }
-
-var headerSanitizer = strings.NewReplacer("\r", " ", "\n", " ")
 
 var emailHTML = template.Must(template.New("email").Parse(`<!DOCTYPE html>
 <html><body style="font-family:sans-serif">
-<h2 style="color:{{.Color}}">{{.Summary}}</h2>
+<h2 style="color:{{.Color}}">{{.Headline}}</h2>
 <table cellpadding="4">
 {{- range .Fields}}
 <tr><th align="left">{{.Name}}</th><td>{{.Value}}</td></tr>
@@ -204,68 +307,63 @@ var emailHTML = template.Must(template.New("email").Parse(`<!DOCTYPE html>
 </body></html>
 `))
 
-// message renders the RFC 5322 message for e.
-func (m *email) message(e Event, now time.Time) ([]byte, error) {
-	var b bytes.Buffer
-	to := make([]string, len(m.to))
-	for i, a := range m.to {
-		to[i] = a.String()
+// messageID is the Message-ID (without brackets) of e's notification with
+// key: the same on every attempt and node, so that a server or client
+// that sees it twice can tell; a resolve or reminder refers to its
+// trigger's.
+func messageID(incident, key string) string {
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r) {
+				return r
+			}
+			return '_'
+		}, s)
 	}
-	summary := headerSanitizer.Replace(Summary(e))
-	id := headerSanitizer.Replace(e.IncidentID)
-	if id == "" {
-		id = fmt.Sprintf("%d", now.UnixNano())
-	}
-	mw := multipart.NewWriter(&b)
-	hdr := []string{
-		"From: " + m.from.String(),
-		"To: " + strings.Join(to, ", "),
-		"Subject: " + mime.QEncoding.Encode("utf-8", summary),
-		"Date: " + now.Format(time.RFC1123Z),
-		fmt.Sprintf("Message-ID: <%s.%s@vantage>", strings.ReplaceAll(id, " ", "_"), e.Action),
-		"MIME-Version: 1.0",
-		"Content-Type: multipart/alternative; boundary=\"" + mw.Boundary() + "\"",
-		"X-Vantage-Incident: " + id,
-	}
-	b.Reset()
-	b.WriteString(strings.Join(hdr, "\r\n") + "\r\n\r\n")
+	return clean(incident) + "." + clean(key) + "@vantage"
+}
 
-	part := func(ctype string, write func(io.Writer) error) error {
-		pw, err := mw.CreatePart(textproto.MIMEHeader{
-			"Content-Type":              {ctype + "; charset=utf-8"},
-			"Content-Transfer-Encoding": {"quoted-printable"},
-		})
-		if err != nil {
-			return err
-		}
-		qp := quotedprintable.NewWriter(pw)
-		if err := write(qp); err != nil {
-			return err
-		}
-		return qp.Close()
+// message builds the message for e.
+func (m *email) message(e Event, now time.Time) (*gomail.Msg, error) {
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	msg.FromMailAddress(m.from)
+	msg.ToMailAddress(m.to...)
+	msg.Subject(headerSanitizer.Replace(Headline(e)))
+	msg.SetDateWithValue(now)
+	msg.SetUserAgent(m.opts.UserAgent)
+	id := e.IncidentID
+	if id == "" {
+		id = strconv.FormatInt(now.UnixNano(), 10)
 	}
-	if err := part("text/plain", func(w io.Writer) error {
-		_, err := io.WriteString(w, Text(e))
-		return err
-	}); err != nil {
-		return nil, err
+	msg.SetMessageIDWithValue(messageID(id, e.Key()))
+	if e.Action == ActionResolve || e.Action == ActionRepeat {
+		first := "<" + messageID(id, string(ActionTrigger)) + ">"
+		if e.Test {
+			first = "<" + messageID(id, string(ActionTest)) + ">"
+		}
+		msg.SetGenHeader(gomail.HeaderInReplyTo, first)
+		msg.SetGenHeader(gomail.HeaderReferences, first)
 	}
+	msg.SetGenHeader("X-Vantage-Incident", headerSanitizer.Replace(id))
+	msg.SetBodyString(gomail.TypeTextPlain, Text(e))
+
 	type kv struct{ Name, Value string }
 	data := struct {
-		Summary, Color, Link string
-		Fields, Regions      []kv
-	}{Summary: Summary(e), Link: e.StatusPageURL, Color: fmt.Sprintf("#%06X", eventColor(e))}
+		Headline, Color, Link string
+		Fields, Regions       []kv
+	}{Headline: Headline(e), Link: e.StatusPageURL, Color: fmt.Sprintf("#%06X", eventColor(e))}
 	for _, f := range fields(e) {
 		data.Fields = append(data.Fields, kv{f.Name, f.Value})
 	}
 	for _, name := range sortedRegions(e.Regions) {
 		data.Regions = append(data.Regions, kv{name, regionDetail(e.Regions[name])})
 	}
-	if err := part("text/html", func(w io.Writer) error { return emailHTML.Execute(w, data) }); err != nil {
+	var html strings.Builder
+	if err := emailHTML.Execute(&html, data); err != nil {
 		return nil, err
 	}
-	if err := mw.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	msg.AddAlternativeString(gomail.TypeTextHTML, html.String())
+	return msg, nil
 }
+
+var headerSanitizer = strings.NewReplacer("\r", " ", "\n", " ")

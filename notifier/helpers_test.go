@@ -38,7 +38,7 @@ func resolved(e Event) Event {
 	return e
 }
 
-const sampleSummary = "api DOWN: eu-west connect_timeout, us-east connect_timeout; ap-south up"
+const sampleSummary = "api is not reachable from 2 of 3 regions (eu-west, us-east): connection timed out"
 
 // request is one request a recorder received.
 type request struct {
@@ -52,9 +52,20 @@ type request struct {
 // answers with the status reply returns for the n-th request (0-based).
 type recorder struct {
 	*httptest.Server
-	mu    sync.Mutex
-	reqs  []request
-	reply func(n int, w http.ResponseWriter) int
+	mu     sync.Mutex
+	reqs   []request
+	reply  func(n int, w http.ResponseWriter) int
+	handle func(r request, w http.ResponseWriter) // when set, answers instead of reply
+}
+
+// newHandlerRecorder is a recorder whose answers handle writes.
+func newHandlerRecorder(t *testing.T, handle func(r request, w http.ResponseWriter)) *recorder {
+	t.Helper()
+	r := newRecorder(t, nil)
+	r.mu.Lock()
+	r.handle = handle
+	r.mu.Unlock()
+	return r
 }
 
 func newRecorder(t *testing.T, reply func(n int, w http.ResponseWriter) int) *recorder {
@@ -64,8 +75,14 @@ func newRecorder(t *testing.T, reply func(n int, w http.ResponseWriter) int) *re
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		n := len(r.reqs)
-		r.reqs = append(r.reqs, request{req.Method, req.URL.Path, req.URL.RawQuery, req.Header.Clone(), body, time.Now()})
+		rq := request{req.Method, req.URL.Path, req.URL.RawQuery, req.Header.Clone(), body, time.Now()}
+		r.reqs = append(r.reqs, rq)
+		handle := r.handle
 		r.mu.Unlock()
+		if handle != nil {
+			handle(rq, w)
+			return
+		}
 		status := http.StatusOK
 		if r.reply != nil {
 			status = r.reply(n, w)

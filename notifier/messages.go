@@ -8,25 +8,102 @@ import (
 	"time"
 )
 
-// Summary is the first line of every notification: what on-call needs to
-// know at a glance.
+// Describe turns a probe's error code into words for people: http_503 is
+// "HTTP 503", connect_refused "connection refused", dns_nxdomain "DNS: no
+// such name", any tls_* "TLS error". An unknown code reads as itself with
+// spaces for underscores; "" stays "". Notifications and the status page
+// share it.
+func Describe(code string) string {
+	if p, ok := codePhrases[code]; ok {
+		return p
+	}
+	if n, ok := strings.CutPrefix(code, "http_"); ok && len(n) == 3 {
+		if s, err := strconv.Atoi(n); err == nil && s >= 100 && s <= 599 {
+			return "HTTP " + n
+		}
+	}
+	switch {
+	case strings.HasPrefix(code, "tls_"):
+		return "TLS error"
+	case strings.HasPrefix(code, "dns_"):
+		return "DNS error: " + strings.ReplaceAll(strings.TrimPrefix(code, "dns_"), "_", " ")
+	}
+	return strings.ReplaceAll(code, "_", " ")
+}
+
+// codePhrases are the phrases of the error codes the probes report (see
+// package checker) and of those a later prober may add.
+var codePhrases = map[string]string{
+	"":                "",
+	"dns":             "DNS lookup failed",
+	"dns_nxdomain":    "DNS: no such name",
+	"dns_servfail":    "DNS: server failure",
+	"dns_refused":     "DNS: query refused",
+	"dns_timeout":     "DNS: no answer in time",
+	"dns_rcode":       "DNS: unexpected answer code",
+	"dns_answer":      "DNS: unexpected answer",
+	"dns_mismatch":    "DNS: unexpected answer",
+	"connect_refused": "connection refused",
+	"connect_timeout": "connection timed out",
+	"connect_reset":   "connection reset",
+	"reset":           "connection reset",
+	"unreachable":     "network unreachable",
+	"connect":         "connection failed",
+	"tls":             "TLS error",
+	"cert_expiring":   "certificate expires soon",
+	"cert_expired":    "certificate expired",
+	"http_status":     "unexpected HTTP status",
+	"body_mismatch":   "unexpected response",
+	"too_slow":        "too slow",
+	"timeout":         "no answer in time",
+	"icmp_loss":       "packet loss",
+	"icmp_permission": "ping not permitted on the probe",
+	"protocol":        "protocol error",
+	"config":          "check misconfigured",
+	"internal":        "probe failure",
+	"push_missed":     "no heartbeat",
+	"no_heartbeat":    "no heartbeat",
+}
+
+// name is what messages call the check: its display name, else its name.
+func name(e Event) string {
+	switch {
+	case e.DisplayName != "":
+		return e.DisplayName
+	case e.Check != "":
+		return e.Check
+	}
+	return "vantage"
+}
+
+// Headline is the first line of every notification: what on-call needs to
+// know at a glance, in words.
 //
-//	api DOWN: eu-west connect_timeout, us-east connect_timeout; ap-south up
-//	api still DOWN for 1h20m: eu-west connect_timeout, us-east connect_timeout; ap-south up
-//	api UP after 12m3s
-//	api is flapping: 6 changes in 10m; notifications paused until it is stable
-//	api stopped flapping: stable for 10m; notifications resumed
-//	monitoring coverage lost: only 1 of 3 regions can see api
-//	monitoring coverage restored after 14m: 3 of 3 regions can see api
+//	Checkout is not reachable from 3 of 3 regions (ap-south, eu-west, us-east): HTTP 503
+//	Checkout is not reachable from 2 of 3 regions: HTTP 503 in eu-west; connection timed out in us-east
+//	Checkout still DOWN for 1h20m: not reachable from 2 of 3 regions (eu-west, us-east): connection timed out
+//	Checkout is up again after 12m3s
+//	Checkout is flapping: 6 changes in 10m; notifications paused until it is stable
+//	Checkout stopped flapping: stable for 10m; notifications resumed
+//	monitoring coverage lost: only 1 of 3 regions can see Checkout
+//	monitoring coverage restored after 14m: 3 of 3 regions can see Checkout
+//	Checkout's TLS certificate (CN=checkout.example.com) expires in 13 days, on 2026-12-05 10:00 UTC
+//	Checkout serves a renewed TLS certificate (CN=checkout.example.com), valid until 2027-03-05 10:00 UTC
 //	vantage TEST notification: api
 //
-// Regions are listed in sorted order: first those voting down (with their
-// error code, or "down" when there is none), then those voting up, then
-// those abstaining.
-func Summary(e Event) string {
-	check := e.Check
-	if check == "" {
-		check = "vantage"
+// Regions are listed in sorted order; an error code reads as Describe has
+// it.
+func Headline(e Event) string {
+	check := name(e)
+	if e.Test || e.Action == ActionTest {
+		s := "vantage TEST notification"
+		if e.Action == ActionResolve {
+			s += " resolved"
+		}
+		if e.Check != "" {
+			s += ": " + check
+		}
+		return s
 	}
 	switch e.Kind {
 	case KindFlapping:
@@ -44,68 +121,133 @@ func Summary(e Event) string {
 			return fmt.Sprintf("%s: %d of %d regions can see %s", s, e.RegionsSeeing, e.RegionsTotal, check)
 		}
 		return fmt.Sprintf("monitoring coverage lost: only %d of %d regions can see %s", e.RegionsSeeing, e.RegionsTotal, check)
+	case KindCert:
+		return certHeadline(e, check)
 	}
 	switch e.Action {
 	case ActionResolve:
 		if e.ResolvedAt != nil && !e.StartedAt.IsZero() {
-			return fmt.Sprintf("%s UP after %s", check, formatDuration(e.ResolvedAt.Sub(e.StartedAt)))
+			return fmt.Sprintf("%s is up again after %s", check, formatDuration(e.ResolvedAt.Sub(e.StartedAt)))
 		}
-		return check + " UP"
-	case ActionTest:
-		if e.Check == "" {
-			return "vantage TEST notification"
-		}
-		return "vantage TEST notification: " + e.Check
-	}
-	s := check + " DOWN"
-	if e.Action == ActionRepeat {
-		s = check + " still DOWN"
+		return check + " is up again"
+	case ActionRepeat:
+		s := check + " still DOWN"
 		if !e.At.IsZero() && !e.StartedAt.IsZero() {
 			s += " for " + formatDuration(e.At.Sub(e.StartedAt))
 		}
+		if r := unreachable(e.Regions); r != "" {
+			s += ": " + r
+		}
+		return s
 	}
-	if r := regionSummary(e.Regions); r != "" {
-		s += ": " + r
+	if r := unreachable(e.Regions); r != "" {
+		return check + " is " + r
 	}
-	return s
+	return check + " is down"
 }
 
-// regionSummary renders "eu-west connect_timeout, us-east down; ap-south up; x abstain".
-func regionSummary(regions map[string]RegionVote) string {
-	var down, up, other []string
-	for _, name := range sortedRegions(regions) {
-		v := regions[name]
-		switch v.Vote {
-		case "down":
-			code := v.Error
-			if code == "" {
-				code = "down"
-			}
-			down = append(down, name+" "+code)
-		case "up":
-			up = append(up, name+" up")
-		default:
-			vote := v.Vote
-			if vote == "" {
-				vote = "abstain"
-			}
-			other = append(other, name+" "+vote)
-		}
+// unreachable renders "not reachable from 2 of 3 regions (eu-west,
+// us-east): connection timed out", or "" when no region votes down.
+func unreachable(regions map[string]RegionVote) string {
+	down := downRegions(regions)
+	if len(down) == 0 {
+		return ""
 	}
-	var parts []string
-	for _, p := range [][]string{down, up, other} {
-		if len(p) > 0 {
-			parts = append(parts, strings.Join(p, ", "))
+	s := fmt.Sprintf("not reachable from %d of %d regions", len(down), len(regions))
+	// Group the regions by what they saw, the most common first.
+	var phrases []string
+	by := map[string][]string{}
+	for _, r := range down {
+		p := Describe(regions[r].Error)
+		if _, ok := by[p]; !ok {
+			phrases = append(phrases, p)
 		}
+		by[p] = append(by[p], r)
 	}
-	return strings.Join(parts, "; ")
+	sort.SliceStable(phrases, func(i, j int) bool { return len(by[phrases[i]]) > len(by[phrases[j]]) })
+	switch {
+	case len(phrases) == 1 && phrases[0] == "":
+		return s + " (" + strings.Join(down, ", ") + ")"
+	case len(phrases) == 1:
+		return s + " (" + strings.Join(down, ", ") + "): " + phrases[0]
+	}
+	parts := make([]string, len(phrases))
+	for i, p := range phrases {
+		what := p
+		if what == "" {
+			what = "failing"
+		}
+		parts[i] = what + " in " + strings.Join(by[p], ", ")
+	}
+	return s + ": " + strings.Join(parts, "; ")
 }
 
-// DownRegions returns the regions voting down, sorted.
-func DownRegions(e Event) []string {
+// certHeadline is the headline of a certificate warning.
+func certHeadline(e Event, check string) string {
+	c := e.Cert
+	if c == nil {
+		c = &CertInfo{}
+	}
+	subject := ""
+	if c.Subject != "" {
+		subject = " (" + c.Subject + ")"
+	}
+	if e.Action == ActionResolve {
+		if r := e.Renewed; r != nil {
+			s := check + " serves a renewed TLS certificate"
+			if r.Subject != "" {
+				s += " (" + r.Subject + ")"
+			}
+			if !r.NotAfter.IsZero() {
+				s += ", valid until " + formatDay(r.NotAfter)
+			}
+			return s
+		}
+		return check + " no longer serves the expiring TLS certificate" + subject
+	}
+	s := check + "'s TLS certificate" + subject
+	if c.NotAfter.IsZero() {
+		return s + " expires soon"
+	}
+	at := e.At
+	if at.IsZero() {
+		at = e.StartedAt
+	}
+	switch left := c.NotAfter.Sub(at); {
+	case at.IsZero():
+		return s + " expires on " + formatDay(c.NotAfter)
+	case left <= 0:
+		return s + " expired " + formatLeft(-left) + " ago, on " + formatDay(c.NotAfter)
+	default:
+		return s + " expires in " + formatLeft(left) + ", on " + formatDay(c.NotAfter)
+	}
+}
+
+// formatLeft renders a time to expiry coarsely: "13 days", "5 hours",
+// "1 minute".
+func formatLeft(d time.Duration) string {
+	unit, n := "minute", int(d/time.Minute)
+	switch {
+	case d >= 48*time.Hour:
+		unit, n = "day", int(d/(24*time.Hour))
+	case d >= 2*time.Hour:
+		unit, n = "hour", int(d/time.Hour)
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s", n, unit)
+}
+
+func formatDay(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// DownRegions returns the regions voting down in e, sorted.
+func DownRegions(e Event) []string { return downRegions(e.Regions) }
+
+func downRegions(regions map[string]RegionVote) []string {
 	var out []string
-	for _, name := range sortedRegions(e.Regions) {
-		if e.Regions[name].Vote == "down" {
+	for _, name := range sortedRegions(regions) {
+		if regions[name].Vote == "down" {
 			out = append(out, name)
 		}
 	}
@@ -142,11 +284,36 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // field is one labelled line of a notification's details.
 type field struct{ Name, Value string }
 
-// fields are the details that follow the summary, in order.
+// fields are the details that follow the headline, in order.
 func fields(e Event) []field {
 	var fs []field
+	if e.DisplayName != "" && e.DisplayName != e.Check && e.Check != "" {
+		fs = append(fs, field{"Check", e.Check})
+	}
 	if e.Target != "" {
 		fs = append(fs, field{"Target", e.Target})
+	}
+	if c := e.Cert; e.Kind == KindCert && c != nil {
+		if c.Subject != "" {
+			fs = append(fs, field{"Certificate", c.Subject})
+		}
+		if c.Issuer != "" {
+			fs = append(fs, field{"Issuer", c.Issuer})
+		}
+		if c.Serial != "" {
+			fs = append(fs, field{"Serial", c.Serial})
+		}
+		if !c.NotAfter.IsZero() {
+			fs = append(fs, field{"Expires", formatTime(c.NotAfter)})
+		}
+		if r := e.Renewed; r != nil && e.Action == ActionResolve {
+			if r.Serial != "" {
+				fs = append(fs, field{"New serial", r.Serial})
+			}
+			if !r.NotAfter.IsZero() {
+				fs = append(fs, field{"New certificate expires", formatTime(r.NotAfter)})
+			}
+		}
 	}
 	since := "Down since"
 	switch e.Kind {
@@ -154,6 +321,11 @@ func fields(e Event) []field {
 		since = "Unknown since"
 	case KindFlapping:
 		since = "Flapping since"
+	case KindCert:
+		since = "Warned since"
+	}
+	if e.Test || e.Action == ActionTest {
+		since = "Sent at"
 	}
 	if !e.StartedAt.IsZero() {
 		fs = append(fs, field{since, formatTime(e.StartedAt)})
@@ -198,7 +370,7 @@ func fields(e Event) []field {
 }
 
 // regionLines renders one line per region, sorted:
-// "eu-west: down connect_timeout (10003 ms)".
+// "eu-west: down: connection timed out (10000 ms)".
 func regionLines(regions map[string]RegionVote) []string {
 	var out []string
 	for _, name := range sortedRegions(regions) {
@@ -213,7 +385,7 @@ func regionDetail(v RegionVote) string {
 		s = "abstain"
 	}
 	if v.Error != "" {
-		s += " " + v.Error
+		s += ": " + Describe(v.Error)
 	}
 	if v.LatencyMS > 0 {
 		s += fmt.Sprintf(" (%.0f ms)", v.LatencyMS)
@@ -221,11 +393,11 @@ func regionDetail(v RegionVote) string {
 	return s
 }
 
-// Text is the whole notification as plain text: the summary, the details,
-// then one line per region.
+// Text is the whole notification as plain text: the headline, the
+// details, then one line per region.
 func Text(e Event) string {
 	var b strings.Builder
-	b.WriteString(Summary(e))
+	b.WriteString(Headline(e))
 	b.WriteByte('\n')
 	for _, f := range fields(e) {
 		fmt.Fprintf(&b, "%s: %s\n", f.Name, f.Value)

@@ -21,7 +21,7 @@ func teamsBody(e Event) map[string]any {
 		color = "Warning"
 	}
 	body := []any{map[string]any{
-		"type": "TextBlock", "text": Summary(e), "weight": "Bolder", "size": "Medium",
+		"type": "TextBlock", "text": Headline(e), "weight": "Bolder", "size": "Medium",
 		"color": color, "wrap": true,
 	}}
 	var facts []any

@@ -51,18 +51,18 @@ func TestNoticeSummaries(t *testing.T) {
 		e    Event
 		want string
 	}{
-		{reminder(2, t0.Add(80*time.Minute)), "api still DOWN for 1h20m: eu-west connect_timeout, us-east connect_timeout; ap-south up"},
-		{reminder(1, time.Time{}), "api still DOWN: eu-west connect_timeout, us-east connect_timeout; ap-south up"},
+		{reminder(2, t0.Add(80*time.Minute)), "api still DOWN for 1h20m: not reachable from 2 of 3 regions (eu-west, us-east): connection timed out"},
+		{reminder(1, time.Time{}), "api still DOWN: not reachable from 2 of 3 regions (eu-west, us-east): connection timed out"},
 		{flapping(), "api is flapping: 6 changes in 10m; notifications paused until it is stable"},
 		{stable(), "api stopped flapping: stable for 10m; notifications resumed"},
 		{coverageLost(), "monitoring coverage lost: only 1 of 3 regions can see api"},
 		{coverageBack(), "monitoring coverage restored after 14m: 3 of 3 regions can see api"},
 	} {
-		if got := Summary(tc.e); got != tc.want {
-			t.Errorf("Summary = %q, want %q", got, tc.want)
+		if got := Headline(tc.e); got != tc.want {
+			t.Errorf("Headline = %q, want %q", got, tc.want)
 		}
 	}
-	want := `api still DOWN for 1h20m: eu-west connect_timeout, us-east connect_timeout; ap-south up
+	want := `api still DOWN for 1h20m: not reachable from 2 of 3 regions (eu-west, us-east): connection timed out
 Target: https://api.example.com/health
 Down since: 2026-11-22T10:00:00Z
 Down for: 1h20m
@@ -73,8 +73,8 @@ Incident: inc-1
 Status page: https://status.example.com/
 Regions:
   ap-south: up (41 ms)
-  eu-west: down connect_timeout (10000 ms)
-  us-east: down connect_timeout (10001 ms)
+  eu-west: down: connection timed out (10000 ms)
+  us-east: down: connection timed out (10001 ms)
 `
 	if got := Text(reminder(2, t0.Add(80*time.Minute))); got != want {
 		t.Errorf("Text:\n%s\nwant:\n%s", got, want)
@@ -177,7 +177,7 @@ func TestWebhookNotices(t *testing.T) {
 	want := []string{
 		`{"event": "repeat", "incident_id": "inc-1", "check": "api", "target": "https://api.example.com/health",
 		  "started_at": "2026-11-22T10:00:00Z", "resolved_at": null, "regions": ` + regionsJSON + `, "seq": 2,
-		  "message": "api still DOWN for 1h20m: eu-west connect_timeout, us-east connect_timeout; ap-south up"}`,
+		  "message": "api still DOWN for 1h20m: not reachable from 2 of 3 regions (eu-west, us-east): connection timed out"}`,
 		`{"event": "flapping", "incident_id": "` + flap + `", "check": "api", "target": "https://api.example.com/health",
 		  "started_at": "2026-11-22T10:00:00Z", "resolved_at": null, "regions": {}, "changes": 6, "window_seconds": 600,
 		  "severity": "warning", "message": "api is flapping: 6 changes in 10m; notifications paused until it is stable"}`,
@@ -208,7 +208,7 @@ func TestOpsgenieNotices(t *testing.T) {
 	auth := map[string]string{"Authorization": "GenieKey k"}
 	checkReq(t, reqs[0], "POST", "/v2/alerts/inc-1/notes", "identifierType=alias", auth)
 	assertJSON(t, reqs[0].Body, `{"source": "vantage",
-		"note": "api still DOWN for 1h20m: eu-west connect_timeout, us-east connect_timeout; ap-south up"}`)
+		"note": "api still DOWN for 1h20m: not reachable from 2 of 3 regions (eu-west, us-east): connection timed out"}`)
 	checkReq(t, reqs[1], "POST", "/v2/alerts", "", auth)
 	var create map[string]any
 	json.Unmarshal(reqs[1].Body, &create)

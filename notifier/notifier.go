@@ -1,7 +1,8 @@
 // Package notifier delivers incident notifications to on-call channels.
 //
 // A Provider sends one Event to one channel (PagerDuty, Opsgenie, Slack,
-// Discord, Microsoft Teams, Telegram, a signed webhook or email). New builds a
+// Discord, Microsoft Teams, Telegram, a signed webhook, email, SMS or a
+// voice call through Twilio, or any SMS gateway's HTTP API). New builds a
 // Provider from a config.Notifier. The Outbox makes delivery durable: every
 // notification is written to SQLite before it is sent, retried on transient
 // failures with capped exponential backoff, resumed after a restart, and
@@ -45,10 +46,10 @@ const (
 
 // Event kinds. An incident event (the empty kind) announces a check going
 // down (trigger), staying down (repeat) and coming back (resolve). The
-// other kinds are notices about the monitoring itself, sent at warning
-// severity and never as a down page; their IncidentID starts with the kind
-// and a dash (CoverageID, FlappingID), so they never share an outbox entry,
-// a PagerDuty dedup_key or an Opsgenie alias with an incident.
+// other kinds are notices, sent at warning severity and never as a down
+// page; their IncidentID starts with the kind and a dash (CoverageID,
+// FlappingID) or colon (CertID), so they never share an outbox entry, a
+// PagerDuty dedup_key or an Opsgenie alias with an incident.
 const (
 	KindIncident = ""
 	// KindFlapping: the check changes state too often. Trigger: one notice
@@ -59,9 +60,15 @@ const (
 	// (it has been unknown for unknown_after). Trigger: coverage lost;
 	// resolve: coverage back.
 	KindCoverage = "coverage"
+	// KindCert: a certificate the check's target serves expires within
+	// the check's expect.cert_expiry. Trigger: one warning per
+	// certificate (Event.Cert; IncidentID CertID(check, serial));
+	// resolve: a newer certificate is served (Event.Renewed).
+	KindCert = "cert"
 )
 
-// NoticeSeverity is the severity of flapping and coverage notices.
+// NoticeSeverity is the severity of notices: flapping, coverage and
+// certificate warnings.
 const NoticeSeverity = "warning"
 
 // CoverageID is the id of the coverage alert of check, unknown since since.
@@ -99,8 +106,14 @@ type Event struct {
 	Severity      string                `json:"severity,omitempty"` // the check's severity: critical, warning, info
 	StatusPageURL string                `json:"status_page_url,omitempty"`
 	Group         string                `json:"group,omitempty"`
+	// DisplayName is the check's display name (config.Check.DisplayName),
+	// which messages use instead of Check when set.
+	DisplayName string `json:"display_name,omitempty"`
+	// Test marks the notifications of `vantage notify test`: its trigger
+	// (ActionTest) and the resolve that follows it.
+	Test bool `json:"test,omitempty"`
 
-	// Kind is KindIncident (""), KindFlapping or KindCoverage.
+	// Kind is KindIncident (""), KindFlapping, KindCoverage or KindCert.
 	Kind string `json:"kind,omitempty"`
 	// Seq numbers the reminders (ActionRepeat) of one incident, from 1.
 	Seq int `json:"seq,omitempty"`
@@ -113,11 +126,18 @@ type Event struct {
 	// RegionsSeeing of RegionsTotal regions can see the check (coverage).
 	RegionsSeeing int `json:"regions_seeing,omitempty"`
 	RegionsTotal  int `json:"regions_total,omitempty"`
+	// Cert is the certificate a certificate warning (KindCert) is about;
+	// Renewed, in its resolve, the newer certificate now served (nil when
+	// unknown).
+	Cert    *CertInfo `json:"cert,omitempty"`
+	Renewed *CertInfo `json:"renewed,omitempty"`
 }
 
-// IsNotice reports whether e is a notice about the monitoring (flapping,
-// coverage) rather than about an incident.
-func (e Event) IsNotice() bool { return e.Kind == KindFlapping || e.Kind == KindCoverage }
+// IsNotice reports whether e is a notice (flapping, coverage, an expiring
+// certificate) rather than about an incident.
+func (e Event) IsNotice() bool {
+	return e.Kind == KindFlapping || e.Kind == KindCoverage || e.Kind == KindCert
+}
 
 // Key names the notification among those of its incident and notifier:
 // the action, and for a reminder its number ("repeat#3"). The outbox
@@ -219,6 +239,7 @@ const (
 	DefaultPagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
 	DefaultOpsgenieURL  = "https://api.opsgenie.com"
 	DefaultTelegramURL  = "https://api.telegram.org"
+	DefaultTwilioURL    = config.DefaultTwilioURL
 )
 
 // New builds the provider of one notifier.
@@ -274,6 +295,10 @@ func New(n config.Notifier, opts Options) (Provider, error) {
 			return nil, fmt.Errorf("notifier %q (email): to must list at least one address", n.Name)
 		}
 		return newEmail(n, opts)
+	case config.NotifierTwilio:
+		return newTwilio(n, opts)
+	case config.NotifierSMSHTTP:
+		return newSMSHTTP(n, opts)
 	}
 	return nil, fmt.Errorf("notifier %q: unknown type %q", n.Name, n.Type)
 }
@@ -313,14 +338,34 @@ func (b *base) Name() string { return b.cfg.Name }
 // maxBody is how much of a response body a Receipt or SendError keeps.
 const maxBody = 512
 
-// postJSON POSTs body to url and classifies the answer: 2xx is a Receipt,
-// 429 and 5xx and network errors are retryable, other statuses permanent.
+// postJSON POSTs the JSON body to url and classifies the answer as do
+// does.
 func (b *base) postJSON(ctx context.Context, url string, body []byte, header http.Header) (Receipt, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return Receipt{}, &SendError{Body: err.Error()}
+	h := http.Header{"Content-Type": {"application/json"}}
+	for k, vs := range header {
+		h[k] = vs
 	}
-	req.Header.Set("Content-Type", "application/json")
+	return b.do(ctx, http.MethodPost, url, body, h)
+}
+
+// do sends one request and classifies the answer: 2xx is a Receipt, 429
+// and 5xx and network errors are retryable, other statuses permanent.
+// header is set on the request as it is (canonical keys).
+func (b *base) do(ctx context.Context, method, url string, body []byte, header http.Header) (Receipt, error) {
+	r, _, err := b.exchange(ctx, method, url, body, header)
+	return r, err
+}
+
+// exchange is do that also returns the answer's body (its first 64 KiB).
+func (b *base) exchange(ctx context.Context, method, url string, body []byte, header http.Header) (Receipt, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return Receipt{}, nil, &SendError{Body: redactURL(err.Error(), url)}
+	}
 	req.Header.Set("User-Agent", b.opts.UserAgent)
 	for k, vs := range header {
 		req.Header[k] = vs
@@ -328,22 +373,22 @@ func (b *base) postJSON(ctx context.Context, url string, body []byte, header htt
 	resp, err := b.opts.HTTPClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return Receipt{}, ctx.Err()
+			return Receipt{}, nil, ctx.Err()
 		}
-		return Receipt{}, &SendError{Retryable: true, Body: redactURL(err.Error(), url)}
+		return Receipt{}, nil, &SendError{Retryable: true, Body: redactURL(err.Error(), url)}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	text := shorten(string(raw))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return Receipt{Status: resp.StatusCode, Body: text}, nil
+		return Receipt{Status: resp.StatusCode, Body: text}, raw, nil
 	}
 	se := &SendError{Status: resp.StatusCode, Body: text}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		se.Retryable = true
 		se.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	return Receipt{}, se
+	return Receipt{}, raw, se
 }
 
 // redactURL removes url (which may hold a token, as webhook and Telegram URLs

@@ -7,7 +7,8 @@ import (
 	"net/url"
 )
 
-// opsgenie creates an alert with alias = incident id on trigger, adds a note
+// opsgenie creates an alert with alias = incident id ("cert:CHECK:SERIAL"
+// for a certificate warning) on trigger, adds a note
 // to it for a reminder and closes it by alias on resolve. url is https://api.opsgenie.com (default) or
 // https://api.eu.opsgenie.com.
 type opsgenie struct{ base }
@@ -52,8 +53,8 @@ func (o *opsgenie) createBody(e Event) map[string]any {
 		tags = append(tags, e.Kind)
 	}
 	body := map[string]any{
-		"message":     truncate(Summary(e), 130),
-		"alias":       e.IncidentID,
+		"message":     truncate(Headline(e), 130),
+		"alias":       alertKey(e),
 		"description": truncate(Text(e), 15000),
 		"priority":    o.priority(e),
 		"source":      "vantage",
@@ -71,13 +72,13 @@ func (o *opsgenie) Send(ctx context.Context, e Event) (Receipt, error) {
 	h.Set("Authorization", "GenieKey "+o.cfg.APIKey)
 	switch e.Action {
 	case ActionResolve:
-		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Summary(e)})
-		u := o.url + "/v2/alerts/" + url.PathEscape(e.IncidentID) + "/close?identifierType=alias"
+		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Headline(e)})
+		u := o.url + "/v2/alerts/" + url.PathEscape(alertKey(e)) + "/close?identifierType=alias"
 		return o.postJSON(ctx, u, b, h)
 	case ActionRepeat:
 		// A reminder is a note on the open alert.
-		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Summary(e)})
-		u := o.url + "/v2/alerts/" + url.PathEscape(e.IncidentID) + "/notes?identifierType=alias"
+		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Headline(e)})
+		u := o.url + "/v2/alerts/" + url.PathEscape(alertKey(e)) + "/notes?identifierType=alias"
 		return o.postJSON(ctx, u, b, h)
 	}
 	b, err := json.Marshal(o.createBody(e))

@@ -80,24 +80,6 @@ type Gate interface {
 	Hold() (reason string, held bool)
 }
 
-// Attempt describes one delivery attempt, reported to OutboxOptions.OnAttempt.
-type Attempt struct {
-	Notifier   string
-	IncidentID string
-	Action     Action
-	Seq        int           // a reminder's number (ActionRepeat); 0 otherwise
-	Kind       string        // the event's kind: KindIncident, KindFlapping or KindCoverage
-	Attempt    int           // 1 for the first attempt of this entry
-	Receipt    Receipt       // when delivered
-	Err        error         // nil when delivered
-	State      string        // the entry's state after the attempt
-	RetryIn    time.Duration // when still pending: the wait before the next attempt
-}
-
-// Key names the notification as Event.Key does: the action, and for a
-// reminder its number ("repeat#3").
-func (a Attempt) Key() string { return actionKey(a.Action, a.Seq) }
-
 // OutboxOptions tune an Outbox. The zero value is usable.
 type OutboxOptions struct {
 	Logger *slog.Logger
@@ -118,11 +100,6 @@ type OutboxOptions struct {
 	// never by attempts), even before its Fallback.After. The notifier
 	// keeps retrying it.
 	FallbackAttempts int
-	// OnAttempt, when set, is called after every call to a provider
-	// (entries settled by Log or Gate make none).
-	//
-	// Deprecated: use Log (the sent log) and Registerer (metrics).
-	OnAttempt func(Attempt)
 	// Log, when set, is the cluster's sent log: an entry it shows delivered
 	// by a node other than Self is marked delivered without being sent
 	// (receipt "not sent: already delivered by NODE"), and every delivery
@@ -511,9 +488,13 @@ func validEvent(e Event) error {
 	}
 	switch e.Kind {
 	case KindIncident:
-	case KindFlapping, KindCoverage:
-		if !strings.HasPrefix(e.IncidentID, e.Kind+"-") {
-			return fmt.Errorf("%s notice with id %q: its id must start with %q", e.Kind, e.IncidentID, e.Kind+"-")
+	case KindFlapping, KindCoverage, KindCert:
+		prefix := e.Kind + "-"
+		if e.Kind == KindCert {
+			prefix = KindCert + ":"
+		}
+		if !strings.HasPrefix(e.IncidentID, prefix) {
+			return fmt.Errorf("%s notice with id %q: its id must start with %q", e.Kind, e.IncidentID, prefix)
 		}
 		if e.Action != ActionTrigger && e.Action != ActionResolve {
 			return fmt.Errorf("%s notice with action %q: only trigger and resolve", e.Kind, e.Action)
@@ -708,11 +689,8 @@ func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slo
 	}
 	name := p.Name()
 	n := r.attempts + 1
-	a := Attempt{Notifier: name, IncidentID: r.incident, Action: r.action, Seq: r.seq, Kind: r.event.Kind,
-		Attempt: n, Receipt: rc, Err: err}
 	switch {
 	case err == nil:
-		a.State = StateDelivered
 		o.metrics.count(name, r.action, outcomeDelivered)
 		committed := o.finish(ctx, r.id, StateDelivered, n, rc.String(), "")
 		if committed && o.opts.Log != nil {
@@ -721,30 +699,25 @@ func (o *Outbox) attempt(ctx context.Context, p Provider, r pendingRow, log *slo
 		log.Info("outbox: delivered", "incident_id", r.incident, "action", actionKey(r.action, r.seq), "attempt", n,
 			"answer", rc.String(), "recorded", committed)
 	case IsRetryable(err):
-		a.State = StatePending
-		a.RetryIn = o.backoff(n, err)
+		retryIn := o.backoff(n, err)
 		o.metrics.count(name, r.action, outcomeRetry)
-		next := o.opts.Clock.Now().Add(a.RetryIn).UnixNano()
+		next := o.opts.Clock.Now().Add(retryIn).UnixNano()
 		o.retryLater(ctx, r.id, n, next, err.Error())
 		log.Warn("outbox: delivery failed; will retry", "incident_id", r.incident, "action", actionKey(r.action, r.seq),
-			"attempt", n, "retry_in", a.RetryIn, "err", err)
+			"attempt", n, "retry_in", retryIn, "err", err)
 		if _, ok := o.opts.Fallbacks[name]; ok {
 			poke(o.fbWake) // it may have reached FallbackAttempts, or be past its Fallback.After
 		}
 		var se *SendError
 		if errors.As(err, &se) && se.Status == http.StatusTooManyRequests {
-			pause = a.RetryIn
+			pause = retryIn
 		}
 	default:
-		a.State = StateFailed
 		o.metrics.count(name, r.action, outcomeFailed)
 		o.finish(ctx, r.id, StateFailed, n, "", err.Error())
 		log.Error("outbox: delivery refused permanently; not retrying", "incident_id", r.incident,
 			"action", actionKey(r.action, r.seq), "attempt", n, "err", err)
 		poke(o.fbWake)
-	}
-	if o.opts.OnAttempt != nil {
-		o.opts.OnAttempt(a)
 	}
 	return pause
 }

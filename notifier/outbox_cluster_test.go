@@ -102,9 +102,8 @@ func TestOutboxLogSkipsWhatAnotherNodeDelivered(t *testing.T) {
 	srv := newHookServer(t, clock, nil)
 	log := &fakeLog{by: map[string]string{"inc-1/trigger/hook": "node-b", "inc-1/repeat#1/hook": "node-a"}}
 	reg := prometheus.NewRegistry()
-	var attempts atomic.Int32
 	o := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), []Provider{hookOn(t, "hook", srv)},
-		OutboxOptions{Clock: clock, Log: log, Self: "node-a", Registerer: reg, OnAttempt: func(Attempt) { attempts.Add(1) }})
+		OutboxOptions{Clock: clock, Log: log, Self: "node-a", Registerer: reg})
 	enqueue(t, o, sampleEv, "hook")
 	e := waitState2(t, o, "inc-1", "hook", ActionTrigger, StateDelivered)
 	if e.Receipt != "not sent: already delivered by node-b" || e.Attempts != 0 || e.DeliveredAt.IsZero() {
@@ -113,6 +112,10 @@ func TestOutboxLogSkipsWhatAnotherNodeDelivered(t *testing.T) {
 	enqueue(t, o, reminder(1, t0.Add(time.Hour)), "hook")
 	enqueue(t, o, resolved(sampleEv), "hook")
 	waitState2(t, o, "inc-1", "hook", ActionResolve, StateDelivered)
+	counterIs(t, reg, 1, "hook", ActionTrigger, outcomeSkipped)
+	counterIs(t, reg, 0, "hook", ActionTrigger, outcomeDelivered)
+	counterIs(t, reg, 1, "hook", ActionRepeat, outcomeDelivered)
+	counterIs(t, reg, 1, "hook", ActionResolve, outcomeDelivered)
 	o.Close()
 	if got := strings.Join(srv.events("", false), " "); got != "repeat/inc-1#1 up/inc-1" {
 		t.Fatalf("receiver got %s", got)
@@ -120,8 +123,9 @@ func TestOutboxLogSkipsWhatAnotherNodeDelivered(t *testing.T) {
 	if got := strings.Join(log.records(), " "); got != "inc-1/repeat#1/hook inc-1/resolve/hook" {
 		t.Fatalf("recorded %s", got)
 	}
-	if n := attempts.Load(); n != 2 {
-		t.Fatalf("OnAttempt called %d times, want 2 (the skip called no provider)", n)
+	// The skip called no provider: two requests, each delivered once.
+	if n := srv.count(); n != 2 {
+		t.Fatalf("%d requests, want 2 (the skip called no provider)", n)
 	}
 }
 
@@ -227,10 +231,8 @@ func TestOutboxGateHoldsThenReleases(t *testing.T) {
 	gate := &fakeGate{}
 	gate.held.Store(true)
 	reg := prometheus.NewRegistry()
-	var attempts atomic.Int32
 	o := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), []Provider{hookOn(t, "hook", srv)},
-		OutboxOptions{Clock: clock, Gate: gate, Registerer: reg, BaseBackoff: time.Second, MaxBackoff: time.Minute,
-			OnAttempt: func(Attempt) { attempts.Add(1) }})
+		OutboxOptions{Clock: clock, Gate: gate, Registerer: reg, BaseBackoff: time.Second, MaxBackoff: time.Minute})
 	enqueue(t, o, sampleEv, "hook")
 	waitFor(t, "the first hold", func() bool { return entryOf(t, o, "inc-1", "hook", ActionTrigger, 0).Holds == 1 })
 	e := entryOf(t, o, "inc-1", "hook", ActionTrigger, 0)
@@ -244,8 +246,8 @@ func TestOutboxGateHoldsThenReleases(t *testing.T) {
 	if wait := e.NextAt.Sub(clock.Now()); e.Holds == 5 && (wait < 6*time.Second || wait > 16*time.Second) {
 		t.Fatalf("after %d holds the next try is in %v", e.Holds, wait)
 	}
-	if srv.count() != 0 || attempts.Load() != 0 {
-		t.Fatalf("sent while held: %d requests, %d attempts", srv.count(), attempts.Load())
+	if e := entryOf(t, o, "inc-1", "hook", ActionTrigger, 0); srv.count() != 0 || e.Attempts != 0 {
+		t.Fatalf("sent while held: %d requests, entry %+v", srv.count(), e)
 	}
 	gate.held.Store(false)
 	advanceUntil(t, clock, time.Second, "delivered after the release", func() bool {
@@ -254,7 +256,7 @@ func TestOutboxGateHoldsThenReleases(t *testing.T) {
 	e = entryOf(t, o, "inc-1", "hook", ActionTrigger, 0)
 	holds, _ := metric(t, reg, "vantage_notifications_total", "notifier", "hook", "outcome", "held")
 	o.Close()
-	if srv.count() != 1 || e.Attempts != 1 || attempts.Load() != 1 {
+	if srv.count() != 1 || e.Attempts != 1 {
 		t.Fatalf("%d requests, entry %+v", srv.count(), e)
 	}
 	if holds < 5 {

@@ -145,10 +145,7 @@ func TestOutboxRefusesNewerSchema(t *testing.T) {
 
 func TestOutboxRemindersOncePerSeq(t *testing.T) {
 	rec := newRecorder(t, always(http.StatusOK))
-	var mu sync.Mutex
-	var keys []string
-	o := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), []Provider{hook(t, "hook", rec)},
-		OutboxOptions{OnAttempt: func(a Attempt) { mu.Lock(); keys = append(keys, a.Key()); mu.Unlock() }})
+	o := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), []Provider{hook(t, "hook", rec)}, OutboxOptions{})
 	ctx := context.Background()
 	for _, e := range []Event{sampleEv, reminder(1, t0.Add(time.Hour)), reminder(1, t0.Add(time.Hour)),
 		reminder(2, t0.Add(2*time.Hour)), sampleEv, resolved(sampleEv), reminder(2, t0.Add(2*time.Hour))} {
@@ -157,14 +154,25 @@ func TestOutboxRemindersOncePerSeq(t *testing.T) {
 		}
 	}
 	waitState(t, o, "hook", ActionResolve, StateDelivered)
+	entries, err := o.Entries(ctx, "inc-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	o.Close()
+	var keys []string
+	for _, e := range entries {
+		if e.Attempts != 1 || e.State != StateDelivered {
+			t.Errorf("entry %s: %d attempts, %s", actionKey(e.Action, e.Seq), e.Attempts, e.State)
+		}
+		keys = append(keys, actionKey(e.Action, e.Seq))
+	}
 	evs := webhookEvents(t, rec.requests())
 	if len(evs) != 4 || evs[0].Event != "down" || evs[1].Event != "repeat" || evs[1].Seq != 1 ||
 		evs[2].Event != "repeat" || evs[2].Seq != 2 || evs[3].Event != "up" {
 		t.Fatalf("receiver got %+v", evs)
 	}
 	if strings.Join(keys, " ") != "trigger repeat#1 repeat#2 resolve" {
-		t.Fatalf("attempts %v", keys)
+		t.Fatalf("entries %v", keys)
 	}
 }
 

@@ -10,7 +10,8 @@ import (
 // PagerDuty itself also deduplicates a repeated trigger or resolve. A
 // reminder is a trigger with the same dedup_key (it updates the open alert);
 // flapping and coverage notices have their own ids ("flapping-…",
-// "coverage-…") and go out at warning severity.
+// "coverage-…") and go out at warning severity, as certificate warnings do
+// with dedup_key "cert:CHECK:SERIAL".
 type pagerDuty struct{ base }
 
 type pdEvent struct {
@@ -43,9 +44,9 @@ type pdLink struct {
 var pdSeverities = map[string]bool{"critical": true, "error": true, "warning": true, "info": true}
 
 // severity is the notifier's severity, else the event's (the check's) when
-// PagerDuty accepts it, else critical. A flapping or coverage notice is
-// never critical: it goes out at warning (info when the notifier says
-// info).
+// PagerDuty accepts it, else critical. A notice (flapping, coverage, an
+// expiring certificate) is never critical: it goes out at warning (info
+// when the notifier says info).
 func (p *pagerDuty) severity(e Event) string {
 	if e.IsNotice() {
 		if p.cfg.Severity == "info" {
@@ -63,7 +64,7 @@ func (p *pagerDuty) severity(e Event) string {
 }
 
 func (p *pagerDuty) body(e Event) pdEvent {
-	ev := pdEvent{RoutingKey: p.cfg.RoutingKey, DedupKey: e.IncidentID}
+	ev := pdEvent{RoutingKey: p.cfg.RoutingKey, DedupKey: alertKey(e)}
 	if e.Action == ActionResolve {
 		ev.EventAction = "resolve"
 		return ev
@@ -76,7 +77,7 @@ func (p *pagerDuty) body(e Event) pdEvent {
 	if source == "" {
 		source = "vantage"
 	}
-	summary := Summary(e)
+	summary := Headline(e)
 	if len(summary) > 1024 {
 		summary = summary[:1021] + "..."
 	}
@@ -91,6 +92,9 @@ func (p *pagerDuty) body(e Event) pdEvent {
 	if e.Action == ActionTest {
 		details["test"] = true
 	}
+	if e.DisplayName != "" {
+		details["display_name"] = e.DisplayName
+	}
 	class := "uptime"
 	switch e.Kind {
 	case KindCoverage:
@@ -103,6 +107,12 @@ func (p *pagerDuty) body(e Event) pdEvent {
 		details["kind"] = e.Kind
 		details["changes"] = e.Changes
 		details["window"] = formatDuration(e.Window)
+	case KindCert:
+		class = "certificate"
+		details["kind"] = e.Kind
+		if c := e.Cert; c != nil {
+			details["certificate"] = c
+		}
 	}
 	if e.Action == ActionRepeat {
 		details["reminder"] = e.Seq

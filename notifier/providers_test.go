@@ -103,9 +103,11 @@ func TestWebhook(t *testing.T) {
 	reqs := rec.requests()
 	want := []string{
 		`{"event": "down", "incident_id": "inc-1", "check": "api", "target": "https://api.example.com/health",
-		  "started_at": "2026-11-22T10:00:00Z", "resolved_at": null, "regions": ` + regionsJSON + `}`,
+		  "started_at": "2026-11-22T10:00:00Z", "resolved_at": null, "regions": ` + regionsJSON + `,
+		  "message": "` + sampleSummary + `"}`,
 		`{"event": "up", "incident_id": "inc-1", "check": "api", "target": "https://api.example.com/health",
-		  "started_at": "2026-11-22T10:00:00Z", "resolved_at": "2026-11-22T10:12:03Z", "regions": ` + regionsJSON + `}`,
+		  "started_at": "2026-11-22T10:00:00Z", "resolved_at": "2026-11-22T10:12:03Z", "regions": ` + regionsJSON + `,
+		  "message": "api is up again after 12m3s"}`,
 	}
 	for i, r := range reqs {
 		checkReq(t, r, "POST", "/hook", "x=1", map[string]string{"Content-Type": "application/json",
@@ -148,7 +150,7 @@ func TestSlack(t *testing.T) {
 			{"type": "mrkdwn", "text": "*Severity*\ncritical"},
 			{"type": "mrkdwn", "text": "*Group*\nPublic API"},
 			{"type": "mrkdwn", "text": "*Incident*\ninc-1"}]},
-		{"type": "section", "text": {"type": "mrkdwn", "text": "`+"```"+`ap-south: up (41 ms)\neu-west: down connect_timeout (10000 ms)\nus-east: down connect_timeout (10001 ms)`+"```"+`"}},
+		{"type": "section", "text": {"type": "mrkdwn", "text": "`+"```"+`ap-south: up (41 ms)\neu-west: down: connection timed out (10000 ms)\nus-east: down: connection timed out (10001 ms)`+"```"+`"}},
 		{"type": "context", "elements": [{"type": "mrkdwn", "text": "<https://status.example.com/|Status page>"}]}]}`)
 }
 
@@ -158,8 +160,8 @@ func TestDiscord(t *testing.T) {
 	r := rec.requests()[0]
 	checkReq(t, r, "POST", "/api/webhooks/1/tok", "", map[string]string{"Content-Type": "application/json"})
 	assertJSON(t, r.Body, `{"username": "Vantage", "embeds": [{
-		"title": "api UP after 12m3s", "color": 2002494, "url": "https://status.example.com/",
-		"description": "`+"```"+`\nap-south: up (41 ms)\neu-west: down connect_timeout (10000 ms)\nus-east: down connect_timeout (10001 ms)\n`+"```"+`",
+		"title": "api is up again after 12m3s", "color": 2002494, "url": "https://status.example.com/",
+		"description": "`+"```"+`\nap-south: up (41 ms)\neu-west: down: connection timed out (10000 ms)\nus-east: down: connection timed out (10001 ms)\n`+"```"+`",
 		"fields": [
 			{"name": "Target", "value": "https://api.example.com/health", "inline": false},
 			{"name": "Down since", "value": "2026-11-22T10:00:00Z", "inline": true},
@@ -192,8 +194,8 @@ func TestMSTeams(t *testing.T) {
 				{"type": "TextBlock", "text": "Regions", "weight": "Bolder", "wrap": true},
 				{"type": "FactSet", "facts": [
 					{"title": "ap-south", "value": "up (41 ms)"},
-					{"title": "eu-west", "value": "down connect_timeout (10000 ms)"},
-					{"title": "us-east", "value": "down connect_timeout (10001 ms)"}]}],
+					{"title": "eu-west", "value": "down: connection timed out (10000 ms)"},
+					{"title": "us-east", "value": "down: connection timed out (10001 ms)"}]}],
 			"actions": [{"type": "Action.OpenUrl", "title": "Status page", "url": "https://status.example.com/"}]}}]}`)
 }
 
@@ -218,10 +220,10 @@ func TestOpsgenie(t *testing.T) {
 		"tags": ["vantage", "api"], "entity": "https://api.example.com/health",
 		"details": {"Target": "https://api.example.com/health", "Down since": "2026-11-22T10:00:00Z",
 			"Severity": "critical", "Group": "Public API", "Incident": "inc-1", "Status page": "https://status.example.com/",
-			"region ap-south": "up (41 ms)", "region eu-west": "down connect_timeout (10000 ms)",
-			"region us-east": "down connect_timeout (10001 ms)"}}`)
+			"region ap-south": "up (41 ms)", "region eu-west": "down: connection timed out (10000 ms)",
+			"region us-east": "down: connection timed out (10001 ms)"}}`)
 	checkReq(t, reqs[1], "POST", "/v2/alerts/inc-1/close", "identifierType=alias", auth)
-	assertJSON(t, reqs[1].Body, `{"source": "vantage", "note": "api UP after 12m3s"}`)
+	assertJSON(t, reqs[1].Body, `{"source": "vantage", "note": "api is up again after 12m3s"}`)
 }
 
 func jsonString(s string) string {

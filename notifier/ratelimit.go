@@ -22,7 +22,8 @@ type Rate struct {
 // stays under by queueing: PagerDuty 120 events a minute per routing key,
 // Slack one message a second per webhook, Discord 30 a minute per webhook,
 // Telegram one message a second per chat, Teams 4 a second per webhook.
-// Opsgenie, webhooks and email are unlimited (Count 0).
+// Opsgenie, webhooks, email, Twilio and SMS gateways are unlimited
+// (Count 0).
 func DefaultRateLimit(typ string) config.RateLimit {
 	switch typ {
 	case config.NotifierPagerDuty:
@@ -39,7 +40,7 @@ func DefaultRateLimit(typ string) config.RateLimit {
 
 // RateOf is the Rate of a notifier: its rate_limit, else its type's
 // default, keyed by what the provider limits (routing key, webhook URL,
-// bot and chat, API key, SMTP server and sender).
+// bot and chat, API key, SMTP server and sender, Twilio account).
 func RateOf(n config.Notifier) Rate {
 	lim := DefaultRateLimit(n.Type)
 	if n.RateLimit != nil {
@@ -58,6 +59,8 @@ func RateOf(n config.Notifier) Rate {
 		scope = n.URL + "|" + n.BotToken + "|" + n.ChatID
 	case config.NotifierEmail:
 		scope = n.SMTP + "|" + n.From
+	case config.NotifierTwilio:
+		scope = n.URL + "|" + n.AccountSID
 	default:
 		scope = n.URL
 	}

@@ -13,7 +13,7 @@ type slack struct{ base }
 var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 func slackBody(e Event) map[string]any {
-	summary := Summary(e)
+	summary := Headline(e)
 	blocks := []map[string]any{{
 		"type": "section",
 		"text": map[string]any{"type": "mrkdwn", "text": "*" + slackEscaper.Replace(summary) + "*"},

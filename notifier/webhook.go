@@ -27,11 +27,13 @@ const (
 	WebhookStable           = "stable"            // stopped flapping
 	WebhookCoverageLost     = "coverage_lost"     // too few regions can see the check
 	WebhookCoverageRestored = "coverage_restored" // enough regions see it again
+	WebhookCertExpiring     = "cert_expiring"     // a served certificate expires within expect.cert_expiry
+	WebhookCertRenewed      = "cert_renewed"      // a newer certificate is served
 )
 
-// WebhookBody is the JSON document a webhook notifier POSTs. The fields
-// after Regions appear only in the events that have them (a down, up or
-// test body is exactly the contract's).
+// WebhookBody is the JSON document a webhook notifier POSTs. The
+// contract's fields come first, then message (always), then fields that
+// appear only in the events that have them.
 type WebhookBody struct {
 	Event      string                `json:"event"` // see the Webhook* constants
 	IncidentID string                `json:"incident_id"`
@@ -41,13 +43,18 @@ type WebhookBody struct {
 	ResolvedAt *time.Time            `json:"resolved_at"` // null unless up, stable or coverage_restored
 	Regions    map[string]RegionVote `json:"regions"`
 
-	Message       string `json:"message,omitempty"`        // the summary line (repeat, flapping, stable, coverage_*)
-	Severity      string `json:"severity,omitempty"`       // warning for flapping and coverage notices
+	Message       string `json:"message,omitempty"`        // the headline (Headline)
+	DisplayName   string `json:"display_name,omitempty"`   // the check's display name, when it has one
+	Test          bool   `json:"test,omitempty"`           // the up that resolves a `vantage notify test`
+	Severity      string `json:"severity,omitempty"`       // warning for notices (flapping, coverage, cert_*)
 	Seq           int    `json:"seq,omitempty"`            // repeat: the reminder's number, from 1
 	Changes       int    `json:"changes,omitempty"`        // flapping: state changes within window_seconds
 	WindowSeconds int64  `json:"window_seconds,omitempty"` // flapping, stable
 	RegionsSeeing *int   `json:"regions_seeing,omitempty"` // coverage_*: regions that can see the check
 	RegionsTotal  int    `json:"regions_total,omitempty"`  // coverage_*: regions expected to vote
+	// cert_*: the certificate warned about; cert_renewed: the newer one.
+	Cert    *CertInfo `json:"cert,omitempty"`
+	Renewed *CertInfo `json:"renewed,omitempty"`
 }
 
 // NewWebhookBody builds the document for e.
@@ -59,10 +66,14 @@ func NewWebhookBody(e Event) WebhookBody {
 		Target:     e.Target,
 		StartedAt:  e.StartedAt.UTC(),
 		Regions:    nonNilRegions(e.Regions),
+		Message:    Headline(e),
+	}
+	if e.DisplayName != e.Check {
+		w.DisplayName = e.DisplayName
 	}
 	switch e.Action {
 	case ActionResolve:
-		w.Event = WebhookUp
+		w.Event, w.Test = WebhookUp, e.Test
 		if e.ResolvedAt != nil {
 			t := e.ResolvedAt.UTC()
 			w.ResolvedAt = &t
@@ -70,7 +81,7 @@ func NewWebhookBody(e Event) WebhookBody {
 	case ActionTest:
 		w.Event = WebhookTest
 	case ActionRepeat:
-		w.Event, w.Seq, w.Message = WebhookRepeat, e.Seq, Summary(e)
+		w.Event, w.Seq = WebhookRepeat, e.Seq
 	}
 	switch e.Kind {
 	case KindFlapping:
@@ -87,9 +98,14 @@ func NewWebhookBody(e Event) WebhookBody {
 		}
 		seeing := e.RegionsSeeing
 		w.RegionsSeeing, w.RegionsTotal = &seeing, e.RegionsTotal
+	case KindCert:
+		w.Event, w.Cert = WebhookCertExpiring, e.Cert
+		if e.Action == ActionResolve {
+			w.Event, w.Renewed = WebhookCertRenewed, e.Renewed
+		}
 	}
 	if e.IsNotice() {
-		w.Message, w.Severity = Summary(e), NoticeSeverity
+		w.Severity = NoticeSeverity
 	}
 	return w
 }
