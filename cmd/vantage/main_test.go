@@ -422,40 +422,6 @@ notifiers:
 	}
 }
 
-func TestNotifyTest(t *testing.T) {
-	var got atomic.Int32
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Add(1)
-		w.WriteHeader(http.StatusAccepted)
-		io.WriteString(w, "queued")
-	}))
-	defer hook.Close()
-	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "bad token", http.StatusForbidden)
-	}))
-	defer broken.Close()
-	cfg := writeFile(t, "n.yaml", fmt.Sprintf(`
-notifiers:
-  - name: hook
-    type: webhook
-    url: %s
-  - name: broken
-    type: slack
-    url: %s
-`, hook.URL, broken.URL))
-	out, errOut, code := vantage(t, nil, "notify", "test", "--config", cfg, "--notifier", "hook")
-	if code != 0 || !strings.Contains(out, "delivered to hook (webhook): 202") || got.Load() != 1 {
-		t.Fatalf("notify test hook: code %d out %q err %q hits %d", code, out, errOut, got.Load())
-	}
-	_, errOut, code = vantage(t, nil, "notify", "test", "--config", cfg, "--notifier", "broken")
-	if code != 1 || !strings.Contains(errOut, "not delivered") || !strings.Contains(errOut, "403") {
-		t.Fatalf("notify test broken: code %d err %q", code, errOut)
-	}
-	if _, _, code := vantage(t, nil, "notify", "test", "--config", cfg, "--notifier", "nope"); code != 2 {
-		t.Fatalf("unknown notifier: code %d, want 2", code)
-	}
-}
-
 // TestDemo runs `vantage demo` until its three nodes report their checks up,
 // then stops it with SIGINT: exit 0.
 func TestDemo(t *testing.T) {
