@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -585,6 +586,10 @@ func (p *parser) emailAuth(m *mapping, n *Notifier, what string) {
 		n.Auth = EmailAuthXOAUTH2
 	}
 	at := keyOr(af, m.pos())
+	if host, _, err := net.SplitHostPort(n.SMTP); err == nil && n.TLS == "none" && !isLoopback(host) &&
+		oneOf(n.Auth, EmailAuthPlain, EmailAuthLogin, EmailAuthXOAUTH2) {
+		p.errorf(at, "auth: %s would send the credentials in clear text with tls: none; use tls: starttls or implicit", n.Auth)
+	}
 	switch n.Auth {
 	case EmailAuthNone:
 		if n.Username != "" || n.Password != "" || n.OAuthToken != "" {
@@ -670,6 +675,16 @@ func (p *parser) phoneList(m *mapping, typ, what string, typeOK, e164 bool) []st
 		p.errorf(toF.key, "to must list at least one phone number")
 	}
 	return out
+}
+
+// isLoopback reports whether host names this machine: localhost or a
+// loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func isAlnum(s string) bool {

@@ -136,6 +136,8 @@ notifiers:
   - {name: e, type: email, smtp: "m:25", from: a@b.c, to: [c@d.e], username: u}
   - {name: f, type: email, smtp: "m:25", from: a@b.c, to: [c@d.e], auth: login, username: u, password: p, oauth_token: t}
   - {name: g, type: slack, url: "https://x", auth: plain}
+  - {name: h, type: email, smtp: "m:25", tls: none, from: a@b.c, to: [c@d.e], auth: login, username: u, password: p}
+  - {name: i, type: email, smtp: "127.0.0.1:25", tls: none, from: a@b.c, to: [c@d.e], auth: plain, username: u, password: p}
 `, []string{
 			`t.yaml:2:68: auth must be plain, login, cram-md5, xoauth2 or none, got "gssapi"`,
 			"t.yaml:3:68: auth: plain needs username and password",
@@ -145,7 +147,8 @@ notifiers:
 			"t.yaml:5:68: auth: none sends no credentials; remove username, password and oauth_token",
 			`t.yaml:6:68: notifier "e" has a username but no password`,
 			"t.yaml:7:107: oauth_token applies only with auth: xoauth2, not login",
-			`t.yaml:8:46: key "auth" does not apply to slack notifiers`}},
+			`t.yaml:8:46: key "auth" does not apply to slack notifiers`,
+			"t.yaml:9:79: auth: login would send the credentials in clear text with tls: none; use tls: starttls or implicit"}},
 		{"twilio", `
 notifiers:
   - {name: t, type: twilio}
