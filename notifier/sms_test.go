@@ -407,3 +407,56 @@ notifiers:
 		t.Fatalf("form body %q", reqs[1].Body)
 	}
 }
+
+// TestSMSFallback: an SMS gateway that refuses the message (a 200 that
+// does not match success_match) hands it to its fallback, a Twilio call,
+// through the outbox as for every provider; the resolve follows.
+func TestSMSFallback(t *testing.T) {
+	gw := newHandlerRecorder(t, func(r request, w http.ResponseWriter) {
+		io.WriteString(w, `{"header":{"isSuccessful":false,"resultMessage":"no credit"}}`)
+	})
+	tw := twilioServer(t, nil)
+	c, err := config.Parse("t.yaml", []byte(`
+notifiers:
+  - name: sms
+    type: sms_http
+    url: `+gw.URL+`/send
+    to: ["01012345678"]
+    success_match: '"isSuccessful":true'
+    fallback: [call]
+  - name: call
+    type: twilio
+    url: `+tw.URL+`
+    account_sid: `+twilioSID+`
+    auth_token: tok
+    from: "+15005550006"
+    to: ["+821012345678"]
+    voice: true
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := NewAll(c.Notifiers, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := openOutbox(t, filepath.Join(t.TempDir(), "outbox.db"), ps, OutboxOptions{Fallbacks: FallbacksFrom(c.Notifiers)})
+	ctx := context.Background()
+	if err := o.Enqueue(ctx, sampleEv, "sms"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, o, "call", ActionTrigger, StateDelivered)
+	if e := entry(t, o, "sms", ActionTrigger); e.State != StateFailed || !strings.Contains(e.LastError, "no credit") {
+		t.Fatalf("sms entry %+v", e)
+	}
+	if err := o.Enqueue(ctx, resolved(sampleEv), "sms"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, o, "call", ActionResolve, StateDelivered)
+	o.Close()
+	reqs := tw.requests()
+	if len(reqs) != 2 || !strings.HasSuffix(reqs[0].Path, "/Calls.json") ||
+		!strings.Contains(form(t, reqs[1]).Get("Twiml"), "api is up again after 12m3s") {
+		t.Fatalf("calls %+v", reqs)
+	}
+}
