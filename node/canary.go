@@ -18,7 +18,9 @@ import (
 // the path, not the service. The node's network is healthy while at least
 // half of its canaries pass (so one canary's own outage does not blind a
 // region); with none configured it is always healthy. While unhealthy, the
-// node abstains on every check.
+// node abstains on every check. Rounds run every 5 s, and at once when a
+// check's vote waits for the evidence of a round that began after its
+// failing probe (Since; the verdict's canary gate).
 type canaries struct {
 	checks   []config.Check
 	prober   checker.Prober
@@ -26,11 +28,16 @@ type canaries struct {
 	log      *slog.Logger
 	now      func() time.Time
 	onChange func(ok bool, reason string)
+	// onRound is told every round's verdict and when the round began.
+	onRound func(ok bool, began time.Time)
+	// asks requests a round now (coalesced: one pending request at most).
+	asks chan struct{}
 
 	mu     sync.Mutex
 	ok     bool
 	reason string
 	at     time.Time
+	began  time.Time // when the latest completed round began
 }
 
 // canaryCheck turns a canary URL into a check.
@@ -54,7 +61,7 @@ func canaryCheck(raw string) (config.Check, error) {
 }
 
 func newCanaries(urls []string, prober checker.Prober, log *slog.Logger, now func() time.Time) (*canaries, error) {
-	cs := &canaries{prober: prober, interval: 5 * time.Second, log: log, now: now, ok: true}
+	cs := &canaries{prober: prober, interval: 5 * time.Second, log: log, now: now, ok: true, asks: make(chan struct{}, 1)}
 	for _, raw := range urls {
 		c, err := canaryCheck(raw)
 		if err != nil {
@@ -63,6 +70,28 @@ func newCanaries(urls []string, prober checker.Prober, log *slog.Logger, now fun
 		cs.checks = append(cs.checks, c)
 	}
 	return cs, nil
+}
+
+// Since reports the verdict of a round of canary probes that began at or
+// after t: known is false until such a round has completed, and a round is
+// then requested. Requests are coalesced: any number of failing checks
+// waiting for evidence cost one round. Without canaries the network is
+// always healthy.
+func (cs *canaries) Since(t time.Time) (ok, known bool) {
+	if len(cs.checks) == 0 {
+		return true, true
+	}
+	cs.mu.Lock()
+	ok, began := cs.ok, cs.began
+	cs.mu.Unlock()
+	if !began.IsZero() && !began.Before(t) {
+		return ok, true
+	}
+	select {
+	case cs.asks <- struct{}{}:
+	default:
+	}
+	return false, false
 }
 
 // Healthy reports whether the node's network is healthy, and if not, why.
@@ -77,6 +106,7 @@ func (cs *canaries) probeOnce(ctx context.Context) {
 	if len(cs.checks) == 0 {
 		return
 	}
+	began := cs.now()
 	results := make([]checker.Result, len(cs.checks))
 	var wg sync.WaitGroup
 	for i := range cs.checks {
@@ -106,8 +136,11 @@ func (cs *canaries) probeOnce(ctx context.Context) {
 	}
 	cs.mu.Lock()
 	changed := ok != cs.ok
-	cs.ok, cs.reason, cs.at = ok, reason, cs.now()
+	cs.ok, cs.reason, cs.at, cs.began = ok, reason, cs.now(), began
 	cs.mu.Unlock()
+	if cs.onRound != nil {
+		defer cs.onRound(ok, began)
+	}
 	if changed {
 		if ok {
 			cs.log.Info("canaries pass again: this region votes again", "passed", passed, "of", len(results))
@@ -133,6 +166,7 @@ func (cs *canaries) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-cs.asks:
 		}
 	}
 }

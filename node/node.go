@@ -119,10 +119,22 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.store = st
 
+	cn, err := newCanaries(o.Config.Cluster.Canaries, o.Prober, o.Logger, o.Now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cn.onChange = n.onCanaryChange
+	n.canary = cn
 	n.mesh = mesh.New(mesh.Options{Self: o.Name, Region: o.Region, Now: o.Now, Logger: o.Logger,
 		Notify: n.queueEval, OnHealth: n.queueEvalAll, OnAsk: n.onAsk, OnWrite: n.writes.push})
-	n.ev = verdict.New(verdict.Options{Self: o.Name, Region: o.Region, Now: o.Now, Votes: n.mesh.Votes,
-		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Logger: o.Logger})
+	vo := verdict.Options{Self: o.Name, Region: o.Region, Now: o.Now, Votes: n.mesh.Votes,
+		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Logger: o.Logger}
+	if len(o.Config.Cluster.Canaries) > 0 {
+		vo.Canary = cn.Since // down votes wait for a canary round begun after the failing probe
+	}
+	n.ev = verdict.New(vo)
+	cn.onRound = func(bool, time.Time) { n.ev.CanaryRound() }
 
 	providers, err := notifier.NewAll(o.Config.Notifiers, notifier.Options{Logger: o.Logger})
 	if err != nil {
@@ -149,13 +161,6 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	cn, err := newCanaries(o.Config.Cluster.Canaries, o.Prober, o.Logger, o.Now)
-	if err != nil {
-		n.Close()
-		return nil, err
-	}
-	cn.onChange = n.onCanaryChange
-	n.canary = cn
 	sched, err := scheduler.New(n.probe, scheduler.Options{Logger: o.Logger})
 	if err != nil {
 		n.Close()

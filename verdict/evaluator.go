@@ -89,6 +89,10 @@ type Options struct {
 	Incidents    *mesh.Incidents
 	Sent         *mesh.SentLog
 	Logger       *slog.Logger
+	// Canary, when set, gates this node's down votes (cluster.canaries):
+	// it reports the verdict of a canary round that began at or after
+	// since, known false until one has completed (and then asks for one).
+	Canary func(since time.Time) (ok, known bool)
 }
 
 // checkState is what the evaluator keeps per check.
@@ -112,6 +116,11 @@ type checkState struct {
 	due time.Time
 	// maint: the check has maintenance windows (evaluated every sweep).
 	maint bool
+	// published is the vote this node last shared; gate, when set, is the
+	// start of the failing probe whose down vote waits for a canary round
+	// that began after it.
+	published quorum.Vote
+	gate      time.Time
 }
 
 // Evaluator holds every check's verdict state.
@@ -127,6 +136,7 @@ type Evaluator struct {
 	view    *View
 	queue   []Change
 	kick    chan struct{}
+	gated   map[string]bool // checks whose down vote waits for the canaries
 }
 
 // New returns an evaluator with no checks; call SetConfig.
@@ -137,7 +147,8 @@ func New(o Options) *Evaluator {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, checks: map[string]*checkState{}, kick: make(chan struct{}, 1)}
+	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, checks: map[string]*checkState{}, kick: make(chan struct{}, 1),
+		gated: map[string]bool{}}
 	e.view = newView(o.Self, o.Region, nil, e.regions(), 1)
 	return e
 }
@@ -226,6 +237,8 @@ func (e *Evaluator) SetConfig(cfg *config.Config) Diff {
 			d.Changed = append(d.Changed, c.Name)
 			if !cs.cfg.SameProbe(c) {
 				cs.streak, cs.downSince, cs.lastFail, cs.have = quorum.Streak{}, time.Time{}, "", false
+				cs.published, cs.gate = "", time.Time{}
+				delete(e.gated, c.Name)
 				d.Reset = append(d.Reset, c.Name)
 			}
 		}
@@ -302,22 +315,118 @@ func (e *Evaluator) Observe(check string, r checker.Result, healthy bool) (Obser
 	if !r.OK {
 		cs.lastFail = r.Code
 	}
-	code := r.Code
-	if vote == quorum.VoteDown && code == "" {
-		code = cs.lastFail // a down vote names the failure behind it
+	start := r.Start
+	if start.IsZero() {
+		start = now
+	}
+	publish := e.gateLocked(check, cs, vote, !r.OK, start)
+	if !healthy {
+		publish = quorum.VoteAbstain
 	}
 	obs := Observation{Prev: prev, Vote: vote, Failures: cs.streak.Failures()}
-	v := mesh.Vote{Check: check, Vote: string(vote), At: now, Failures: obs.Failures, Code: code,
-		LatencyMS: ms(r.Latency), DownSince: cs.downSince}
+	v := e.voteLocked(cs, publish, r, now)
 	e.mu.Unlock()
-	if !healthy {
-		v.Vote = string(quorum.VoteAbstain)
-	}
 	if err := e.o.Votes.Put(v); err != nil {
 		e.log.Warn("share vote", "check", check, "err", err)
 	}
 	e.Evaluate(check)
 	return obs, true
+}
+
+// gateLocked is the canary gate: the vote this node may share when its
+// streak says vote. A region votes down only on the evidence of a canary
+// round that began after the failing probe began: until that round's
+// verdict is in, it keeps its previous vote; if the canaries failed, it
+// abstains. So two regions that go blind together never make a quorum,
+// however fast confirmation runs.
+//
+// Only a failing probe can turn the shared vote down: a success that the
+// streak still counts as down (recover_after) keeps the shared vote, so a
+// region that abstained while blind does not vote down once its network
+// heals.
+func (e *Evaluator) gateLocked(check string, cs *checkState, vote quorum.Vote, failed bool, probeStart time.Time) quorum.Vote {
+	if e.o.Canary == nil || vote != quorum.VoteDown || cs.published == quorum.VoteDown {
+		cs.gate = time.Time{}
+		delete(e.gated, check)
+		return vote
+	}
+	if !failed {
+		cs.gate = time.Time{}
+		delete(e.gated, check)
+		if cs.published == "" {
+			return quorum.VoteAbstain
+		}
+		return cs.published
+	}
+	since := probeStart
+	if !cs.gate.IsZero() && cs.gate.Before(since) {
+		since = cs.gate // the first failing probe still waits: keep its place
+	}
+	ok, known := e.o.Canary(since)
+	switch {
+	case !known:
+		cs.gate = since
+		e.gated[check] = true
+		if cs.published == "" {
+			return quorum.VoteAbstain
+		}
+		return cs.published
+	case !ok:
+		cs.gate = time.Time{}
+		delete(e.gated, check)
+		return quorum.VoteAbstain
+	}
+	cs.gate = time.Time{}
+	delete(e.gated, check)
+	return quorum.VoteDown
+}
+
+// voteLocked is the vote this node shares on cs, and records it.
+func (e *Evaluator) voteLocked(cs *checkState, vote quorum.Vote, r checker.Result, now time.Time) mesh.Vote {
+	cs.published = vote
+	code := r.Code
+	if vote == quorum.VoteDown && code == "" {
+		code = cs.lastFail // a down vote names the failure behind it
+	}
+	v := mesh.Vote{Check: cs.cfg.Name, Vote: string(vote), At: now, Failures: cs.streak.Failures(), Code: code,
+		LatencyMS: ms(r.Latency)}
+	if vote == quorum.VoteDown {
+		v.DownSince = cs.downSince
+	}
+	return v
+}
+
+// CanaryRound takes a completed canary round: the checks whose down vote
+// waited for it now vote down (the canaries passed) or abstain.
+func (e *Evaluator) CanaryRound() {
+	now := e.o.Now()
+	var votes []mesh.Vote
+	e.mu.Lock()
+	for check := range e.gated {
+		cs := e.checks[check]
+		if cs == nil {
+			delete(e.gated, check)
+			continue
+		}
+		if cs.streak.Vote() != quorum.VoteDown {
+			cs.gate = time.Time{}
+			delete(e.gated, check)
+			continue
+		}
+		gate := cs.gate
+		publish := e.gateLocked(check, cs, quorum.VoteDown, true, gate)
+		if cs.gate.Equal(gate) && e.gated[check] {
+			continue // still waiting
+		}
+		votes = append(votes, e.voteLocked(cs, publish, cs.last, now))
+	}
+	e.mu.Unlock()
+	for _, v := range votes {
+		if err := e.o.Votes.Put(v); err != nil {
+			e.log.Warn("share vote", "check", v.Check, "err", err)
+		}
+		e.Evaluate(v.Check)
+	}
 }
 
 // ms converts a duration to float milliseconds, rounded to 0.1 ms.

@@ -427,3 +427,108 @@ func TestEvaluateDue(t *testing.T) {
 		t.Fatal("a member's death not reported as a change")
 	}
 }
+
+// fakeCanary is the node's canaries on the test's clock: rounds complete
+// when the test says, each with the time it began.
+type fakeCanary struct {
+	began  time.Time
+	ok     bool
+	asked  int
+	rounds bool // a round has completed
+}
+
+func (f *fakeCanary) since(t time.Time) (bool, bool) {
+	if f.rounds && !f.began.Before(t) {
+		return f.ok, true
+	}
+	f.asked++
+	return false, false
+}
+
+// With canaries, a region's down vote waits for a canary round that began
+// after the failing probe began: a round begun before does not count; a
+// pass makes the vote down, a failure makes the region abstain. Two regions
+// that go blind together therefore never make a quorum, however fast their
+// probes confirm.
+func TestCanaryGate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		roundOK  bool
+		wantVote string
+	}{
+		{"canaries pass: a real outage", true, "down"},
+		{"canaries fail: the region is blind", false, "abstain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, "aa-1", "us-1", "ap-1")
+			fc := &fakeCanary{}
+			c.ev.o.Canary = fc.since
+			// A round at t0 passed.
+			fc.rounds, fc.began, fc.ok = true, t0, true
+			c.observe(true)
+			c.at(10 * time.Second)
+			c.observe(false)
+			c.at(10*time.Second + 100*time.Millisecond)
+			if o := c.observe(false); o.Vote != quorum.VoteDown {
+				t.Fatalf("premise: the streak says %s", o.Vote)
+			}
+			if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote != "up" || fc.asked == 0 {
+				t.Fatalf("without a canary round after the failing probe: shared %q (asked %d), want up kept and a round asked", v.Vote, fc.asked)
+			}
+			// More failures while waiting keep the first probe's place.
+			c.at(11 * time.Second)
+			c.observe(false)
+			if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote != "up" {
+				t.Fatalf("still waiting: shared %q", v.Vote)
+			}
+			// A round that began before the failing probe still counts for nothing.
+			fc.began = t0.Add(9 * time.Second)
+			c.ev.CanaryRound()
+			if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote != "up" {
+				t.Fatalf("a round begun before the probe counted: shared %q", v.Vote)
+			}
+			fc.began, fc.ok = t0.Add(10*time.Second+200*time.Millisecond), tc.roundOK
+			c.ev.CanaryRound()
+			v, _ := c.self.Votes.Get("api", "aa-1")
+			if v.Vote != tc.wantVote {
+				t.Fatalf("after the round: shared %q, want %s", v.Vote, tc.wantVote)
+			}
+			if tc.wantVote == "down" && v.DownSince.IsZero() {
+				t.Fatal("a down vote without its down-since")
+			}
+		})
+	}
+}
+
+// A region that abstained while blind does not vote down once its network
+// heals: a success the streak still counts as down (recover_after) keeps
+// the shared vote, and a later canary pass escalates nothing.
+func TestCanaryGateAfterBlindness(t *testing.T) {
+	c := newCluster(t, "aa-1", "us-1", "ap-1")
+	c.cfg.Checks[0].RecoverAfter = 2
+	c.ev.SetConfig(c.cfg)
+	fc := &fakeCanary{rounds: true, began: t0, ok: true}
+	c.ev.o.Canary = fc.since
+	c.observe(true)
+	c.at(time.Second)
+	c.observe(false)
+	c.at(2 * time.Second)
+	c.observe(false) // the streak: down; waits for a round
+	fc.began, fc.ok = t0.Add(2100*time.Millisecond), false
+	c.ev.CanaryRound()
+	if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote != "abstain" {
+		t.Fatalf("blind: shared %q, want abstain", v.Vote)
+	}
+	c.at(3 * time.Second)
+	c.observe(true) // healed; the streak still says down (recover_after 2)
+	fc.began, fc.ok = t0.Add(3100*time.Millisecond), true
+	c.ev.CanaryRound()
+	if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote == "down" {
+		t.Fatal("voted down on a success after the network healed")
+	}
+	c.at(4 * time.Second)
+	c.observe(true)
+	if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote != "up" {
+		t.Fatalf("after recover_after successes: shared %q, want up", v.Vote)
+	}
+}

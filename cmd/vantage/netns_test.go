@@ -115,6 +115,9 @@ type netLab struct {
 
 	cfg string // the nodes' config file
 	key []byte // their gossip key
+	// canaries, when set, is the nodes' cluster.canaries (set before
+	// startNodes).
+	canaries []string
 
 	nodes map[string]*labNode
 }
@@ -305,11 +308,15 @@ func (l *netLab) iptables(role string, args ...string) {
 // startNodes writes the config and starts one node per region, each joining
 // eu-1, sharing one gossip key.
 func (l *netLab) startNodes() {
+	canaries := ""
+	if len(l.canaries) > 0 {
+		canaries = "\n  canaries: [" + strings.Join(l.canaries, ", ") + "]"
+	}
 	l.cfg = writeFile(l.t, "netns.yaml", fmt.Sprintf(`
 cluster:
   regions: [eu, us, ap]
   quorum: 2
-  gossip: local
+  gossip: local%s
 defaults:
   interval: 1s
   timeout: 500ms
@@ -324,7 +331,7 @@ notifiers:
   - name: hook
     type: webhook
     url: %s
-`, labTgtURL, labHook))
+`, canaries, labTgtURL, labHook))
 	l.key = make([]byte, 32)
 	rand.Read(l.key)
 	for _, region := range allRegions {
@@ -913,4 +920,50 @@ func TestNetnsBlackholeRouteAndLinkDown(t *testing.T) {
 		return aliveMembers(st) == 3 && checkByName(st, "api").State == "up"
 	}, noDownNoPage)
 	t.Logf("mesh whole again %s after the link came back; total %s", time.Since(upAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// TestNetnsTwoRegionsBlindTogether: eu and us lose their route to the
+// target and to their canary at the same moment (a provider's egress
+// failure hitting two probe sites), while the target is healthy and ap
+// sees it. Their probes fail at once and fast confirmation runs, but a
+// region votes down only on the evidence of a canary round begun after its
+// failing probe: theirs fail, so they abstain. No node shows api down,
+// nobody is paged, and every node shows eu and us not eligible.
+func TestNetnsTwoRegionsBlindTogether(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	// The canary: another server on the target's host, so one blackhole
+	// route cuts both.
+	l.serve("tg", labTgtIP+":8001", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "canary")
+	}))
+	l.canaries = []string{"http://" + labTgtIP + ":8001/"}
+	l.startAllUp()
+	t.Logf("mesh up with canaries, api up everywhere after %s", time.Since(start).Round(time.Millisecond))
+	neverDown := func(r string, st *statuspage.Status) error {
+		if c := checkByName(st, "api"); c.State == "down" || c.IncidentID != "" {
+			return fmt.Errorf("%s-1: api %s (incident %q) while the target is up", r, c.State, c.IncidentID)
+		}
+		return l.noPage(r, st)
+	}
+	for _, r := range []string{"eu", "us"} {
+		if err := labCmd("ip", "-n", l.ns[r], "route", "add", "blackhole", labTgtIP+"/32"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := time.Now()
+	sts := l.wait("eu and us not eligible on every node", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return !st.Cluster.Regions["eu"].Eligible && !st.Cluster.Regions["us"].Eligible && st.Cluster.Regions["ap"].Eligible
+	}, neverDown)
+	t.Logf("eu and us shown not eligible everywhere %s after the cut (ap-1: eu %q)", time.Since(cut).Round(time.Millisecond),
+		sts["ap"].Cluster.Regions["eu"].Reason)
+	l.hold("no down, no page while two regions are blind", 5*time.Second, allRegions, neverDown)
+	for _, r := range []string{"eu", "us"} {
+		if err := labCmd("ip", "-n", l.ns[r], "route", "del", "blackhole", labTgtIP+"/32"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.wait("api up with every region eligible again", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return eligibleRegions(st) == 3 && checkByName(st, "api").State == "up"
+	}, neverDown)
 }
