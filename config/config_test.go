@@ -1079,3 +1079,16 @@ func TestStatusPageAPIToken(t *testing.T) {
 		t.Fatalf("APIToken = %q", c.StatusPage.APIToken)
 	}
 }
+
+func TestProbeKey(t *testing.T) {
+	a := Check{Name: "api", Type: "http", URL: "http://a/", Interval: time.Minute, Group: "G"}
+	b := a
+	b.Group, b.Line = "Other", 7
+	if a.ProbeKey() != b.ProbeKey() {
+		t.Fatal("presentation changed the probe key")
+	}
+	b.URL = "http://b/"
+	if a.ProbeKey() == b.ProbeKey() {
+		t.Fatal("a different url kept the probe key")
+	}
+}

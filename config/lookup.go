@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/json"
+	"hash/fnv"
 	"reflect"
 	"regexp"
 	"slices"
@@ -58,32 +60,52 @@ func (c *Check) Same(o *Check) bool { return sameCheck(*c, *o, false) }
 func (c *Check) SameProbe(o *Check) bool { return sameCheck(*c, *o, true) }
 
 func sameCheck(a, b Check, probeOnly bool) bool {
-	// Compiled expressions are compared by their source.
-	norm := func(c Check) (Check, []string) {
-		var res []string
-		re := func(r *regexp.Regexp) string {
-			if r == nil {
-				return "\x00nil"
-			}
-			return r.String()
-		}
-		res = append(res, re(c.Expect.BodyRegex), re(c.Expect.BodyNotRegex))
-		c.Expect.BodyRegex, c.Expect.BodyNotRegex, c.Line, c.Column = nil, nil, 0, 0
-		if len(c.Expect.Headers) > 0 {
-			hs := make([]HeaderAssertion, len(c.Expect.Headers))
-			for i, h := range c.Expect.Headers {
-				res = append(res, re(h.Regex))
-				hs[i] = HeaderAssertion{Name: h.Name}
-			}
-			c.Expect.Headers = hs
-		}
-		if probeOnly {
-			c.Group, c.DisplayName, c.Description, c.Notify, c.Labels, c.Severity = "", "", "", nil, nil, ""
-			c.DependsOn, c.DependsWait = nil, 0
-		}
-		return c, res
-	}
-	na, ra := norm(a)
-	nb, rb := norm(b)
+	na, ra := normalized(a, probeOnly)
+	nb, rb := normalized(b, probeOnly)
 	return slices.Equal(ra, rb) && reflect.DeepEqual(na, nb)
+}
+
+// ProbeKey is a digest of everything the check's results depend on (as
+// SameProbe compares): nodes whose keys for a check differ do not probe it
+// the same way, so their votes on it cannot be counted together.
+func (c *Check) ProbeKey() uint64 {
+	n, res := normalized(*c, true)
+	b, err := json.Marshal(struct {
+		C Check
+		R []string
+	}{n, res})
+	if err != nil {
+		b = []byte(c.Name)
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+// normalized is c without its place in the file and with compiled
+// expressions replaced by their sources (returned apart); with probeOnly
+// also without what its results do not depend on.
+func normalized(c Check, probeOnly bool) (Check, []string) {
+	var res []string
+	re := func(r *regexp.Regexp) string {
+		if r == nil {
+			return "\x00nil"
+		}
+		return r.String()
+	}
+	res = append(res, re(c.Expect.BodyRegex), re(c.Expect.BodyNotRegex))
+	c.Expect.BodyRegex, c.Expect.BodyNotRegex, c.Line, c.Column = nil, nil, 0, 0
+	if len(c.Expect.Headers) > 0 {
+		hs := make([]HeaderAssertion, len(c.Expect.Headers))
+		for i, h := range c.Expect.Headers {
+			res = append(res, re(h.Regex))
+			hs[i] = HeaderAssertion{Name: h.Name}
+		}
+		c.Expect.Headers = hs
+	}
+	if probeOnly {
+		c.Group, c.DisplayName, c.Description, c.Notify, c.Labels, c.Severity = "", "", "", nil, nil, ""
+		c.DependsOn, c.DependsWait = nil, 0
+	}
+	return c, res
 }

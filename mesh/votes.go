@@ -25,6 +25,10 @@ type Vote struct {
 	Code      string    // error code of its latest result ("" when it passed)
 	LatencyMS float64   // latency of its latest result
 	DownSince time.Time // when its vote turned down (zero unless Vote is down)
+	// Key is the digest of the check's settings the node probes with
+	// (config.Check.ProbeKey): votes made with other settings than the
+	// majority's do not count.
+	Key uint64
 }
 
 func (v Vote) valid() error {
@@ -292,6 +296,7 @@ func appendVote(b []byte, v Vote, full bool) []byte {
 	if !full {
 		w.str(v.Region, MaxRegionLen)
 	}
+	w.uvarint(v.Key)
 	return w.b
 }
 
@@ -311,5 +316,6 @@ func readVote(r *reader, full bool) Vote {
 	if !full {
 		v.Region = r.str(MaxRegionLen)
 	}
+	v.Key = r.uvarint()
 	return v
 }

@@ -121,6 +121,8 @@ type checkState struct {
 	// that began after it.
 	published quorum.Vote
 	gate      time.Time
+	// key is the check's ProbeKey: the settings this node probes with.
+	key uint64
 }
 
 // Evaluator holds every check's verdict state.
@@ -137,6 +139,9 @@ type Evaluator struct {
 	queue   []Change
 	kick    chan struct{}
 	gated   map[string]bool // checks whose down vote waits for the canaries
+	// odd holds the (node, check) pairs whose votes were left out because
+	// the node probes the check with other settings (logged once each).
+	odd map[[2]string]bool
 }
 
 // New returns an evaluator with no checks; call SetConfig.
@@ -148,7 +153,7 @@ func New(o Options) *Evaluator {
 		o.Logger = slog.Default()
 	}
 	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, checks: map[string]*checkState{}, kick: make(chan struct{}, 1),
-		gated: map[string]bool{}}
+		gated: map[string]bool{}, odd: map[[2]string]bool{}}
 	e.view = newView(o.Self, o.Region, nil, e.regions(), 1)
 	return e
 }
@@ -261,8 +266,9 @@ func (e *Evaluator) SetConfig(cfg *config.Config) Diff {
 		}
 	}
 	for name, cs := range checks {
-		cs.maint, cs.due = inWindow[name], time.Time{}
+		cs.maint, cs.due, cs.key = inWindow[name], time.Time{}, cs.cfg.ProbeKey()
 	}
+	clear(e.odd)
 	e.cfg, e.checks, e.names = cfg, checks, names
 	e.view = newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum())
 	e.mu.Unlock()
@@ -389,7 +395,7 @@ func (e *Evaluator) voteLocked(cs *checkState, vote quorum.Vote, r checker.Resul
 		code = cs.lastFail // a down vote names the failure behind it
 	}
 	v := mesh.Vote{Check: cs.cfg.Name, Vote: string(vote), At: now, Failures: cs.streak.Failures(), Code: code,
-		LatencyMS: ms(r.Latency)}
+		LatencyMS: ms(r.Latency), Key: cs.key}
 	if vote == quorum.VoteDown {
 		v.DownSince = cs.downSince
 	}
@@ -566,9 +572,19 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 	var buf [8]mesh.Vote
 	var oldest time.Time
 	byRegion := map[string][]quorum.NodeVote{}
-	for _, v := range e.o.Votes.Of(check, buf[:0]) {
+	votes := e.o.Votes.Of(check, buf[:0])
+	key := e.majorityKeyLocked(check, votes, view)
+	for _, v := range votes {
 		r, alive := view.RegionOf(v.Node)
 		if !alive {
+			continue
+		}
+		if v.Key != key {
+			if pair := [2]string{v.Node, check}; !e.odd[pair] && len(e.odd) < 10_000 {
+				e.odd[pair] = true
+				e.log.Warn("a node probes this check with other settings than the majority: its votes do not count",
+					"check", check, "node", v.Node)
+			}
 			continue
 		}
 		healthy, _ := e.o.Health.Healthy(v.Node)
@@ -592,6 +608,25 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 		in[r] = ri
 	}
 	return in, downSince, oldest
+}
+
+// majorityKeyLocked is the settings digest most alive voters on check
+// probe it with; a tie goes to this node's own.
+func (e *Evaluator) majorityKeyLocked(check string, votes []mesh.Vote, view *View) uint64 {
+	own := e.checks[check].key
+	counts := map[uint64]int{}
+	for _, v := range votes {
+		if view.IsAlive(v.Node) {
+			counts[v.Key]++
+		}
+	}
+	best, n := own, counts[own]
+	for k, c := range counts {
+		if c > n {
+			best, n = k, c
+		}
+	}
+	return best
 }
 
 // authorityLocked is the incident id a check's open or opening incident

@@ -27,12 +27,13 @@ type cluster struct {
 	ev    *Evaluator
 	peers map[string]*mesh.Mesh
 	cfg   *config.Config
+	keys  map[string]uint64 // peers probing api with other settings
 }
 
 var regionOf = map[string]string{"eu-1": "eu", "us-1": "us", "ap-1": "ap", "aa-1": "eu", "us-2": "us"}
 
 func newCluster(t *testing.T, self string, members ...string) *cluster {
-	c := &cluster{t: t, now: t0, peers: map[string]*mesh.Mesh{}}
+	c := &cluster{t: t, now: t0, peers: map[string]*mesh.Mesh{}, keys: map[string]uint64{}}
 	clock := func() time.Time { return c.now }
 	c.cfg = &config.Config{
 		Cluster: config.Cluster{Regions: []string{"eu", "us", "ap"}, Quorum: 2},
@@ -58,11 +59,20 @@ func newCluster(t *testing.T, self string, members ...string) *cluster {
 
 func (c *cluster) at(d time.Duration) { c.now = t0.Add(d) }
 
+// keyOf is the settings digest a peer probes api with: this node's, unless
+// the test gave the peer other settings.
+func (c *cluster) keyOf(peer string) uint64 {
+	if k, ok := c.keys[peer]; ok {
+		return k
+	}
+	return c.cfg.Checks[0].ProbeKey()
+}
+
 // vote makes peer vote v on api now, and delivers the peer's vote table.
 func (c *cluster) vote(peer, v string, downSince time.Duration) {
 	c.t.Helper()
 	m := c.peers[peer]
-	mv := mesh.Vote{Check: "api", Vote: v, At: c.now}
+	mv := mesh.Vote{Check: "api", Vote: v, At: c.now, Key: c.keyOf(peer)}
 	if v == mesh.VoteDown {
 		mv.DownSince = t0.Add(downSince)
 	}
@@ -530,5 +540,33 @@ func TestCanaryGateAfterBlindness(t *testing.T) {
 	c.observe(true)
 	if v, _ := c.self.Votes.Get("api", "aa-1"); v.Vote != "up" {
 		t.Fatalf("after recover_after successes: shared %q, want up", v.Vote)
+	}
+}
+
+// A node probing a check with other settings than the majority (its config
+// differs) does not count: here two of three regions vote down, but one of
+// them probes another URL, so api stays up.
+func TestOtherSettingsDoNotCount(t *testing.T) {
+	c := newCluster(t, "aa-1", "us-1", "ap-1")
+	c.keys["ap-1"] = 42 // ap-1's api differs
+	c.observe(true)
+	c.vote("us-1", "up", 0)
+	c.vote("ap-1", "up", 0)
+	c.at(10 * time.Second)
+	c.vote("us-1", "down", 10*time.Second)
+	c.vote("ap-1", "down", 10*time.Second)
+	if st, _ := c.state(); st != quorum.StateUp {
+		t.Fatalf("state %s, want up: ap-1's votes are about other settings", st)
+	}
+	cv, _ := c.ev.Check("api")
+	if cv.Regions["ap"].Vote != quorum.VoteAbstain {
+		t.Fatalf("ap shown voting %s, want abstain (its settings differ)", cv.Regions["ap"].Vote)
+	}
+	// Once ap-1 runs the same settings, its votes count.
+	delete(c.keys, "ap-1")
+	c.at(11 * time.Second)
+	c.vote("ap-1", "down", 10*time.Second)
+	if st, _ := c.state(); st != quorum.StateDown {
+		t.Fatalf("state %s, want down", st)
 	}
 }
