@@ -7,20 +7,23 @@ import (
 	"time"
 )
 
-// HealthEntry is a node's canary verdict: while not OK its region's votes
-// from it do not count.
+// HealthEntry is a node's health: its canary verdict (while not OK its
+// votes do not count) and whether it can write its data directory (while
+// Degraded it does not act as the designated sender).
 type HealthEntry struct {
-	Node   string    `json:"node"`
-	OK     bool      `json:"ok"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Node           string    `json:"node"`
+	OK             bool      `json:"ok"`
+	Reason         string    `json:"reason,omitempty"`
+	Degraded       bool      `json:"degraded,omitempty"`
+	DegradedReason string    `json:"degraded_reason,omitempty"`
+	At             time.Time `json:"at"`
 }
 
 func (h HealthEntry) valid() error {
 	switch {
 	case !validNode(h.Node):
 		return fmt.Errorf("health: bad node name %q", h.Node)
-	case len(h.Reason) > maxReasonLen:
+	case len(h.Reason) > maxReasonLen || len(h.DegradedReason) > maxReasonLen:
 		return fmt.Errorf("health: reason of %d bytes", len(h.Reason))
 	case !validTime(h.At):
 		return fmt.Errorf("health: time out of range")
@@ -49,7 +52,7 @@ type Health struct {
 }
 
 // NewHealth returns an empty table; onChange (may be nil) is told when a
-// peer's verdict flips.
+// peer's verdict or degraded flag flips.
 func NewHealth(self string, now func() time.Time, onChange func(), log *slog.Logger) *Health {
 	if onChange == nil {
 		onChange = func() {}
@@ -63,17 +66,65 @@ func (t *Health) setBroadcaster(b Broadcaster) {
 	t.mu.Unlock()
 }
 
-// Put records and gossips this node's verdict.
+// Put records and gossips this node's canary verdict.
 func (t *Health) Put(ok bool, reason string) error {
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen]
-	}
-	h := HealthEntry{Node: t.self, OK: ok, Reason: reason, At: t.now().UTC()}
+	return t.update(func(h *HealthEntry) { h.OK, h.Reason = ok, reason })
+}
+
+// PutDegraded records and gossips whether this node can write its data
+// directory.
+func (t *Health) PutDegraded(degraded bool, reason string) error {
+	return t.update(func(h *HealthEntry) { h.Degraded, h.DegradedReason = degraded, reason })
+}
+
+func (t *Health) update(f func(*HealthEntry)) error {
 	t.mu.Lock()
+	h, ok := t.m[t.self]
+	if !ok {
+		h = HealthEntry{Node: t.self, OK: true}
+	}
+	f(&h)
+	h.Reason, h.DegradedReason = cut(h.Reason), cut(h.DegradedReason)
+	h.At = t.now().UTC()
+	if !h.At.After(t.m[t.self].At) {
+		h.At = t.m[t.self].At.Add(time.Millisecond) // a newer entry wins at peers
+	}
 	t.m[t.self] = h
 	b := t.b
 	t.mu.Unlock()
 	return broadcastEntries(b, "health", h)
+}
+
+func cut(s string) string {
+	if len(s) > maxReasonLen {
+		return s[:maxReasonLen]
+	}
+	return s
+}
+
+// Degraded lists the nodes that cannot write their data directory, this
+// one included.
+func (t *Health) Degraded() map[string]bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := map[string]bool{}
+	for n, h := range t.m {
+		if h.Degraded {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// Own is this node's entry.
+func (t *Health) Own() HealthEntry {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	h, ok := t.m[t.self]
+	if !ok {
+		return HealthEntry{Node: t.self, OK: true}
+	}
+	return h
 }
 
 // Healthy reports whether node's canaries pass (true when unknown), and if
@@ -126,7 +177,7 @@ func (t *Health) Merge(from string, b []byte) error {
 		}
 		t.m[h.Node] = h
 		wasOK := !have || old.OK // a node without an entry counts as healthy
-		flipped = flipped || wasOK != h.OK
+		flipped = flipped || wasOK != h.OK || old.Degraded != h.Degraded
 	}
 	t.mu.Unlock()
 	if flipped {

@@ -133,11 +133,16 @@ func startMesh(t *testing.T, cfgText string, regions []string) []*meshNode {
 // seed unless it is empty.
 func addMeshNode(t *testing.T, path string, key []byte, name, region, seed string) *meshNode {
 	t.Helper()
+	return addMeshNodeIn(t, path, key, name, region, seed, t.TempDir())
+}
+
+// addMeshNodeIn is addMeshNode with the node's data in dir.
+func addMeshNodeIn(t *testing.T, path string, key []byte, name, region, seed, dir string) *meshNode {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	level := slog.LevelWarn
 	if os.Getenv("VANTAGE_TEST_LOG") != "" {
 		level = slog.LevelDebug

@@ -127,7 +127,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	cn.onChange = n.onCanaryChange
 	n.canary = cn
 	n.mesh = mesh.New(mesh.Options{Self: o.Name, Region: o.Region, Now: o.Now, Logger: o.Logger,
-		Notify: n.queueEval, OnHealth: n.queueEvalAll, OnAsk: n.onAsk, OnWrite: n.writes.push})
+		Notify: n.queueEval, OnHealth: n.healthChanged, OnAsk: n.onAsk, OnWrite: n.writes.push})
 	vo := verdict.Options{Self: o.Name, Region: o.Region, Now: o.Now, Votes: n.mesh.Votes,
 		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Logger: o.Logger}
 	if len(o.Config.Cluster.Canaries) > 0 {
@@ -260,6 +260,7 @@ func (n *Node) Start() error {
 	n.goRun(func(ctx context.Context) { n.ev.Run(ctx, n.apply) })
 	n.goRun(n.writes.run(n))
 	n.goRun(n.housekeeping)
+	n.goRun(n.watchDisk)
 	return nil
 }
 

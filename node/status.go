@@ -89,8 +89,11 @@ func (n *Node) buildSnapshot() *snapshot {
 	st := &statuspage.Status{
 		GeneratedAt: now.UTC(),
 		Node:        statuspage.NodeInfo{Name: n.o.Name, Region: n.o.Region, Version: n.o.Version},
-		Cluster:     statuspage.ClusterInfo{Quorum: view.Quorum, Regions: map[string]statuspage.RegionInfo{}},
 	}
+	if own := n.mesh.Health.Own(); own.Degraded {
+		st.Node.Degraded, st.Node.DegradedReason = true, own.DegradedReason
+	}
+	st.Cluster = statuspage.ClusterInfo{Quorum: view.Quorum, Regions: map[string]statuspage.RegionInfo{}}
 	if cl := n.cl.Load(); cl != nil {
 		for _, m := range cl.Members() {
 			st.Cluster.Members = append(st.Cluster.Members, statuspage.Member(m))
@@ -163,6 +166,9 @@ func (n *Node) checkStatus(cv verdict.CheckView) statuspage.CheckStatus {
 // Ready implements statuspage.Source: ready once the node has joined (when
 // it has seeds) and every check has a result.
 func (n *Node) Ready() (bool, string) {
+	if own := n.mesh.Health.Own(); own.Degraded {
+		return false, "degraded: " + own.DegradedReason
+	}
 	if n.o.Gossip != nil && len(n.o.Gossip.Join) > 0 {
 		if cl := n.cl.Load(); cl == nil || cl.NumAlive() < 2 {
 			return false, "not joined to the cluster yet"

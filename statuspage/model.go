@@ -17,6 +17,11 @@ type NodeInfo struct {
 	Name    string `json:"name"`
 	Region  string `json:"region"`
 	Version string `json:"version,omitempty"`
+	// Degraded is true while the node cannot write its data directory
+	// (disk full, read-only): it keeps probing and voting but does not
+	// page; DegradedReason says why.
+	Degraded       bool   `json:"degraded"`
+	DegradedReason string `json:"degraded_reason,omitempty"`
 }
 
 // ClusterInfo is the membership and voting view.

@@ -130,15 +130,16 @@ type Evaluator struct {
 	o   Options
 	log *slog.Logger
 
-	mu      sync.Mutex
-	cfg     *config.Config
-	checks  map[string]*checkState
-	names   []string // in config order
-	members []Member
-	view    *View
-	queue   []Change
-	kick    chan struct{}
-	gated   map[string]bool // checks whose down vote waits for the canaries
+	mu       sync.Mutex
+	cfg      *config.Config
+	checks   map[string]*checkState
+	names    []string // in config order
+	members  []Member
+	degraded map[string]bool
+	view     *View
+	queue    []Change
+	kick     chan struct{}
+	gated    map[string]bool // checks whose down vote waits for the canaries
 	// odd holds the (node, check) pairs whose votes were left out because
 	// the node probes the check with other settings (logged once each).
 	odd map[[2]string]bool
@@ -154,7 +155,7 @@ func New(o Options) *Evaluator {
 	}
 	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, checks: map[string]*checkState{}, kick: make(chan struct{}, 1),
 		gated: map[string]bool{}, odd: map[[2]string]bool{}}
-	e.view = newView(o.Self, o.Region, nil, e.regions(), 1)
+	e.view = newView(o.Self, o.Region, nil, e.regions(), 1, nil)
 	return e
 }
 
@@ -197,9 +198,22 @@ func (e *Evaluator) View() *View {
 func (e *Evaluator) SetMembers(ms []Member) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	v := newView(e.o.Self, e.o.Region, ms, e.regions(), e.quorum())
+	v := newView(e.o.Self, e.o.Region, ms, e.regions(), e.quorum(), e.degraded)
 	changed := !v.same(e.view)
 	e.view, e.members = v, ms
+	return changed
+}
+
+// SetDegraded replaces the set of nodes that cannot write their data
+// directory (they step aside as sender) and reports whether the view
+// changed.
+func (e *Evaluator) SetDegraded(nodes map[string]bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.degraded = nodes
+	v := newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum(), e.degraded)
+	changed := !v.same(e.view)
+	e.view = v
 	return changed
 }
 
@@ -270,7 +284,7 @@ func (e *Evaluator) SetConfig(cfg *config.Config) Diff {
 	}
 	clear(e.odd)
 	e.cfg, e.checks, e.names = cfg, checks, names
-	e.view = newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum())
+	e.view = newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum(), e.degraded)
 	e.mu.Unlock()
 	for _, name := range d.Reset {
 		e.o.Votes.Forget(name) // our vote was about the old probe

@@ -29,8 +29,8 @@ type View struct {
 	Alive        map[string][]string
 	SeesMajority bool
 	// Sender is the designated sender: the first by name of the alive
-	// nodes of the configured regions, while this node sees a majority;
-	// "" otherwise.
+	// nodes of the configured regions that can write their data directory,
+	// while this node sees a majority; "" otherwise.
 	Sender string
 
 	regionOf map[string]string // alive or suspect node -> region
@@ -39,16 +39,18 @@ type View struct {
 // NewView computes the view of members (this node, self of region, is
 // always alive) against the configured regions and quorum.
 func NewView(self, region string, members []Member, regions []string, quorum int) *View {
-	return newView(self, region, members, regions, quorum)
+	return newView(self, region, members, regions, quorum, nil)
 }
 
-func newView(self, region string, members []Member, regions []string, quorum int) *View {
+// newView: nodes in degraded (they cannot write their data directory) are
+// not the sender.
+func newView(self, region string, members []Member, regions []string, quorum int, degraded map[string]bool) *View {
 	v := &View{Regions: regions, Quorum: quorum, Alive: map[string][]string{}, regionOf: map[string]string{}}
 	var names []string
 	add := func(name, r string, alive bool) {
 		v.Alive[r] = append(v.Alive[r], name)
 		v.regionOf[name] = r
-		if alive && slices.Contains(regions, r) {
+		if alive && slices.Contains(regions, r) && !degraded[name] {
 			names = append(names, name)
 		}
 	}
