@@ -1,7 +1,15 @@
 // Package cluster is Vantage's gossip transport: it wraps hashicorp/memberlist
-// to form the probe mesh, advertises each node's region, version and checks
-// config hash as node metadata, and carries replicated tables ("states",
-// whose content it does not interpret) between nodes.
+// to form the probe mesh, advertises each node's region, version and config
+// hash as node metadata, and carries replicated tables ("states") between
+// nodes. It knows no domain types: a state's content is bytes to it.
+//
+// # Lifecycle
+//
+// Create validates a Config and prepares a node; AddState registers the
+// states; Start opens the sockets and starts memberlist, the states'
+// delivery goroutines and the background joiner. Leave announces a
+// departure; Shutdown stops everything. Changes signals membership
+// changes; Members and NumAlive read the membership.
 //
 // # States and Channels
 //
@@ -10,12 +18,13 @@
 // returns broadcasts the state's deltas: named broadcasts piggybacked on
 // memberlist's gossip, where a newer one with the same name replaces an
 // older one still queued. Each peer's state of the same key receives them
-// through Merge, with the name of the node that made them. The full
-// content, MarshalBinary, travels through memberlist's TCP push-pull on
-// join and every PushPullInterval: the anti-entropy that repairs lost
-// messages and brings a late joiner up to date (the receiver's Merge gets
-// it with the remote node's name). Keys a node has not registered are
-// ignored (and still relayed).
+// through Merge, with the name of the node that made them. In a cluster
+// larger than memberlist's GossipNodes, receivers relay what they get, so
+// that it reaches every node. The full content, MarshalBinary, travels
+// through memberlist's TCP push-pull on join and every PushPullInterval:
+// the anti-entropy that repairs lost messages and brings a late joiner up
+// to date (the receiver's Merge gets it with the remote node's name). Keys
+// a node has not registered are ignored (and still relayed).
 //
 // A broadcast larger than fits a packet (MaxMessageSize) is cut into
 // chunks, at most MaxStateMessage bytes in all; each chunk carries the
@@ -30,15 +39,12 @@
 // goroutine, one Merge at a time, so a slow state delays neither failure
 // detection nor the other states. When a queue is full, new items are
 // dropped, counted (StateStats) and logged at most every 10 s; push-pull
-// repairs what was lost. Changes signals membership changes.
+// repairs what was lost.
 //
-// # Legacy Handler
-//
-// New(cfg, h) is Create, then Start with a Handler: it receives the votes
-// (VoteMsg, small named broadcasts, one name per node and check),
-// caller-defined message kinds (>= MinUserKind, BroadcastMessage), its own
-// push-pull state (carried beside the states' under a reserved key) and
-// membership changes. Its methods run on memberlist's goroutines.
+// Every decoder (envelope, chunk, push-pull state, node metadata) takes
+// untrusted bytes and allocates no more than their length (or a small
+// constant bound); the wire format is described in wire.go, chunk.go and
+// state.go.
 //
 // # Transport
 //
@@ -96,7 +102,7 @@ type Config struct {
 	Name       string // unique node name
 	Region     string
 	Version    string
-	ConfigHash string // hash of the checks config, compared with peers'
+	ConfigHash string // hash of the node's configuration, compared with peers'
 
 	Bind      string   // HOST:PORT to bind, TCP and UDP; default 0.0.0.0:7946; port 0 picks a free port
 	Advertise string   // HOST:PORT peers use to reach us; default: the bind address
@@ -119,38 +125,9 @@ type Config struct {
 	RejoinInterval time.Duration // default 10s
 }
 
-// Handler receives what the cluster delivers. Its methods are called from
-// memberlist's goroutines, concurrently; they must be safe for that and
-// must not block (OnVote and OnMessage run on the packet receive loop).
-type Handler interface {
-	// OnVote is called for every new vote from another node.
-	OnVote(VoteMsg)
-	// OnMessage is called for every new message of a caller-defined kind
-	// (>= MinUserKind) from another node.
-	OnMessage(kind byte, payload []byte)
-	// LocalState returns the full vote table (or any state) to send to a
-	// peer during push-pull; MergeRemoteState receives a peer's.
-	LocalState() []byte
-	MergeRemoteState([]byte)
-	// OnMembership is called, asynchronously and coalesced, after members
-	// join, leave, fail or change their metadata.
-	OnMembership()
-}
-
-// NopHandler implements Handler doing nothing; embed it to implement only
-// some methods.
-type NopHandler struct{}
-
-func (NopHandler) OnVote(VoteMsg)          {}
-func (NopHandler) OnMessage(byte, []byte)  {}
-func (NopHandler) LocalState() []byte      { return nil }
-func (NopHandler) MergeRemoteState([]byte) {}
-func (NopHandler) OnMembership()           {}
-
 // Cluster is a running gossip node.
 type Cluster struct {
 	cfg   Config
-	h     Handler
 	log   *slog.Logger
 	ml    *memberlist.Memberlist
 	mlc   *memberlist.Config
@@ -158,20 +135,19 @@ type Cluster struct {
 	tr    *countingTransport
 	self  string // our advertised HOST:PORT
 
-	mu          sync.Mutex
-	peers       map[string]*peer     // by node name, including ourselves
-	leaving     map[string]bool      // nodes that announced Leave
-	seen        map[string]seenEntry // origin+"\x00"+name -> newest stamp
-	warnedHash  map[string]string    // node -> config hash we warned about
-	lastStamp   uint64               // our last broadcast stamp
-	configHash  string               // ours, may change with SetConfigHash
-	suspectTTL  time.Duration
-	left        bool
-	closed      bool
-	starting    bool // Start is opening the sockets
-	started     bool
-	memberEvent chan struct{} // to notifyLoop, for Handler.OnMembership
-	changes     chan struct{} // Changes
+	mu         sync.Mutex
+	peers      map[string]*peer     // by node name, including ourselves
+	leaving    map[string]bool      // nodes that announced Leave
+	seen       map[string]seenEntry // origin, kind and name -> newest stamp
+	warnedHash map[string]string    // node -> config hash we warned about
+	lastStamp  uint64               // our last broadcast stamp
+	configHash string               // ours, may change with SetConfigHash
+	suspectTTL time.Duration
+	left       bool
+	closed     bool
+	starting   bool // Start is opening the sockets
+	started    bool
+	changes    chan struct{} // Changes
 
 	// states are registered before Start, then only read.
 	states    map[string]*stateEntry
@@ -240,7 +216,7 @@ func profileConfig(profile string) (*memberlist.Config, error) {
 		c.SuspicionMaxTimeoutMult = 2
 		c.GossipInterval = 100 * time.Millisecond
 		// Loopback is cheap: retransmit more and sync full state often, so
-		// membership and votes converge within seconds even under load.
+		// membership and states converge within seconds even under load.
 		c.RetransmitMult = 4
 		c.PushPullInterval = 5 * time.Second
 		c.TCPTimeout = time.Second
@@ -266,22 +242,6 @@ func splitHostPort(s string, defPort int) (string, int, error) {
 		port = p
 	}
 	return host, port, nil
-}
-
-// New starts a gossip node and its background joiner, delivering to h: it
-// is Create, then Start with h as the Handler.
-func New(cfg Config, h Handler) (*Cluster, error) {
-	c, err := Create(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if h != nil {
-		c.h = h
-	}
-	if err := c.Start(); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // Create validates cfg and prepares a node without opening sockets:
@@ -358,19 +318,17 @@ func Create(cfg Config) (*Cluster, error) {
 	}
 
 	c := &Cluster{
-		cfg:         cfg,
-		h:           NopHandler{},
-		log:         cfg.Logger.With("component", "cluster"),
-		mlc:         mlc,
-		peers:       map[string]*peer{},
-		leaving:     map[string]bool{},
-		seen:        map[string]seenEntry{},
-		warnedHash:  map[string]string{},
-		configHash:  cfg.ConfigHash,
-		memberEvent: make(chan struct{}, 1),
-		changes:     make(chan struct{}, 1),
-		states:      map[string]*stateEntry{},
-		done:        make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "cluster"),
+		mlc:        mlc,
+		peers:      map[string]*peer{},
+		leaving:    map[string]bool{},
+		seen:       map[string]seenEntry{},
+		warnedHash: map[string]string{},
+		configHash: cfg.ConfigHash,
+		changes:    make(chan struct{}, 1),
+		states:     map[string]*stateEntry{},
+		done:       make(chan struct{}),
 	}
 	c.suspectTTL = time.Duration(mlc.SuspicionMult*mlc.SuspicionMaxTimeoutMult) * mlc.ProbeInterval * 2
 	c.queue = &memberlist.TransmitLimitedQueue{
@@ -414,11 +372,10 @@ func (c *Cluster) Start() error {
 		"advertise", c.self, "profile", profileName(c.cfg.Profile), "encrypted", c.cfg.Key != nil,
 		"seeds", c.cfg.Join, "states", keyList(c.stateList))
 
-	c.wg.Add(2 + len(c.stateList))
+	c.wg.Add(1 + len(c.stateList))
 	for _, e := range c.stateList {
 		go c.deliverLoop(e)
 	}
-	go c.notifyLoop()
 	go c.joinLoop()
 	return nil
 }
@@ -539,7 +496,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// SetConfigHash changes the checks config hash this node advertises (after
+// SetConfigHash changes the config hash this node advertises (after
 // a config reload) and pushes the new metadata to peers.
 func (c *Cluster) SetConfigHash(hash string) error {
 	c.mu.Lock()
@@ -551,46 +508,6 @@ func (c *Cluster) SetConfigHash(hash string) error {
 		return nil // advertised at Start
 	}
 	return ml.UpdateNode(c.mlc.TCPTimeout)
-}
-
-// Broadcast gossips this node's vote on a check. Only the latest vote per
-// check circulates: a newer one replaces an older one still queued. Node and
-// Region default to this node's.
-func (c *Cluster) Broadcast(v VoteMsg) error {
-	v.Node = c.cfg.Name
-	if v.Region == "" {
-		v.Region = c.cfg.Region
-	}
-	if v.Check == "" || len(v.Check) > MaxNameLen || len(v.Region) > MaxRegionLen {
-		return fmt.Errorf("cluster: vote needs a check name of at most %d bytes and a region of at most %d", MaxNameLen, MaxRegionLen)
-	}
-	msg := c.envelope(KindVote, v.Check, appendVote(nil, v, false))
-	if len(msg) > MaxMessageSize {
-		return fmt.Errorf("cluster: vote message of %d bytes exceeds %d", len(msg), MaxMessageSize)
-	}
-	c.queue.QueueBroadcast(&broadcast{name: v.Node + "/" + v.Check, msg: msg})
-	return nil
-}
-
-// BroadcastMessage gossips a caller-defined message. kind must be at least
-// MinUserKind; name identifies what the message is about: a newer message
-// with the same name replaces an older one still queued (use a unique name
-// for messages that must all be delivered). The payload must fit a packet:
-// the whole message is limited to MaxMessageSize bytes.
-func (c *Cluster) BroadcastMessage(kind byte, name string, payload []byte) error {
-	if kind < MinUserKind {
-		return fmt.Errorf("cluster: message kind %#x is reserved (want >= %#x)", kind, MinUserKind)
-	}
-	if len(name) > 2*MaxNameLen {
-		return fmt.Errorf("cluster: message name longer than %d bytes", 2*MaxNameLen)
-	}
-	qname := c.cfg.Name + "/" + string(rune(kind)) + "/" + name
-	msg := c.envelope(kind, name, payload)
-	if len(msg) > MaxMessageSize {
-		return fmt.Errorf("cluster: message of %d bytes exceeds %d", len(msg), MaxMessageSize)
-	}
-	c.queue.QueueBroadcast(&broadcast{name: qname, msg: msg})
-	return nil
 }
 
 // envelope wraps a payload with our name and a fresh stamp.
@@ -626,25 +543,8 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 
 var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
-// notifyLoop calls OnMembership outside memberlist's locks, coalescing
-// bursts of events.
-func (c *Cluster) notifyLoop() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.memberEvent:
-			c.h.OnMembership()
-		}
-	}
-}
-
+// membershipChanged signals Changes, coalescing bursts of events.
 func (c *Cluster) membershipChanged() {
-	select {
-	case c.memberEvent <- struct{}{}:
-	default:
-	}
 	select {
 	case c.changes <- struct{}{}:
 	default:
@@ -653,5 +553,5 @@ func (c *Cluster) membershipChanged() {
 
 // Changes returns a channel that receives after members join, leave, fail
 // or change their metadata. Events are coalesced: it holds at most one
-// pending notification; read Members or AliveRegions when it fires.
+// pending notification; read Members or NumAlive when it fires.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }

@@ -40,10 +40,10 @@ func (d *delegate) LocalState(join bool) []byte { return d.c.localState() }
 // MergeRemoteState decodes a peer's push-pull state and queues each part.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.c.mergeRemoteState(buf) }
 
-// NotifyMsg handles one gossiped message: drop our own and stale copies,
-// relay when gossip alone would not reach every node, and deliver. A State
-// message or chunk is only decoded, checked and queued here: its state's
-// goroutine reassembles and merges it.
+// NotifyMsg handles one gossiped message: drop our own, stale copies and
+// kinds it does not know, relay when gossip alone would not reach every
+// node, and deliver. A State message or chunk is only decoded, checked and
+// queued here: its state's goroutine reassembles and merges it.
 func (d *delegate) NotifyMsg(b []byte) {
 	c := d.c
 	e, err := decodeEnvelope(b)
@@ -64,8 +64,6 @@ func (d *delegate) NotifyMsg(b []byte) {
 	switch e.kind {
 	case kindLeave:
 		qname = e.origin + "/leave"
-	case KindVote:
-		qname = e.origin + "/" + e.name
 	case kindState:
 		key, name, err := splitStateName(e.name)
 		if err != nil {
@@ -87,7 +85,8 @@ func (d *delegate) NotifyMsg(b []byte) {
 		qname = stateQueueName(e.origin, ch.key, ch.name, ch.index)
 		st = c.states[ch.key]
 	default:
-		qname = e.origin + "/" + string(rune(e.kind)) + "/" + e.name
+		c.log.Debug("dropping gossip message of unknown kind", "from", e.origin, "kind", e.kind)
+		return
 	}
 	key := e.origin + "\x00" + string(rune(e.kind)) + "\x00" + dedup
 	now := time.Now()
@@ -111,15 +110,6 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 
 	switch {
-	case e.kind == KindVote:
-		r := reader{b: e.payload}
-		v := readVote(&r, false)
-		if r.err != nil {
-			c.log.Debug("dropping malformed vote", "from", e.origin, "err", r.err)
-			return
-		}
-		v.Node, v.Check = e.origin, e.name
-		c.h.OnVote(v)
 	case e.kind == kindLeave:
 		c.mu.Lock()
 		c.leaving[e.origin] = true
@@ -136,8 +126,6 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case e.kind == kindChunk && st != nil:
 		ch.data = bytes.Clone(ch.data)
 		c.enqueue(st, delivery{from: e.origin, stamp: e.stamp, data: ch.data, chunk: &ch})
-	case e.kind >= MinUserKind:
-		c.h.OnMessage(e.kind, bytes.Clone(e.payload))
 	}
 }
 
@@ -200,7 +188,7 @@ func (c *Cluster) setPeer(n *memberlist.Node, state string) {
 		c.log.Warn("member sent unreadable metadata", "member", n.Name, "err", metaErr)
 	}
 	if warn {
-		c.log.Warn("member runs a different checks config; its votes are not silently trusted",
+		c.log.Warn("member advertises a different config hash",
 			"member", n.Name, "config_hash", meta.ConfigHash, "ours", ours)
 	}
 	c.membershipChanged()
@@ -267,39 +255,30 @@ func (c *Cluster) stateLocked(p *peer, now time.Time) string {
 	return p.state
 }
 
-// NumAlive is the number of alive (or suspect) nodes, this one included.
+// NumAlive is the number of alive (or suspect: still members until
+// declared dead) nodes, this one included.
 func (c *Cluster) NumAlive() int {
-	n := 0
-	for _, k := range c.AliveRegions() {
-		n += k
-	}
-	return n
-}
-
-// AliveRegions counts alive (or suspect: still members until declared
-// dead) nodes per region, this node included.
-func (c *Cluster) AliveRegions() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	out := map[string]int{}
+	n := 0
 	haveSelf := false
 	for name, p := range c.peers {
 		if name == c.cfg.Name {
 			haveSelf = true
 			if !c.left {
-				out[c.cfg.Region]++
+				n++
 			}
 			continue
 		}
 		if st := c.stateLocked(p, now); st == StateAlive || st == StateSuspect {
-			out[p.meta.Region]++
+			n++
 		}
 	}
 	if !haveSelf && !c.left {
-		out[c.cfg.Region]++
+		n++
 	}
-	return out
+	return n
 }
 
 // mlLogWriter turns memberlist's log lines into slog records and spots the

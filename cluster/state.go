@@ -305,21 +305,27 @@ func (c *Cluster) deliver(e *stateEntry, d delivery) {
 	}
 }
 
-// Push-pull state, version 2:
+// Push-pull state, sent over memberlist's TCP push-pull:
 //
-//	version  1 byte   stateVersion2
-//	node     string   the sending node's name
-//	count    uvarint  number of entries, at most maxStates+1
+//	version  1 byte   pushPullVersion (2)
+//	node     string   the sending node's name, 1 to MaxNameLen bytes
+//	count    uvarint  number of entries, at most maxStates
 //	entries  count times:
-//	  key    string   a state's key, or legacyStateKey for the Handler's
-//	  data   string   its MarshalBinary (or LocalState) bytes, not empty
+//	  key    string   a state's key
+//	  data   string   its MarshalBinary bytes (a node sends none empty)
 //
-// Version 1 is one version byte followed by the Handler's LocalState.
+// Keys are valid and distinct, and nothing follows the last entry.
+// Version 1 (a single opaque blob) is retired: a receiver logs and ignores
+// any version but 2.
 
 type ppEntry struct {
 	key  string
 	data []byte
 }
+
+// minPPEntry is the fewest bytes an entry takes: a key of one byte and a
+// data length.
+const minPPEntry = 3
 
 func encodePushPull(node string, entries []ppEntry) []byte {
 	size := 16 + len(node)
@@ -327,25 +333,25 @@ func encodePushPull(node string, entries []ppEntry) []byte {
 		size += 2*binary.MaxVarintLen64 + len(e.key) + len(e.data)
 	}
 	w := writer{b: make([]byte, 0, size)}
-	w.b = append(w.b, stateVersion2)
+	w.b = append(w.b, pushPullVersion)
 	w.str(node, MaxNameLen)
 	w.uvarint(uint64(len(entries)))
 	for _, e := range entries {
-		w.str(e.key, len(legacyStateKey)+maxStateKeyLen)
+		w.str(e.key, maxStateKeyLen)
 		w.uvarint(uint64(len(e.data)))
 		w.b = append(w.b, e.data...)
 	}
 	return w.b
 }
 
-// decodePushPull decodes and validates a version 2 push-pull state. The
-// entries' data alias b.
+// decodePushPull decodes and validates a push-pull state. The entries'
+// data alias b.
 func decodePushPull(b []byte) (node string, entries []ppEntry, err error) {
 	if len(b) == 0 {
 		return "", nil, errShort
 	}
-	if b[0] != stateVersion2 {
-		return "", nil, fmt.Errorf("cluster: push-pull state version %d, want %d", b[0], stateVersion2)
+	if b[0] != pushPullVersion {
+		return "", nil, fmt.Errorf("cluster: push-pull state version %d, want %d", b[0], pushPullVersion)
 	}
 	if len(b) > maxPushPull+64<<10 {
 		return "", nil, fmt.Errorf("cluster: push-pull state of %d bytes exceeds %d", len(b), maxPushPull)
@@ -359,8 +365,8 @@ func decodePushPull(b []byte) (node string, entries []ppEntry, err error) {
 	if node == "" || len(node) > MaxNameLen {
 		return "", nil, fmt.Errorf("cluster: push-pull state from a node name of %d bytes", len(node))
 	}
-	if count > maxStates+1 {
-		return "", nil, fmt.Errorf("cluster: push-pull state claims %d entries (max %d)", count, maxStates+1)
+	if count > maxStates || count > uint64(len(r.b)/minPPEntry) {
+		return "", nil, fmt.Errorf("cluster: push-pull state claims %d entries in %d bytes (max %d)", count, len(r.b), maxStates)
 	}
 	entries = make([]ppEntry, 0, count)
 	for i := range count {
@@ -369,10 +375,8 @@ func decodePushPull(b []byte) (node string, entries []ppEntry, err error) {
 		if r.err != nil {
 			return "", nil, fmt.Errorf("cluster: push-pull state entry %d: %w", i, r.err)
 		}
-		if key != legacyStateKey {
-			if err := validKey(key); err != nil {
-				return "", nil, fmt.Errorf("cluster: push-pull state entry %d: %w", i, err)
-			}
+		if err := validKey(key); err != nil {
+			return "", nil, fmt.Errorf("cluster: push-pull state entry %d: %w", i, err)
 		}
 		if n > uint64(len(r.b)) {
 			return "", nil, fmt.Errorf("cluster: push-pull state entry %q claims %d bytes, %d left", key, n, len(r.b))
@@ -391,15 +395,11 @@ func decodePushPull(b []byte) (node string, entries []ppEntry, err error) {
 	return node, entries, nil
 }
 
-// localState is this node's push-pull state: the Handler's and every
-// registered state's content.
+// localState is this node's push-pull state: every registered state's
+// content.
 func (c *Cluster) localState() []byte {
 	var entries []ppEntry
 	total := 0
-	if b := c.h.LocalState(); len(b) > 0 {
-		entries = append(entries, ppEntry{key: legacyStateKey, data: b})
-		total += len(b)
-	}
 	for _, e := range c.stateList {
 		b, err := e.s.MarshalBinary()
 		if err != nil {
@@ -424,41 +424,31 @@ func (c *Cluster) localState() []byte {
 	return encodePushPull(c.cfg.Name, entries)
 }
 
-// mergeRemoteState takes a peer's push-pull state: the Handler's part goes
-// to the Handler at once (as it always has), each known state's part to
-// its queue. Unknown keys are ignored.
+// mergeRemoteState takes a peer's push-pull state: each known state's part
+// goes to its queue. Unknown keys are ignored.
 func (c *Cluster) mergeRemoteState(buf []byte) {
 	if len(buf) == 0 {
 		return
 	}
-	switch buf[0] {
-	case stateVersion:
-		if len(buf) > 1 {
-			c.h.MergeRemoteState(bytes.Clone(buf[1:]))
-		}
-	case stateVersion2:
-		node, entries, err := decodePushPull(buf)
-		if err != nil {
-			c.log.Warn("ignoring malformed push-pull state", "err", err)
-			return
-		}
-		if node == c.cfg.Name {
-			return
-		}
-		for _, e := range entries {
-			if len(e.data) == 0 {
-				continue
-			}
-			if e.key == legacyStateKey {
-				c.h.MergeRemoteState(bytes.Clone(e.data))
-				continue
-			}
-			if st := c.states[e.key]; st != nil {
-				c.enqueue(st, delivery{from: node, data: bytes.Clone(e.data)})
-			}
-		}
-	default:
+	if buf[0] != pushPullVersion {
 		c.log.Warn("ignoring push-pull state of unknown version", "version", buf[0])
+		return
+	}
+	node, entries, err := decodePushPull(buf)
+	if err != nil {
+		c.log.Warn("ignoring malformed push-pull state", "err", err)
+		return
+	}
+	if node == c.cfg.Name {
+		return
+	}
+	for _, e := range entries {
+		if len(e.data) == 0 {
+			continue
+		}
+		if st := c.states[e.key]; st != nil {
+			c.enqueue(st, delivery{from: node, data: bytes.Clone(e.data)})
+		}
 	}
 }
 

@@ -208,26 +208,20 @@ func TestStateLateJoinerByPushPull(t *testing.T) {
 	t.Parallel()
 	key := testKey(t)
 	sa, sb := &testState{full: []byte("a's table")}, &testState{full: []byte("b's table")}
-	legacyA := newRecorder()
-	withLegacy := func(r *recorder) func(*Cluster) { return func(c *Cluster) { c.h = r } }
-	a := startStates(t, "a", key, nil, map[string]State{"silences": sa}, withLegacy(legacyA))
+	a := startStates(t, "a", key, nil, map[string]State{"silences": sa})
 	b := startStates(t, "b", key, []string{a.LocalAddr()}, map[string]State{"silences": sb})
 	waitAlive(t, 2, a, b)
 	waitFor(t, 10*time.Second, "a and b to exchange their tables", func() bool {
 		return sa.has("b", []byte("b's table")) && sb.has("a", []byte("a's table"))
 	})
-	// A vote only in a's legacy table, never broadcast, travels in the
-	// same push-pull state.
-	legacyA.OnVote(VoteMsg{Node: "a", Region: "r-a", Check: "api", Vote: "up", At: time.UnixMilli(time.Now().UnixMilli())})
 	sa.setFull([]byte("a's newer table"))
 
-	sc, legacyC := &testState{}, newRecorder()
+	sc := &testState{}
 	// c joins through both: the join's push-pull with each brings its table.
-	c := startStates(t, "c", key, []string{b.LocalAddr(), a.LocalAddr()}, map[string]State{"silences": sc}, withLegacy(legacyC))
+	c := startStates(t, "c", key, []string{b.LocalAddr(), a.LocalAddr()}, map[string]State{"silences": sc})
 	waitFor(t, 10*time.Second, "c to get a's and b's tables", func() bool {
 		return sc.has("a", []byte("a's newer table")) && sc.has("b", []byte("b's table"))
 	})
-	waitFor(t, 10*time.Second, "c's handler to get a's vote", func() bool { _, ok := legacyC.vote("a", "api"); return ok })
 	_ = c
 }
 
@@ -433,7 +427,7 @@ func TestCreateAddStateStart(t *testing.T) {
 	if c.LocalAddr() != "" || c.NumAlive() != 1 {
 		t.Errorf("before Start: addr %q, %d alive", c.LocalAddr(), c.NumAlive())
 	}
-	for _, k := range []string{"", "Upper", "under_score", "sl/ash", strings.Repeat("k", 33), legacyStateKey, "ünï"} {
+	for _, k := range []string{"", "Upper", "under_score", "sl/ash", strings.Repeat("k", 33), "_handler", "ünï"} {
 		if _, err := c.AddState(k, &testState{}); err == nil {
 			t.Errorf("key %q accepted", k)
 		}
@@ -540,14 +534,11 @@ func drain(c *Cluster) {
 	}
 }
 
-func TestPushPullV2(t *testing.T) {
+func TestPushPull(t *testing.T) {
 	s1, s2 := &testState{full: []byte("one")}, &testState{}
-	legacy := newRecorder()
-	legacy.OnVote(VoteMsg{Node: "a", Check: "api", Vote: "down"})
 	a, _ := offline(t, "a", map[string]State{"one": s1, "two": s2, "only-a": &testState{full: []byte("x")}})
-	a.h = legacy
 	st := a.localState()
-	if st[0] != stateVersion2 {
+	if st[0] != pushPullVersion {
 		t.Fatalf("version %d", st[0])
 	}
 	node, entries, err := decodePushPull(st)
@@ -558,18 +549,13 @@ func TestPushPullV2(t *testing.T) {
 	for _, e := range entries {
 		keys[e.key] = string(e.data)
 	}
-	if len(entries) != 3 || keys["one"] != "one" || keys["only-a"] != "x" || keys[legacyStateKey] == "" {
+	if len(entries) != 2 || keys["one"] != "one" || keys["only-a"] != "x" {
 		t.Errorf("entries %q", keys) // "two" is empty: skipped
 	}
 
 	r1, r2 := &testState{}, &testState{}
-	rlegacy := newRecorder()
-	b, _ := offline(t, "b", map[string]State{"one": r1, "two": r2})
-	b.h = rlegacy
+	b, log := offline(t, "b", map[string]State{"one": r1, "two": r2})
 	b.mlc.Delegate.MergeRemoteState(st, false)
-	if _, ok := rlegacy.vote("a", "api"); !ok {
-		t.Error("the legacy handler did not get a's table")
-	}
 	drain(b)
 	if m := r1.merges(); len(m) != 1 || m[0].from != "a" || string(m[0].b) != "one" {
 		t.Errorf("one merged %+v", m)
@@ -583,33 +569,50 @@ func TestPushPullV2(t *testing.T) {
 	if len(s1.merges()) != 0 {
 		t.Error("a merged its own push-pull state")
 	}
-	// Version 1 goes to the legacy handler.
-	rlegacy2 := newRecorder()
-	b.h = rlegacy2
-	b.mlc.Delegate.MergeRemoteState(append([]byte{stateVersion}, EncodeVotes([]VoteMsg{{Node: "z", Check: "db"}})...), false)
-	if _, ok := rlegacy2.vote("z", "db"); !ok {
-		t.Error("version 1 state not delivered to the legacy handler")
+	// The retired version 1 (one opaque blob) is logged and ignored.
+	b.mlc.Delegate.MergeRemoteState([]byte{1, 'o', 'n', 'e'}, false)
+	drain(b)
+	if len(r1.merges()) != 1 || len(r2.merges()) != 0 {
+		t.Error("a version 1 state was merged")
+	}
+	if !strings.Contains(log.String(), "unknown version") {
+		t.Errorf("version 1 not logged:\n%s", log.String())
+	}
+	// A node without states sends an empty state, which decodes.
+	empty, _ := offline(t, "e", nil)
+	if node, entries, err := decodePushPull(empty.localState()); err != nil || node != "e" || len(entries) != 0 {
+		t.Errorf("empty state: %q %v %v", node, entries, err)
 	}
 }
 
 func TestPushPullDecodeRejects(t *testing.T) {
 	enc := func(node string, es ...ppEntry) []byte { return encodePushPull(node, es) }
-	good := enc("a", ppEntry{"k", []byte("x")}, ppEntry{legacyStateKey, []byte("y")})
+	good := enc("a", ppEntry{"k", []byte("x")}, ppEntry{"l", []byte("y")})
 	if _, _, err := decodePushPull(good); err != nil {
 		t.Fatal(err)
+	}
+	var most []ppEntry
+	for i := range maxStates + 1 {
+		most = append(most, ppEntry{fmt.Sprintf("k%d", i), []byte("x")})
+	}
+	if _, _, err := decodePushPull(enc("a", most[:maxStates]...)); err != nil {
+		t.Errorf("%d entries: %v", maxStates, err)
 	}
 	cases := map[string][]byte{
 		"empty":          nil,
 		"version":        append([]byte{9}, good[1:]...),
+		"version 1":      append([]byte{1}, good[1:]...),
 		"no node":        enc("", ppEntry{"k", []byte("x")}),
 		"bad key":        enc("a", ppEntry{"K!", []byte("x")}),
+		"legacy key":     enc("a", ppEntry{"_handler", []byte("x")}),
 		"duplicate key":  enc("a", ppEntry{"k", []byte("x")}, ppEntry{"k", []byte("y")}),
 		"trailing":       append(bytes.Clone(good), 0),
-		"huge count":     {stateVersion2, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"too many":       {stateVersion2, 1, 'a', maxStates + 2},
-		"length past":    {stateVersion2, 1, 'a', 1, 1, 'k', 0xff, 0xff, 0x03, 'x'},
-		"huge length":    {stateVersion2, 1, 'a', 1, 1, 'k', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
-		"overlong input": append([]byte{stateVersion2}, make([]byte, maxPushPull+1<<20)...),
+		"huge count":     {pushPullVersion, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"too many":       enc("a", most...),
+		"count past":     {pushPullVersion, 1, 'a', 3, 1, 'k', 0, 1, 'l', 0},
+		"length past":    {pushPullVersion, 1, 'a', 1, 1, 'k', 0xff, 0xff, 0x03, 'x'},
+		"huge length":    {pushPullVersion, 1, 'a', 1, 1, 'k', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"overlong input": append([]byte{pushPullVersion}, make([]byte, maxPushPull+1<<20)...),
 	}
 	for name, in := range cases {
 		if _, _, err := decodePushPull(in); err == nil {
@@ -634,29 +637,29 @@ func TestPushPullDecodeRejects(t *testing.T) {
 // account for, and what it accepts encodes back to the same entries.
 func FuzzDecodePushPull(f *testing.F) {
 	f.Add(encodePushPull("a", nil))
-	f.Add(encodePushPull("node-1", []ppEntry{{"k", []byte("x")}, {legacyStateKey, []byte("y")}}))
+	f.Add(encodePushPull("node-1", []ppEntry{{"k", []byte("x")}, {"l", []byte("y")}}))
 	f.Add(encodePushPull("n", []ppEntry{{"alerts", bytes.Repeat([]byte{0}, 300)}, {"silences", []byte{1}}}))
-	f.Add([]byte{stateVersion2})
-	f.Add([]byte{stateVersion2, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Add([]byte{stateVersion2, 1, 'a', 1, 1, 'k', 0xff, 0xff, 0x03, 'x'})
-	f.Add([]byte{stateVersion, 1, 2, 3})
+	f.Add([]byte{pushPullVersion})
+	f.Add([]byte{pushPullVersion, 1, 'a', 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{pushPullVersion, 1, 'a', 1, 1, 'k', 0xff, 0xff, 0x03, 'x'})
+	f.Add([]byte{1, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		node, entries, err := decodePushPull(in)
 		if err != nil {
 			return
 		}
-		if node == "" || len(node) > MaxNameLen || len(entries) > maxStates+1 {
+		if node == "" || len(node) > MaxNameLen || len(entries) > maxStates {
 			t.Fatalf("accepted node %q with %d entries", node, len(entries))
 		}
-		total := 0
+		total := len(node)
 		for _, e := range entries {
-			if e.key != legacyStateKey && validKey(e.key) != nil {
+			if validKey(e.key) != nil {
 				t.Fatalf("accepted key %q", e.key)
 			}
-			total += len(e.data)
+			total += len(e.key) + len(e.data)
 		}
 		if total > len(in) {
-			t.Fatalf("%d data bytes from %d input bytes", total, len(in))
+			t.Fatalf("%d bytes from %d input bytes", total, len(in))
 		}
 		node2, entries2, err := decodePushPull(encodePushPull(node, entries))
 		if err != nil || node2 != node || len(entries2) != len(entries) {
@@ -681,8 +684,9 @@ func FuzzNotifyMsg(f *testing.F) {
 	for _, m := range msgs {
 		f.Add(m)
 	}
-	f.Add(encodeEnvelope(KindVote, "b", "api", 1, appendVote(nil, VoteMsg{Vote: "up"}, false)))
-	f.Add(encodeEnvelope(0x20, "b", "x", 1, []byte("user")))
+	f.Add(encodeEnvelope(kindLeave, "b", "leave", 1, nil))
+	f.Add(encodeEnvelope(0x01, "b", "api", 1, []byte("retired kind")))
+	f.Add(encodeEnvelope(0x20, "b", "x", 1, []byte("unknown kind")))
 	f.Add(encodePushPull("b", []ppEntry{{"k", []byte("x")}}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s := &testState{}

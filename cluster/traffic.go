@@ -13,10 +13,10 @@ import (
 
 // Traffic is the gossip traffic of a node since it started, in bytes, as
 // memberlist hands it to and takes it from the network: UDP packet payloads
-// (probes, acks, gossip with the votes piggybacked on it) and TCP stream
-// bytes (joins, push-pull state syncs, fallback probes, reliable sends),
-// after encryption, so these are the bytes on the wire without the IP, UDP
-// and TCP headers. Every field only grows.
+// (probes, acks, gossip with the states' broadcasts piggybacked on it) and
+// TCP stream bytes (joins, push-pull state syncs, fallback probes, reliable
+// sends), after encryption, so these are the bytes on the wire without the
+// IP, UDP and TCP headers. Every field only grows.
 type Traffic struct {
 	UDPIn, UDPOut uint64
 	TCPIn, TCPOut uint64

@@ -28,21 +28,19 @@ func TestTrafficCounted(t *testing.T) {
 		})
 	}
 
-	// Votes go out piggybacked on UDP gossip (compressed and encrypted, so
-	// their size on the wire is not predictable to the byte).
+	// Broadcasts go out piggybacked on UDP gossip (compressed and
+	// encrypted, so their size on the wire is not predictable to the byte).
 	ta, tb := a.Traffic(), b.Traffic()
 	for i := range 10 {
-		if err := a.Broadcast(VoteMsg{Check: fmt.Sprintf("check-%02d", i), Vote: "down", At: time.Now(), Failures: 2, Code: "timeout"}); err != nil {
-			t.Fatal(err)
-		}
+		a.put(t, fmt.Sprintf("check-%02d", i), "down after 2 failures: timeout")
 	}
-	waitFor(t, 10*time.Second, "the votes to reach b and c", func() bool {
-		_, okb := b.rec.vote("a", "check-09")
-		_, okc := c.rec.vote("a", "check-09")
+	waitFor(t, 10*time.Second, "the broadcasts to reach b and c", func() bool {
+		_, okb := b.st.get("a", "check-09")
+		_, okc := c.st.get("a", "check-09")
 		return okb && okc
 	})
 	if ta2, tb2 := a.Traffic(), b.Traffic(); ta2.UDPOut <= ta.UDPOut || tb2.UDPIn <= tb.UDPIn {
-		t.Errorf("traffic did not grow by the votes: a %+v -> %+v, b %+v -> %+v", ta, ta2, tb, tb2)
+		t.Errorf("traffic did not grow by the broadcasts: a %+v -> %+v, b %+v -> %+v", ta, ta2, tb, tb2)
 	}
 
 	// Across the cluster every byte sent is received (loopback loses

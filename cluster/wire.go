@@ -4,30 +4,30 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 )
 
-// Wire format. Every user message memberlist carries for us is an envelope:
+// Wire format. Every message memberlist gossips for us is an envelope:
 //
-//	kind    1 byte   KindVote, kindLeave, kindState, kindChunk, or a caller
-//	                 kind >= MinUserKind
-//	origin  string   name of the node that created the message
-//	name    string   what the message is about (the check, for a vote;
-//	                 key "/" name for a state message; empty for a chunk)
+//	kind    1 byte   kindLeave, kindState or kindChunk
+//	origin  string   name of the node that made the message, 1 to
+//	                 MaxNameLen bytes
+//	name    string   what the message is about, at most maxEnvelopeName
+//	                 bytes: "leave" for a leave, key "/" name for a state
+//	                 message, empty for a chunk
 //	stamp   uvarint  origin's monotonic stamp (unix ns); newer wins
 //	payload []byte   the rest of the packet
 //
 // A string is a uvarint length followed by its bytes. A chunk's payload is
-// described in chunk.go, push-pull state in state.go.
-
-// Message kinds below MinUserKind are reserved for the cluster package.
+// described in chunk.go, the push-pull state in state.go, the node
+// metadata below.
+//
+// Kinds are never reused: 0x01 was a retired message kind, and kinds from
+// 0x10 up were callers' own. Receivers drop a kind they do not know,
+// without relaying it.
 const (
-	KindVote    byte = 0x01
-	kindLeave   byte = 0x02
-	kindState   byte = 0x03 // a State's broadcast that fits one message
-	kindChunk   byte = 0x04 // one chunk of a larger State broadcast
-	MinUserKind byte = 0x10
+	kindLeave byte = 0x02 // the origin leaves the cluster; no payload
+	kindState byte = 0x03 // a State's broadcast that fits one message
+	kindChunk byte = 0x04 // one chunk of a larger State broadcast
 )
 
 // MaxMessageSize bounds one encoded message (envelope included), well under
@@ -35,35 +35,25 @@ const (
 // overheads are added.
 const MaxMessageSize = 1024
 
-// Length limits, so a message never outgrows a packet: node and check names
-// longer than MaxNameLen or regions longer than MaxRegionLen are refused;
-// an error code is cut to maxCodeLen.
+// Length limits, so a message never outgrows a packet: node names longer
+// than MaxNameLen or regions longer than MaxRegionLen are refused.
 const (
 	MaxNameLen   = 253
 	MaxRegionLen = 64
-	maxCodeLen   = 128
+	// maxEnvelopeName bounds an envelope's name: a state's key, "/" and
+	// the broadcast's name.
+	maxEnvelopeName = maxStateKeyLen + 1 + MaxStateNameLen
+	// maxVersionLen and maxConfigHashLen bound the node metadata's
+	// version and config hash.
+	maxVersionLen    = 64
+	maxConfigHashLen = 128
 )
 
 const (
-	stateVersion   byte = 1 // push-pull: the legacy Handler's state only
-	stateVersion2  byte = 2 // push-pull: node name, then keyed states
-	metaVersion    byte = 1
-	chunkVersion   byte = 1
-	legacyStateKey      = "_handler" // push-pull v2 key of the Handler's state
+	pushPullVersion byte = 2 // node name, then keyed states (1 was retired)
+	metaVersion     byte = 1
+	chunkVersion    byte = 1
 )
-
-// VoteMsg is one region's vote on one check, as made by one node.
-type VoteMsg struct {
-	Node      string    // the node that voted (filled in by Broadcast)
-	Region    string    // its region (filled in by Broadcast when empty)
-	Check     string    // check name
-	Vote      string    // up, down or abstain (quorum.Vote values)
-	At        time.Time // when the vote was made; unix milliseconds on the wire
-	Failures  int       // current run of consecutive failures
-	Code      string    // error class or status code of the latest result
-	LatencyMS float64   // latency of the latest result
-	DownSince time.Time // when this node's vote turned down (zero unless Vote is down)
-}
 
 var errShort = errors.New("cluster: truncated message")
 
@@ -77,8 +67,10 @@ func (w *writer) str(s string, max int) {
 	w.b = append(w.b, s...)
 }
 func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
-func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
 
+// reader decodes what writer wrote. A string's length is checked against
+// the bytes left before anything is allocated, so nothing a reader
+// returns is larger than its input.
 type reader struct {
 	b   []byte
 	err error
@@ -89,19 +81,6 @@ func (r *reader) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errShort
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
 	if n <= 0 {
 		r.err = errShort
 		return 0
@@ -124,19 +103,6 @@ func (r *reader) str() string {
 	return s
 }
 
-func (r *reader) u64() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) < 8 {
-		r.err = errShort
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
-}
-
 // envelope is the decoded header of a gossiped message.
 type envelope struct {
 	kind    byte
@@ -146,16 +112,20 @@ type envelope struct {
 	payload []byte
 }
 
+// encodeEnvelope builds a message. The caller keeps origin and name within
+// their limits (Create checks node names, Broadcast state names).
 func encodeEnvelope(kind byte, origin, name string, stamp uint64, payload []byte) []byte {
 	w := writer{b: make([]byte, 0, 16+len(origin)+len(name)+len(payload))}
 	w.b = append(w.b, kind)
 	w.str(origin, MaxNameLen)
-	w.str(name, 2*MaxNameLen)
+	w.str(name, maxEnvelopeName)
 	w.uvarint(stamp)
 	w.b = append(w.b, payload...)
 	return w.b
 }
 
+// decodeEnvelope decodes a message's header; the payload aliases b. It
+// checks the origin and name lengths, not the kind.
 func decodeEnvelope(b []byte) (envelope, error) {
 	if len(b) == 0 {
 		return envelope{}, errShort
@@ -168,114 +138,25 @@ func decodeEnvelope(b []byte) (envelope, error) {
 	if r.err != nil {
 		return envelope{}, r.err
 	}
+	if e.origin == "" || len(e.origin) > MaxNameLen {
+		return envelope{}, fmt.Errorf("cluster: message from a node name of %d bytes", len(e.origin))
+	}
+	if len(e.name) > maxEnvelopeName {
+		return envelope{}, fmt.Errorf("cluster: message name of %d bytes", len(e.name))
+	}
 	e.payload = r.b
 	return e, nil
 }
 
-// appendVote encodes v; on the wire (full false) without Node and Check,
-// which the envelope's origin and name carry.
-func appendVote(b []byte, v VoteMsg, full bool) []byte {
-	w := writer{b: b}
-	if full {
-		w.str(v.Node, MaxNameLen)
-	}
-	w.str(v.Region, MaxRegionLen)
-	if full {
-		w.str(v.Check, MaxNameLen)
-	}
-	w.str(v.Vote, 16)
-	var at int64
-	if !v.At.IsZero() {
-		at = v.At.UnixMilli()
-	}
-	w.varint(at)
-	f := v.Failures
-	if f < 0 {
-		f = 0
-	}
-	w.uvarint(uint64(f))
-	w.str(v.Code, maxCodeLen)
-	w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(v.LatencyMS))
-	var since int64
-	if !v.DownSince.IsZero() {
-		since = v.DownSince.UnixMilli()
-	}
-	w.varint(since)
-	return w.b
-}
-
-func readVote(r *reader, full bool) VoteMsg {
-	var v VoteMsg
-	if full {
-		v.Node = r.str()
-	}
-	v.Region = r.str()
-	if full {
-		v.Check = r.str()
-	}
-	v.Vote = r.str()
-	if at := r.varint(); at != 0 {
-		v.At = time.UnixMilli(at)
-	}
-	v.Failures = int(min(r.uvarint(), math.MaxInt32))
-	v.Code = r.str()
-	v.LatencyMS = math.Float64frombits(r.u64())
-	if since := r.varint(); since != 0 {
-		v.DownSince = time.UnixMilli(since)
-	}
-	return v
-}
-
-// EncodeVote encodes one vote (with its node name) in the compact binary
-// form used on the wire.
-func EncodeVote(v VoteMsg) []byte { return appendVote(nil, v, true) }
-
-// DecodeVote decodes what EncodeVote produced.
-func DecodeVote(b []byte) (VoteMsg, error) {
-	r := reader{b: b}
-	v := readVote(&r, true)
-	if r.err != nil {
-		return VoteMsg{}, r.err
-	}
-	return v, nil
-}
-
-// EncodeVotes encodes a vote table, for example as a Handler's LocalState
-// for push-pull anti-entropy.
-func EncodeVotes(vs []VoteMsg) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(vs)))
-	for _, v := range vs {
-		b = appendVote(b, v, true)
-	}
-	return b
-}
-
-// DecodeVotes decodes what EncodeVotes produced.
-func DecodeVotes(b []byte) ([]VoteMsg, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	r := reader{b: b}
-	n := r.uvarint()
-	if r.err != nil {
-		return nil, r.err
-	}
-	if n > uint64(len(b)) { // every vote takes more than one byte
-		return nil, fmt.Errorf("cluster: vote table claims %d votes in %d bytes", n, len(b))
-	}
-	vs := make([]VoteMsg, 0, n)
-	for range n {
-		v := readVote(&r, true)
-		if r.err != nil {
-			return nil, r.err
-		}
-		vs = append(vs, v)
-	}
-	return vs, nil
-}
-
 // nodeMeta is what every node advertises about itself in memberlist's
-// node metadata (limited to memberlist.MetaMaxSize, 512 bytes).
+// node metadata (limited to memberlist.MetaMaxSize, 512 bytes):
+//
+//	version     1 byte  metaVersion
+//	region      string  at most MaxRegionLen bytes
+//	version     string  at most maxVersionLen bytes
+//	config hash string  at most maxConfigHashLen bytes
+//
+// Bytes after these are ignored (room for later fields).
 type nodeMeta struct {
 	Region, Version, ConfigHash string
 }
@@ -283,8 +164,8 @@ type nodeMeta struct {
 func encodeMeta(m nodeMeta, limit int) []byte {
 	w := writer{b: []byte{metaVersion}}
 	w.str(m.Region, MaxRegionLen)
-	w.str(m.Version, 64)
-	w.str(m.ConfigHash, 128)
+	w.str(m.Version, maxVersionLen)
+	w.str(m.ConfigHash, maxConfigHashLen)
 	if len(w.b) > limit { // cannot happen with the caps above and limit 512
 		return w.b[:1]
 	}
@@ -303,5 +184,12 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	m.Region = r.str()
 	m.Version = r.str()
 	m.ConfigHash = r.str()
-	return m, r.err
+	if r.err != nil {
+		return nodeMeta{}, r.err
+	}
+	if len(m.Region) > MaxRegionLen || len(m.Version) > maxVersionLen || len(m.ConfigHash) > maxConfigHashLen {
+		return nodeMeta{}, fmt.Errorf("cluster: node meta field too long (region %d, version %d, config hash %d bytes)",
+			len(m.Region), len(m.Version), len(m.ConfigHash))
+	}
+	return m, nil
 }
