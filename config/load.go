@@ -479,6 +479,7 @@ func (p *parser) statusPage(f *field, s *StatusPage) {
 			}
 		}
 	}
+	p.branding(m, s)
 	m.unknown()
 }
 

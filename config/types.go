@@ -447,6 +447,30 @@ type StatusPage struct {
 	Timezone string
 	// Locale is the page's language (key locale): "en" (default) or "ko".
 	Locale string
+	// Branding is the page's logo, header links and stylesheet (keys
+	// logo, links and custom_css); nil when none is set.
+	Branding *Branding
+}
+
+// Branding is what a status page shows of its operator's own.
+type Branding struct {
+	// Logo is the logo file (key logo) as resolved: relative to the
+	// config file's directory. It is read when the config is loaded:
+	// LogoData holds its bytes and LogoType its media type.
+	Logo     string
+	LogoData []byte
+	LogoType string
+	// Links are shown in the page's header (key links: name and url).
+	Links []StatusPageLink
+	// CustomCSS is a stylesheet served after the page's own (key
+	// custom_css).
+	CustomCSS string
+}
+
+// StatusPageLink is a link in the status page's header.
+type StatusPageLink struct {
+	Name string
+	URL  string
 }
 
 // Status page locales.
