@@ -35,7 +35,8 @@ func FuzzEntriesMerge(f *testing.F) {
 	_ = a.m.Sent.Record(Sent{Incident: "i", Check: "api", Start: t0, Action: "trigger", Notifier: "pd"})
 	_ = a.m.Claims.Claim("i", "trigger", []string{"pd"})
 	_ = a.m.Health.Put(false, "x")
-	for _, s := range []interface{ MarshalBinary() ([]byte, error) }{a.m.Incidents, a.m.Sent, a.m.Claims, a.m.Health, a.m.Updates} {
+	_ = a.m.Receipts.Take("api")
+	for _, s := range []interface{ MarshalBinary() ([]byte, error) }{a.m.Incidents, a.m.Sent, a.m.Claims, a.m.Health, a.m.Updates, a.m.Receipts} {
 		b, _ := s.MarshalBinary()
 		f.Add(b)
 	}
@@ -49,6 +50,7 @@ func FuzzEntriesMerge(f *testing.F) {
 		_ = r.m.Health.Merge("eu-1", b)
 		_ = r.m.Updates.Merge("eu-1", b)
 		_ = r.m.Asks.Merge("eu-1", b)
+		_ = r.m.Receipts.Merge("eu-1", b)
 		for _, s := range r.m.Sent.All() {
 			if err := s.valid(); err != nil {
 				t.Fatalf("stored an invalid delivery %+v: %v", s, err)

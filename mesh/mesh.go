@@ -12,6 +12,7 @@
 //	claims     Claims       notifications a node is delivering now
 //	updates    Updates      operators' incident updates and manual incidents
 //	asks       Asks         "probe this check now" requests (no state)
+//	receipts   Receipts     push checks' latest reports
 //
 // A table changes in two ways: this node writes its own entry (Put,
 // Announce, Record, Claim, ...), which updates the table and broadcasts
@@ -33,8 +34,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/vantage-dev/vantage/cluster"
@@ -49,6 +50,7 @@ const (
 	KeyClaims    = "claims"
 	KeyUpdates   = "updates"
 	KeyAsks      = "asks"
+	KeyReceipts  = "receipts"
 )
 
 // Broadcaster gossips one table's entries: a *cluster.Channel, or nothing
@@ -97,6 +99,7 @@ type Mesh struct {
 	Claims    *Claims
 	Updates   *Updates
 	Asks      *Asks
+	Receipts  *Receipts
 }
 
 // Options configure a Mesh.
@@ -138,6 +141,7 @@ func New(o Options) *Mesh {
 		Claims:    NewClaims(o.Self, o.Now, o.Logger),
 		Updates:   NewUpdates(o.Now, o.OnWrite, o.Logger),
 		Asks:      NewAsks(o.Self, o.OnAsk, o.Logger),
+		Receipts:  NewReceipts(o.Self, o.Now, notify, o.Logger),
 	}
 }
 
@@ -145,7 +149,7 @@ func New(o Options) *Mesh {
 func (m *Mesh) Register(r Registry) error {
 	return Register(r, map[string]sharer{
 		KeyVotes: m.Votes, KeyHealth: m.Health, KeyIncidents: m.Incidents, KeySent: m.Sent,
-		KeyClaims: m.Claims, KeyUpdates: m.Updates, KeyAsks: m.Asks,
+		KeyClaims: m.Claims, KeyUpdates: m.Updates, KeyAsks: m.Asks, KeyReceipts: m.Receipts,
 	})
 }
 
@@ -154,6 +158,7 @@ func (m *Mesh) Register(r Registry) error {
 func (m *Mesh) Retain(keep map[string]bool) {
 	m.Votes.Retain(keep)
 	m.Incidents.Retain(keep)
+	m.Receipts.Retain(keep)
 }
 
 // Expire drops entries that have outlived their use: votes older than

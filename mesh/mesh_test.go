@@ -39,7 +39,7 @@ func newMeshRig(self string) *meshRig {
 	r.m = New(Options{Self: self, Region: "eu", Now: func() time.Time { return r.now }, Logger: quiet,
 		Notify: func(c string) { r.changed = append(r.changed, c) }, OnHealth: func() { r.health++ },
 		OnAsk: func(c, from string) { r.asks = append(r.asks, from+":"+c) }, OnWrite: func(w Write) { r.writes = append(r.writes, w) }})
-	for _, t := range []sharer{r.m.Votes, r.m.Health, r.m.Incidents, r.m.Sent, r.m.Claims, r.m.Updates, r.m.Asks} {
+	for _, t := range []sharer{r.m.Votes, r.m.Health, r.m.Incidents, r.m.Sent, r.m.Claims, r.m.Updates, r.m.Asks, r.m.Receipts} {
 		t.setBroadcaster(r.b)
 	}
 	r.m.Retain(map[string]bool{"api": true, "db": true})
@@ -372,7 +372,7 @@ func TestMalformed(t *testing.T) {
 	r := newMeshRig("eu-1")
 	for name, s := range map[string]interface{ Merge(string, []byte) error }{
 		"votes": r.m.Votes, "health": r.m.Health, "incidents": r.m.Incidents, "sent": r.m.Sent,
-		"claims": r.m.Claims, "updates": r.m.Updates, "asks": r.m.Asks,
+		"claims": r.m.Claims, "updates": r.m.Updates, "asks": r.m.Asks, "receipts": r.m.Receipts,
 	} {
 		for _, b := range [][]byte{{9}, {1, 0xff}, {2, 0xff, 0xff, 0xff, 0xff, 0x0f}, bytes.Repeat([]byte{1}, 40), {1, '[', '{'}} {
 			if err := s.Merge("x", b); err == nil && name != "asks" {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/quorum"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ func (n *Node) apply(ch verdict.Change) {
 	n.pager.Apply(ch)
 	n.status.touch(true)
 	n.publish(ch)
+	n.pace(ch)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ch.Replaced != "" {
@@ -64,4 +67,20 @@ func list(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ",")
+}
+
+// pace probes a down check at its down_interval, and at its interval again
+// once it is no longer down.
+func (n *Node) pace(ch verdict.Change) {
+	c := ch.View.Config
+	if ch.From == ch.To || c == nil || c.Type == config.TypePush {
+		return
+	}
+	d := time.Duration(0) // back to the interval
+	if ch.To == quorum.StateDown {
+		d = c.DownInterval
+	}
+	if err := n.sched.SetInterval(ch.Check, d); err != nil {
+		n.log.Warn("pace probes", "check", ch.Check, "err", err)
+	}
 }

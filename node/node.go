@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,7 @@ type Node struct {
 	probes  probeFlags
 	writes  writeQueue
 	cl      atomic.Pointer[cluster.Cluster]
+	pushes  atomic.Pointer[map[string]string] // push check -> token
 
 	evalCh    chan string
 	evalAll   chan struct{}
@@ -104,6 +106,8 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{o: o, log: o.Logger, now: o.Now, evalCh: make(chan string, 4096), evalAll: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.cfg.Store(o.Config)
+	tokens := pushTokens(o.Config)
+	n.pushes.Store(&tokens)
 	n.status.n = n
 	n.writes.init()
 	n.metrics = newMetrics(n)
@@ -129,7 +133,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	n.mesh = mesh.New(mesh.Options{Self: o.Name, Region: o.Region, Now: o.Now, Logger: o.Logger,
 		Notify: n.queueEval, OnHealth: n.healthChanged, OnAsk: n.onAsk, OnWrite: n.writes.push})
 	vo := verdict.Options{Self: o.Name, Region: o.Region, Now: o.Now, Votes: n.mesh.Votes,
-		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Logger: o.Logger}
+		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Receipts: n.mesh.Receipts, Logger: o.Logger}
 	if len(o.Config.Cluster.Canaries) > 0 {
 		vo.Canary = cn.Since // down votes wait for a canary round begun after the failing probe
 	}
@@ -178,7 +182,8 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		// numbers and past days are re-read every 10 minutes, the 24 h
 		// number and today's cell every render after that.
 		HistoryTTL: 30 * time.Second, HistorySlowTTL: 10 * time.Minute,
-		Extra:  map[string]http.Handler{"GET /metrics": n.metrics.handler()},
+		Extra: map[string]http.Handler{"GET /metrics": n.metrics.handler(),
+			"POST /api/v1/push/{name}": http.HandlerFunc(n.servePush), "GET /api/v1/push/{name}": http.HandlerFunc(n.servePush)},
 		Writer: n, APIToken: apiToken(o),
 	})
 	return n, nil
@@ -249,7 +254,8 @@ func (n *Node) Start() error {
 		n.cl.Store(cl)
 		n.refreshMembers()
 	}
-	if err := n.sched.Set(cfg.Checks); err != nil {
+	n.placeProbes()
+	if err := n.sched.Set(probed(cfg)); err != nil {
 		return err
 	}
 	n.sched.Start()
@@ -362,6 +368,7 @@ func (n *Node) evaluate(ctx context.Context) {
 			n.ev.Evaluate(name)
 		case <-members:
 			if n.refreshMembers() {
+				n.placeProbes()
 				n.ev.EvaluateAll()
 			}
 			n.status.touch(true)
@@ -371,6 +378,7 @@ func (n *Node) evaluate(ctx context.Context) {
 			n.status.touch(true)
 		case <-t.C:
 			if n.refreshMembers() {
+				n.placeProbes()
 				n.ev.EvaluateAll()
 			} else {
 				n.ev.EvaluateDue()
@@ -445,4 +453,34 @@ func RandomKey() []byte {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	return k
+}
+
+// probed is the checks the node probes: all but push checks, which the
+// jobs they watch report to.
+func probed(cfg *config.Config) []config.Check {
+	out := make([]config.Check, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		if c.Type != config.TypePush {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// placeProbes staggers this node's probes against the other regions' and
+// its region's other nodes' (scheduler phases): region k of R probes each
+// check at its offset + k·interval/R, node j of the region's N alive nodes
+// a further j·interval/(R·N), so some region probes every interval/R.
+func (n *Node) placeProbes() {
+	view := n.ev.View()
+	k := slices.Index(view.Regions, n.o.Region)
+	if k < 0 {
+		k = 0
+	}
+	nodes := slices.Clone(view.Alive[n.o.Region])
+	slices.Sort(nodes)
+	j := max(0, slices.Index(nodes, n.o.Name))
+	if err := n.sched.SetPlace(k, max(1, len(view.Regions)), j, max(1, len(nodes))); err != nil {
+		n.log.Warn("place probes", "err", err)
+	}
 }

@@ -64,11 +64,16 @@ func (n *Node) observe(c *config.Check, r checker.Result) {
 		return // removed by a reload
 	}
 	n.status.touch(false)
-	if !r.OK {
+	switch {
+	case !r.OK:
 		n.log.Debug("probe failed", "check", c.Name, "code", r.Code, "msg", r.Message, "failures", obs.Failures)
 		if obs.Vote != quorum.VoteDown && obs.Failures < c.FailAfter {
 			n.confirm(c, obs.Failures == 1)
 		}
+	case obs.State == quorum.StateDown && (obs.Successes == 1 || obs.Successes < c.RecoverAfter):
+		// Fast confirmation of recovery: re-probe soon, and on the first
+		// success ask every region to probe now.
+		n.confirm(c, obs.Successes == 1)
 	}
 	if obs.Vote != obs.Prev {
 		n.log.Info("region vote changed", "check", c.Name, "region", n.o.Region, "from", obs.Prev, "to", obs.Vote,
@@ -76,9 +81,10 @@ func (n *Node) observe(c *config.Check, r checker.Result) {
 	}
 }
 
-// confirm re-probes a failing check after confirmRetry instead of waiting
-// for its next interval, and on the first failure asks every other node to
-// probe it now (fast confirmation).
+// confirm re-probes a check after confirmRetry instead of waiting for its
+// next interval, and when ask is set (a first failure, or a first success
+// while the check is down) asks every other node to probe it now (fast
+// confirmation, both ways).
 func (n *Node) confirm(c *config.Check, ask bool) {
 	name := c.Name
 	time.AfterFunc(confirmRetry, func() {

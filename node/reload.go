@@ -85,13 +85,15 @@ func (n *Node) Reload(cfg *config.Config) (ReloadResult, error) {
 	n.pager.Removed(ctx, diff.Closed) // routed by the running config
 	n.pager.SetConfig(&next)
 	n.cfg.Store(&next)
+	tokens := pushTokens(&next)
+	n.pushes.Store(&tokens)
 	res.Added, res.Removed, res.Changed = diff.Added, diff.Removed, diff.Changed
 	slices.Sort(res.Added)
 	slices.Sort(res.Removed)
 	slices.Sort(res.Changed)
 
 	var errs []error
-	if err := n.sched.Set(next.Checks); err != nil {
+	if err := n.sched.Set(probed(&next)); err != nil {
 		errs = append(errs, fmt.Errorf("reschedule checks: %w", err))
 	}
 	for _, cl := range diff.Closed {

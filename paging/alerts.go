@@ -214,6 +214,10 @@ func (p *Pager) noticeLocked(c *config.Check, kind, id string, since, now time.T
 // or its resolve. A check neither unknown nor alerted stops being watched.
 func (p *Pager) coverageLocked(c *config.Check, st *coverageState, now time.Time, isSender bool) []job {
 	name := c.Name
+	if c.Type == config.TypePush {
+		delete(p.coverage, name) // no region watches a push check: no coverage to lose
+		return nil
+	}
 	// A check is not reported before it could have been probed twice: a
 	// check with a long interval is unknown at start until its first runs.
 	st.watch.After = c.UnknownAfter

@@ -111,6 +111,9 @@ func (s *Streak) Vote() Vote {
 // Failures returns the current run of consecutive failures.
 func (s *Streak) Failures() int { return s.fails }
 
+// Successes returns the current run of consecutive successes.
+func (s *Streak) Successes() int { return s.oks }
+
 // Params are a check's voting parameters.
 type Params struct {
 	Regions       []string      // the configured regions: the denominator

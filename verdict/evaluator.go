@@ -88,6 +88,7 @@ type Options struct {
 	Health       *mesh.Health
 	Incidents    *mesh.Incidents
 	Sent         *mesh.SentLog
+	Receipts     *mesh.Receipts // push checks' reports
 	Logger       *slog.Logger
 	// Canary, when set, gates this node's down votes (cluster.canaries):
 	// it reports the verdict of a canary round that began at or after
@@ -140,6 +141,7 @@ type Evaluator struct {
 	queue    []Change
 	kick     chan struct{}
 	gated    map[string]bool // checks whose down vote waits for the canaries
+	started time.Time // push checks that never reported are late from here
 	// odd holds the (node, check) pairs whose votes were left out because
 	// the node probes the check with other settings (logged once each).
 	odd map[[2]string]bool
@@ -153,7 +155,7 @@ func New(o Options) *Evaluator {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, checks: map[string]*checkState{}, kick: make(chan struct{}, 1),
+	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, started: o.Now(), checks: map[string]*checkState{}, kick: make(chan struct{}, 1),
 		gated: map[string]bool{}, odd: map[[2]string]bool{}}
 	e.view = newView(o.Self, o.Region, nil, e.regions(), 1, nil)
 	return e
@@ -309,6 +311,9 @@ func (e *Evaluator) Restore(check, id string, start time.Time) bool {
 type Observation struct {
 	Prev, Vote quorum.Vote
 	Failures   int
+	Successes  int
+	// State is the check's state before the result.
+	State quorum.State
 }
 
 // Observe records this node's result of a probe of check, shares the
@@ -343,7 +348,8 @@ func (e *Evaluator) Observe(check string, r checker.Result, healthy bool) (Obser
 	if !healthy {
 		publish = quorum.VoteAbstain
 	}
-	obs := Observation{Prev: prev, Vote: vote, Failures: cs.streak.Failures()}
+	state, _ := cs.tracker.State()
+	obs := Observation{Prev: prev, Vote: vote, Failures: cs.streak.Failures(), Successes: cs.streak.Successes(), State: state}
 	v := e.voteLocked(cs, publish, r, now)
 	e.mu.Unlock()
 	if err := e.o.Votes.Put(v); err != nil {
@@ -497,10 +503,17 @@ func (e *Evaluator) Evaluate(name string) {
 	now := e.o.Now()
 	p := e.paramsLocked(cs.cfg)
 	view := e.view
-	regions, downSince, oldest := e.regionInputsLocked(cs.cfg.Name, p, view, now)
-	cs.due = time.Time{}
-	if !oldest.IsZero() {
-		cs.due = oldest.Add(p.MaxAge + time.Millisecond) // the oldest counted vote goes stale
+	var regions map[string]quorum.RegionInput
+	var downSince []time.Time
+	if cs.cfg.Type == config.TypePush {
+		regions, downSince = e.pushInputsLocked(cs, p, now)
+	} else {
+		var oldest time.Time
+		regions, downSince, oldest = e.regionInputsLocked(cs.cfg.Name, p, view, now)
+		cs.due = time.Time{}
+		if !oldest.IsZero() {
+			cs.due = oldest.Add(p.MaxAge + time.Millisecond) // the oldest counted vote goes stale
+		}
 	}
 	in := quorum.Input{
 		Now: now, Regions: regions, Maintenance: e.cfg.InMaintenance(name, now),
@@ -552,7 +565,7 @@ func (e *Evaluator) Evaluate(name string) {
 	if !tr.Resolved {
 		_, ch.Start = cs.tracker.Incident()
 	}
-	ch.View = e.viewLocked(cs, p, view, regions, now)
+	ch.View = e.viewLocked(cs, p, view, e.shownInputs(cs, regions), now)
 	e.queue = append(e.queue, ch)
 	// Under the lock, so that the table follows this check's changes in
 	// their order.
@@ -622,6 +635,51 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 		in[r] = ri
 	}
 	return in, downSince, oldest
+}
+
+// pushInputsLocked is a push check's verdict as the quorum rules take it:
+// no region votes; the check is up while some node took a report of its
+// job within period + grace, down after that (also when none came since
+// this node started), unknown before. The whole cluster's receipts count,
+// so every node decides alike.
+func (e *Evaluator) pushInputsLocked(cs *checkState, p quorum.Params, now time.Time) (map[string]quorum.RegionInput, []time.Time) {
+	limit := cs.cfg.Period + cs.cfg.Grace
+	from, reported := time.Time{}, false
+	if e.o.Receipts != nil {
+		from, reported = e.o.Receipts.Last(cs.cfg.Name)
+	}
+	if !reported {
+		from = e.started
+	}
+	late := from.Add(limit)
+	vote := quorum.VoteDown
+	if !now.After(late) {
+		cs.due = late.Add(time.Millisecond)
+		if !reported {
+			return nil, nil // too soon to tell
+		}
+		vote = quorum.VoteUp
+	} else {
+		cs.due = time.Time{}
+	}
+	in := make(map[string]quorum.RegionInput, len(p.Regions))
+	var downSince []time.Time
+	for _, r := range p.Regions {
+		in[r] = quorum.RegionInput{Vote: vote, At: now, Eligible: true}
+		if vote == quorum.VoteDown {
+			downSince = append(downSince, late)
+		}
+	}
+	return in, downSince
+}
+
+// shownInputs are the region votes shown for a check: none for a push
+// check, whose regions do not vote.
+func (e *Evaluator) shownInputs(cs *checkState, in map[string]quorum.RegionInput) map[string]quorum.RegionInput {
+	if cs.cfg.Type == config.TypePush {
+		return nil
+	}
+	return in
 }
 
 // majorityKeyLocked is the settings digest most alive voters on check
@@ -730,7 +788,10 @@ func (e *Evaluator) Check(name string) (CheckView, bool) {
 	}
 	now := e.o.Now()
 	p := e.paramsLocked(cs.cfg)
-	inputs, _, _ := e.regionInputsLocked(name, p, e.view, now)
+	var inputs map[string]quorum.RegionInput
+	if cs.cfg.Type != config.TypePush {
+		inputs, _, _ = e.regionInputsLocked(name, p, e.view, now)
+	}
 	return e.viewLocked(cs, p, e.view, inputs, now), true
 }
 

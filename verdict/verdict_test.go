@@ -570,3 +570,66 @@ func TestOtherSettingsDoNotCount(t *testing.T) {
 		t.Fatalf("state %s, want down", st)
 	}
 }
+
+// A push check has no region votes: it is unknown until period + grace has
+// passed without a report since the node started, up while some node took
+// a report within period + grace, down after; a peer's report counts
+// whatever its clock says.
+func TestPushCheck(t *testing.T) {
+	c := newCluster(t, "aa-1", "us-1", "ap-1")
+	c.cfg.Checks = append(c.cfg.Checks, config.Check{Name: "backup", Type: config.TypePush, Token: "0123456789abcdef",
+		Period: time.Hour, Grace: 6 * time.Minute, Interval: time.Minute})
+	keep := map[string]bool{"api": true, "backup": true}
+	c.self.Retain(keep)
+	c.ev.o.Receipts = c.self.Receipts
+	c.ev.SetConfig(c.cfg)
+	state := func() quorum.State { st, _, _, _, _ := c.ev.State("backup"); return st }
+	c.ev.Evaluate("backup")
+	if st := state(); st != quorum.StateUnknown {
+		t.Fatalf("before any report: %s, want unknown", st)
+	}
+	// A report taken by us-1, whose clock is 10 minutes ahead.
+	peerNow := t0.Add(10 * time.Minute)
+	peer := mesh.New(mesh.Options{Self: "us-1", Now: func() time.Time { return peerNow }, Logger: quiet})
+	peer.Retain(keep)
+	c.at(5 * time.Minute)
+	peerNow = c.now.Add(10 * time.Minute)
+	if err := peer.Receipts.Take("backup"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := peer.Receipts.MarshalBinary()
+	if err := c.self.Receipts.Merge("us-1", b); err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := c.self.Receipts.Last("backup"); !at.Equal(c.now) {
+		t.Fatalf("receipt placed at %v on this node's clock, want %v", at, c.now)
+	}
+	c.ev.Evaluate("backup")
+	if st := state(); st != quorum.StateUp {
+		t.Fatalf("after a report: %s, want up", st)
+	}
+	c.at(5*time.Minute + time.Hour + 6*time.Minute)
+	c.ev.EvaluateDue()
+	if st := state(); st != quorum.StateUp {
+		t.Fatalf("at period + grace: %s, want up", st)
+	}
+	c.at(5*time.Minute + time.Hour + 6*time.Minute + 2*time.Millisecond)
+	c.ev.EvaluateDue()
+	if st := state(); st != quorum.StateDown {
+		t.Fatalf("after period + grace: %s, want down", st)
+	}
+	cv, _ := c.ev.Check("backup")
+	for r, rv := range cv.Regions {
+		if rv.Vote != quorum.VoteAbstain {
+			t.Fatalf("region %s shown voting %s on a push check", r, rv.Vote)
+		}
+	}
+	c.at(2 * time.Hour)
+	if err := c.self.Receipts.Take("backup"); err != nil {
+		t.Fatal(err)
+	}
+	c.ev.Evaluate("backup")
+	if st := state(); st != quorum.StateUp {
+		t.Fatalf("after a new report: %s, want up", st)
+	}
+}
