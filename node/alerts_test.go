@@ -293,3 +293,43 @@ coverage:
 		t.Fatalf("the check's own notifier got %v: coverage alerts go to coverage.notify only", h)
 	}
 }
+
+// depends_on on a node: when a target's host and its web check fail
+// together, the web check's incident is shown suppressed by the host
+// (suppressed_by, parent_incident_id) and only the host pages.
+func TestNodeDependsOn(t *testing.T) {
+	p := &switchProber{}
+	hook := newHookRecorder(t)
+	n := soloNode(t, fmt.Sprintf(`
+defaults: {interval: 1s, fail_after: 1, recover_after: 1}
+checks:
+  - {name: host, type: tcp, target: "127.0.0.1:9", notify: [hook]}
+  - {name: web, type: http, url: "http://127.0.0.1:9/", depends_on: [host], depends_wait: 3s, notify: [hook]}
+notifiers:
+  - {name: hook, type: webhook, url: %s}
+`, hook.srv.URL), p)
+	waitState(t, n, "web", "up")
+	p.failing.Store(true)
+	waitState(t, n, "host", "down")
+	waitState(t, n, "web", "down")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := n.Status()
+		w, h := checkByName(st, "web"), checkByName(st, "host")
+		if len(w.SuppressedBy) == 1 && w.SuppressedBy[0] == "host" && w.ParentIncidentID == h.IncidentID && w.IncidentID != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web not shown suppressed by host: %+v", w)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitEvents(t, hook, "the host's trigger", func(evs []string) bool { return has(evs, "down/host") })
+	seen := n.PagerSweeps()
+	for n.PagerSweeps() < seen+5 { // the child's depends_wait and more
+		time.Sleep(20 * time.Millisecond)
+	}
+	if evs := events(hook); strings.Join(evs, " ") != "down/host" {
+		t.Fatalf("events %v, want only the host's trigger", evs)
+	}
+}

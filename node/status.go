@@ -122,6 +122,7 @@ func (n *Node) buildSnapshot() *snapshot {
 		st.Cluster.Regions[r] = ri
 	}
 	names := n.ev.Names()
+	suppressed := n.pager.Suppressions()
 	st.Checks = make([]statuspage.CheckStatus, 0, len(names))
 	own := make([]ownResult, 0, len(names))
 	for _, name := range names {
@@ -129,7 +130,11 @@ func (n *Node) buildSnapshot() *snapshot {
 		if !ok {
 			continue
 		}
-		st.Checks = append(st.Checks, n.checkStatus(cv))
+		cs := n.checkStatus(cv)
+		if sp, ok := suppressed[name]; ok {
+			cs.SuppressedBy, cs.ParentIncidentID = sp.By, sp.ParentIncident
+		}
+		st.Checks = append(st.Checks, cs)
 		if cv.HaveLast {
 			r := cv.Last
 			own = append(own, ownResult{check: name, ok: r.OK,

@@ -204,7 +204,7 @@ func (p *Pager) flapLocked(c *config.Check, fs *flapState, pages []*page, now ti
 // noticeLocked is a flapping or coverage notice about c.
 func (p *Pager) noticeLocked(c *config.Check, kind, id string, since, now time.Time) notifier.Event {
 	return notifier.Event{
-		Action: notifier.ActionTrigger, Kind: kind, IncidentID: id, Check: c.Name, Target: c.TargetString(),
+		Action: notifier.ActionTrigger, Kind: kind, IncidentID: id, Check: c.Name, DisplayName: c.DisplayName, Target: c.TargetString(),
 		StartedAt: since.UTC(), At: now.UTC(), Severity: notifier.NoticeSeverity, StatusPageURL: p.cfg.StatusPage.URL,
 		Group: c.Group, Regions: map[string]notifier.RegionVote{},
 	}

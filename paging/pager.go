@@ -6,6 +6,8 @@
 //	          the cluster agrees on its id
 //	takeover  a node that has just become the sender waits Takeover for
 //	          the sent log and claims of incidents that began before
+//	depends   a check with depends_on waits depends_wait for a listed
+//	          check to go down, and is not paged while one is
 //	hold      notifications of a flapping check are held (alerts.go)
 //	dedup     notifiers the cluster's sent log shows as delivered are
 //	          dropped
@@ -85,6 +87,14 @@ type page struct {
 	fed      uint8          // changes fed to the check's flap damper
 	held     bool           // held while the check flaps
 	reminded map[string]int // notifier -> the last reminder produced
+
+	// depends_on: the parents down that suppress this incident's pages,
+	// the first one's incident, and whether it ever was suppressed and
+	// since when no parent is down.
+	suppressedBy   []string
+	parentIncident string
+	suppressed     bool
+	parentsUpAt    time.Time
 }
 
 // Pager decides what this node sends.
@@ -288,7 +298,10 @@ func (p *Pager) pageJobsLocked(now time.Time, isSender bool) []job {
 			}
 			continue
 		}
-		if !isSender {
+		// Every node follows depends_on, so every node shows what a
+		// parent suppresses; only the sender pages.
+		mayTrigger := pg.triggered || len(c.DependsOn) == 0 || p.dependsLocked(c, pg, now)
+		if !isSender || !pg.doneAt.IsZero() {
 			continue
 		}
 		// takeover: a node that just became the sender (the previous one
@@ -304,6 +317,9 @@ func (p *Pager) pageJobsLocked(now time.Time, isSender bool) []job {
 		if !pg.triggered {
 			if now.Sub(pg.openedAt) < Settle {
 				continue // settle
+			}
+			if !mayTrigger {
+				continue // suppressed by a parent, or waiting for one
 			}
 			ev := pg.trigger
 			if st, _, _, _, _ := p.o.Checks.State(pg.check); st == quorum.StateDown {
@@ -327,6 +343,67 @@ func (p *Pager) pageJobsLocked(now time.Time, isSender bool) []job {
 	}
 	slices.SortFunc(jobs, func(a, b job) int { return a.ev.StartedAt.Compare(b.ev.StartedAt) })
 	return jobs
+}
+
+// dependsLocked is the depends_on stage of a child's untriggered page: it
+// reports whether the trigger may go out. The trigger waits depends_wait
+// after the incident opened for a listed check to go down; while any is
+// down the page is suppressed (shown, never paged: neither trigger nor
+// resolve); once none is, a child still down pages after another
+// depends_wait, under its own id. A child that recovers first pages
+// nothing.
+func (p *Pager) dependsLocked(c *config.Check, pg *page, now time.Time) bool {
+	wait := c.DependsWait
+	if pg.resolve != nil {
+		pg.resolved, pg.doneAt = true, now // over before it could page: nobody is told
+		pg.suppressedBy, pg.parentIncident = nil, ""
+		return false
+	}
+	var down []string
+	parent := ""
+	for _, name := range c.DependsOn {
+		if st, _, id, _, ok := p.o.Checks.State(name); ok && st == quorum.StateDown {
+			down = append(down, name)
+			if parent == "" {
+				parent = id
+			}
+		}
+	}
+	if len(down) > 0 {
+		if !pg.suppressed {
+			p.log.Info("incident suppressed: a check it depends on is down", "check", c.Name,
+				"incident_id", pg.trigger.IncidentID, "suppressed_by", down, "parent_incident_id", parent)
+		}
+		pg.suppressed, pg.suppressedBy, pg.parentIncident, pg.parentsUpAt = true, down, parent, time.Time{}
+		return false
+	}
+	if !pg.suppressed {
+		return now.Sub(pg.openedAt) >= wait
+	}
+	if pg.parentsUpAt.IsZero() {
+		pg.parentsUpAt = now
+		pg.suppressedBy = nil
+	}
+	return now.Sub(pg.parentsUpAt) >= wait
+}
+
+// Suppression is a check's incident held back by depends_on.
+type Suppression struct {
+	By             []string // the listed checks down now
+	ParentIncident string   // the first one's incident
+}
+
+// Suppressions lists the checks whose open incident is suppressed now.
+func (p *Pager) Suppressions() map[string]Suppression {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]Suppression{}
+	for _, pg := range p.pages {
+		if pg.doneAt.IsZero() && !pg.triggered && len(pg.suppressedBy) > 0 {
+			out[pg.check] = Suppression{By: slices.Clone(pg.suppressedBy), ParentIncident: pg.parentIncident}
+		}
+	}
+	return out
 }
 
 // deliver runs one notification through dedup, claim and enqueue.
@@ -399,7 +476,7 @@ func (p *Pager) runningLocked(names []string) []string {
 // eventLocked describes an incident for the notifiers.
 func (p *Pager) eventLocked(c *config.Check, id string, start time.Time, regions map[string]verdict.RegionView, resolvedAt *time.Time) notifier.Event {
 	ev := notifier.Event{
-		Action: notifier.ActionTrigger, IncidentID: id, Check: c.Name, Target: c.TargetString(),
+		Action: notifier.ActionTrigger, IncidentID: id, Check: c.Name, DisplayName: c.DisplayName, Target: c.TargetString(),
 		StartedAt: start.UTC(), Severity: c.Severity, StatusPageURL: p.cfg.StatusPage.URL, Group: c.Group,
 		Regions: regionVotes(regions),
 	}

@@ -415,3 +415,54 @@ func TestOutboxLogAndGate(t *testing.T) {
 		t.Fatal("not held while seeing one region of three")
 	}
 }
+
+// depends_on: the child's trigger waits depends_wait for a parent to go
+// down; while a parent is down the child pages nothing (shown as
+// suppressed); once no parent is down, a child still down pages after
+// another depends_wait, under its own id.
+func TestDependsOn(t *testing.T) {
+	r := newRig(t, "aa-1", func(c *config.Config) {
+		c.Checks[1].DependsOn, c.Checks[1].DependsWait = []string{"api"}, 10*time.Second // web depends on api
+	})
+	r.sweep()
+	r.open("web", "child", t0)
+	r.at(2 * time.Second)
+	expect(t, "child waits depends_wait", r.sweep())
+	r.at(3 * time.Second)
+	r.open("api", "parent", t0.Add(3*time.Second))
+	r.at(5 * time.Second)
+	expect(t, "the parent pages", r.sweep(), "trigger/api:pager")
+	if s := r.p.Suppressions()["web"]; len(s.By) != 1 || s.By[0] != "api" || s.ParentIncident != "parent" {
+		t.Fatalf("suppression %+v", s)
+	}
+	r.at(30 * time.Second)
+	expect(t, "suppressed", r.sweep())
+	r.resolve("api", "parent", t0.Add(3*time.Second))
+	expect(t, "the parent resolves", r.sweep(), "resolve/api:pager")
+	r.at(39 * time.Second)
+	expect(t, "the child waits depends_wait again", r.sweep())
+	if len(r.p.Suppressions()) != 0 {
+		t.Fatal("shown suppressed with no parent down")
+	}
+	r.at(41 * time.Second)
+	expect(t, "the child still down pages", r.sweep(), "trigger/web:pager")
+	if ev := r.outbox.evs[len(r.outbox.evs)-1]; ev.IncidentID != "child" {
+		t.Fatalf("the child paged under %s, want its own id", ev.IncidentID)
+	}
+	r.at(50 * time.Second)
+	r.resolve("web", "child", t0)
+	expect(t, "its resolve", r.sweep(), "resolve/web:pager")
+
+	// A child whose parent stays down until both recover pages nothing.
+	r.at(60 * time.Second)
+	r.open("web", "child2", r.now)
+	r.open("api", "parent2", r.now)
+	r.at(62 * time.Second)
+	expect(t, "parent2", r.sweep(), "trigger/api:pager")
+	r.at(80 * time.Second)
+	r.resolve("web", "child2", t0.Add(60*time.Second))
+	r.resolve("api", "parent2", t0.Add(60*time.Second))
+	expect(t, "only the parent's resolve", r.sweep(), "resolve/api:pager")
+	r.at(100 * time.Second)
+	expect(t, "nothing after", r.sweep())
+}

@@ -57,9 +57,14 @@ type CheckStatus struct {
 	Since      time.Time             `json:"since"`
 	IncidentID string                `json:"incident_id"`
 	Regions    map[string]RegionVote `json:"regions"`
-	Type       string                `json:"type,omitempty"`
-	Target     string                `json:"target,omitempty"`
-	Group      string                `json:"group,omitempty"`
+	// SuppressedBy lists the checks this one depends on (depends_on) that
+	// are down: its incident is shown but pages nobody; ParentIncidentID
+	// is the first one's incident.
+	SuppressedBy     []string `json:"suppressed_by,omitempty"`
+	ParentIncidentID string   `json:"parent_incident_id,omitempty"`
+	Type             string   `json:"type,omitempty"`
+	Target           string   `json:"target,omitempty"`
+	Group            string   `json:"group,omitempty"`
 }
 
 // RegionVote is one region's current vote on a check and its latest result.
