@@ -2,10 +2,13 @@ package node
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vantage-dev/vantage/config"
 )
 
 // metrics are the node's Prometheus metrics, on a registry of its own.
@@ -19,21 +22,27 @@ type metrics struct {
 }
 
 var (
-	descProbeSuccess  = prometheus.NewDesc("vantage_probe_success", "Whether this node's latest probe of the check succeeded (1) or not (0).", []string{"check", "region"}, nil)
-	descProbeDuration = prometheus.NewDesc("vantage_probe_duration_seconds", "Duration of this node's latest probe by phase (dns, connect, tls, first_byte, total).", []string{"check", "region", "phase"}, nil)
-	descCheckState    = prometheus.NewDesc("vantage_check_state", "The check's cluster-wide state as this node sees it: 1 for the current state.", []string{"check", "state"}, nil)
-	descCheckUp       = prometheus.NewDesc("vantage_check_up", "1 unless the check is down cluster-wide (unknown and maintenance count as up).", []string{"check"}, nil)
-	descRegionVote    = prometheus.NewDesc("vantage_region_vote", "A region's vote on a check: 1 for the current vote (up, down, abstain).", []string{"check", "region", "vote"}, nil)
-	descRegionElig    = prometheus.NewDesc("vantage_region_eligible", "Whether a configured region may vote (an alive node, canaries passing).", []string{"region"}, nil)
-	descMembers       = prometheus.NewDesc("vantage_cluster_members", "Cluster members by state.", []string{"state"}, nil)
-	descSeesMajority  = prometheus.NewDesc("vantage_cluster_sees_majority", "Whether this node sees a majority of the configured regions (only then may it decide down or page).", nil, nil)
-	descCanary        = prometheus.NewDesc("vantage_canaries_ok", "Whether this node's canaries pass (0: its region abstains).", nil, nil)
-	descStoreWritten  = prometheus.NewDesc("vantage_store_results_written_total", "Probe results committed to SQLite.", nil, nil)
-	descStoreDropped  = prometheus.NewDesc("vantage_store_results_dropped_total", "Probe results dropped (queue full or store closed).", nil, nil)
-	descStoreQueue    = prometheus.NewDesc("vantage_store_queue_depth", "Probe results accepted but not yet committed.", nil, nil)
-	descStoreBatch    = prometheus.NewDesc("vantage_store_write_seconds", "Duration of the store's write transactions.", nil, nil)
-	descGossipBytes   = prometheus.NewDesc("vantage_gossip_bytes_total", "Gossip bytes sent (out) and received (in): udp (probes, gossip, votes), tcp (joins, push-pull); encrypted, without IP/UDP/TCP headers.", []string{"direction", "transport"}, nil)
-	descGossipDropped = prometheus.NewDesc("vantage_gossip_dropped_total", "Gossiped updates of a replicated table dropped because its delivery queue was full (push-pull repairs them).", []string{"table"}, nil)
+	// This node's latest probe of each check, in blackbox_exporter's
+	// vocabulary, so its dashboards and alert rules apply.
+	descProbeSuccess   = prometheus.NewDesc("probe_success", "Whether this node's latest probe of the check succeeded (1) or not (0).", []string{"check", "region"}, nil)
+	descProbeDuration  = prometheus.NewDesc("probe_duration_seconds", "Duration of this node's latest probe of the check.", []string{"check", "region"}, nil)
+	descProbeHTTPPhase = prometheus.NewDesc("probe_http_duration_seconds", "Duration of this node's latest http probe of the check by phase (resolve, connect, tls, processing, transfer).", []string{"check", "region", "phase"}, nil)
+	descProbeHTTPCode  = prometheus.NewDesc("probe_http_status_code", "HTTP status code of this node's latest http probe of the check (0: no response).", []string{"check", "region"}, nil)
+	descProbeCert      = prometheus.NewDesc("probe_ssl_earliest_cert_expiry", "Expiry of the certificate this node's latest probe of the check was served, in unix seconds.", []string{"check", "region"}, nil)
+	descProbeDNS       = prometheus.NewDesc("probe_dns_lookup_time_seconds", "DNS lookup time of this node's latest probe of the check.", []string{"check", "region"}, nil)
+	descCheckState     = prometheus.NewDesc("vantage_check_state", "The check's cluster-wide state as this node sees it: 1 for the current state.", []string{"check", "state"}, nil)
+	descCheckUp        = prometheus.NewDesc("vantage_check_up", "1 unless the check is down cluster-wide (unknown and maintenance count as up).", []string{"check"}, nil)
+	descRegionVote     = prometheus.NewDesc("vantage_region_vote", "A region's vote on a check: 1 for the current vote (up, down, abstain).", []string{"check", "region", "vote"}, nil)
+	descRegionElig     = prometheus.NewDesc("vantage_region_eligible", "Whether a configured region may vote (an alive node, canaries passing).", []string{"region"}, nil)
+	descMembers        = prometheus.NewDesc("vantage_cluster_members", "Cluster members by state.", []string{"state"}, nil)
+	descSeesMajority   = prometheus.NewDesc("vantage_cluster_sees_majority", "Whether this node sees a majority of the configured regions (only then may it decide down or page).", nil, nil)
+	descCanary         = prometheus.NewDesc("vantage_canaries_ok", "Whether this node's canaries pass (0: its region abstains).", nil, nil)
+	descStoreWritten   = prometheus.NewDesc("vantage_store_results_written_total", "Probe results committed to SQLite.", nil, nil)
+	descStoreDropped   = prometheus.NewDesc("vantage_store_results_dropped_total", "Probe results dropped (queue full or store closed).", nil, nil)
+	descStoreQueue     = prometheus.NewDesc("vantage_store_queue_depth", "Probe results accepted but not yet committed.", nil, nil)
+	descStoreBatch     = prometheus.NewDesc("vantage_store_write_seconds", "Duration of the store's write transactions.", nil, nil)
+	descGossipBytes    = prometheus.NewDesc("vantage_gossip_bytes_total", "Gossip bytes sent (out) and received (in): udp (probes, gossip, votes), tcp (joins, push-pull); encrypted, without IP/UDP/TCP headers.", []string{"direction", "transport"}, nil)
+	descGossipDropped  = prometheus.NewDesc("vantage_gossip_dropped_total", "Gossiped updates of a replicated table dropped because its delivery queue was full (push-pull repairs them).", []string{"table"}, nil)
 )
 
 func newMetrics(n *Node) *metrics {
@@ -59,7 +68,8 @@ func (m *metrics) handler() http.Handler {
 type collector struct{ n *Node }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descProbeSuccess, descProbeDuration, descCheckState, descCheckUp, descRegionVote,
+	for _, d := range []*prometheus.Desc{descProbeSuccess, descProbeDuration, descProbeHTTPPhase, descProbeHTTPCode, descProbeCert,
+		descProbeDNS, descCheckState, descCheckUp, descRegionVote,
 		descRegionElig, descMembers, descSeesMajority, descCanary, descStoreWritten, descStoreDropped,
 		descStoreQueue, descStoreBatch, descGossipBytes, descGossipDropped} {
 		ch <- d
@@ -108,8 +118,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	region := n.o.Region
 	for _, o := range snap.own {
 		gauge(descProbeSuccess, b2f(o.ok), o.check, region)
-		for i, phase := range []string{"dns", "connect", "tls", "first_byte", "total"} {
-			gauge(descProbeDuration, o.phases[i].Seconds(), o.check, region, phase)
+		gauge(descProbeDuration, o.phases[4].Seconds(), o.check, region)
+		gauge(descProbeDNS, o.phases[0].Seconds(), o.check, region)
+		if o.typ == config.TypeHTTP {
+			transfer := max(0, o.phases[4]-o.phases[0]-o.phases[1]-o.phases[2]-o.phases[3])
+			for i, d := range []time.Duration{o.phases[0], o.phases[1], o.phases[2], o.phases[3], transfer} {
+				gauge(descProbeHTTPPhase, d.Seconds(), o.check, region, []string{"resolve", "connect", "tls", "processing", "transfer"}[i])
+			}
+			gauge(descProbeHTTPCode, float64(o.statusCode), o.check, region)
+		}
+		if !o.certExpiry.IsZero() {
+			gauge(descProbeCert, float64(o.certExpiry.Unix()), o.check, region)
 		}
 	}
 	ok, _ := n.canary.Healthy()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vantage-dev/vantage/checker"
 	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/notifier"
 	"github.com/vantage-dev/vantage/quorum"
 	"github.com/vantage-dev/vantage/statuspage"
 	"github.com/vantage-dev/vantage/store"
@@ -58,6 +59,10 @@ func (n *Node) observe(c *config.Check, r checker.Result) {
 		Latency: r.Latency, DNS: r.Phases.DNS, Connect: r.Phases.Connect, TLS: r.Phases.TLS,
 		FirstByte: r.Phases.FirstByte, Code: r.Code, Message: r.Message,
 	})
+	if r.CertSerial != "" {
+		n.pager.Cert(c.Name, notifier.CertInfo{Subject: r.CertSubject, Serial: r.CertSerial, NotAfter: r.CertNotAfter},
+			r.CertExpiring, n.now())
+	}
 	healthy, _ := n.canary.Healthy()
 	obs, ok := n.ev.Observe(c.Name, r, healthy)
 	if !ok {

@@ -38,12 +38,15 @@ type snapshot struct {
 	view   *verdict.View
 }
 
-// ownResult is this node's latest result of one check.
+// ownResult is this node's latest result of one check, for the
+// blackbox-style probe_* metrics.
 type ownResult struct {
-	check string
-	ok    bool
+	check, typ string
+	ok         bool
 	// dns, connect, tls, first byte, total
-	phases [5]time.Duration
+	phases     [5]time.Duration
+	statusCode int
+	certExpiry time.Time // the served leaf's NotAfter (zero: none)
 }
 
 // touch marks the model stale; urgent for changes that must show at once.
@@ -137,7 +140,7 @@ func (n *Node) buildSnapshot() *snapshot {
 		st.Checks = append(st.Checks, cs)
 		if cv.HaveLast {
 			r := cv.Last
-			own = append(own, ownResult{check: name, ok: r.OK,
+			own = append(own, ownResult{check: name, typ: cv.Config.Type, ok: r.OK, statusCode: r.StatusCode, certExpiry: r.CertNotAfter,
 				phases: [5]time.Duration{r.Phases.DNS, r.Phases.Connect, r.Phases.TLS, r.Phases.FirstByte, r.Latency}})
 		}
 	}

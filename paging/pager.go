@@ -111,6 +111,7 @@ type Pager struct {
 	wasSender   bool
 	flaps       map[string]*flapState     // by check
 	coverage    map[string]*coverageState // by check, for checks unknown or alerted
+	certs       map[string]*certState     // by check, for certificates expiring or warned about
 	kick        chan struct{}
 	sweeps      atomic.Uint64
 }
@@ -125,7 +126,7 @@ func New(o Options) *Pager {
 	}
 	return &Pager{o: o, log: o.Logger, cfg: &config.Config{}, byName: map[string]*config.Check{},
 		router: notifier.NewRouter(nil), pages: map[string]*page{}, flaps: map[string]*flapState{},
-		coverage: map[string]*coverageState{}, kick: make(chan struct{}, 1)}
+		coverage: map[string]*coverageState{}, certs: map[string]*certState{}, kick: make(chan struct{}, 1)}
 }
 
 // SetConfig applies a config: routing, flapping and coverage settings.
@@ -273,6 +274,7 @@ func (p *Pager) Sweep(ctx context.Context) {
 	p.wasSender = isSender
 	jobs := p.alertsLocked(now, isSender)
 	jobs = append(jobs, p.pageJobsLocked(now, isSender)...)
+	jobs = append(jobs, p.certJobsLocked(now, isSender)...)
 	p.mu.Unlock()
 	for _, j := range jobs {
 		if ctx.Err() != nil {

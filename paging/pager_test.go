@@ -466,3 +466,35 @@ func TestDependsOn(t *testing.T) {
 	r.at(100 * time.Second)
 	expect(t, "nothing after", r.sweep())
 }
+
+// A certificate close to expiry sends one warning (kind cert, its own id,
+// warning severity) through the check's notifiers, however often it is
+// seen, and its resolve once a newer certificate is served; the check's
+// state is not touched.
+func TestCertWarnings(t *testing.T) {
+	r := newRig(t, "aa-1", nil)
+	r.sweep()
+	old := notifier.CertInfo{Subject: "CN=api", Serial: "0a1b", NotAfter: t0.Add(10 * 24 * time.Hour)}
+	r.p.Cert("api", notifier.CertInfo{Subject: "CN=api", Serial: "ffff", NotAfter: t0.Add(300 * 24 * time.Hour)}, false, r.now)
+	expect(t, "far from expiry", r.sweep())
+	r.p.Cert("api", old, true, r.now)
+	expect(t, "expiring", r.sweep(), "cert:trigger/api:pager")
+	ev := r.outbox.evs[len(r.outbox.evs)-1]
+	if ev.IncidentID != notifier.CertID("api", "0A1B") || ev.Severity != notifier.NoticeSeverity || ev.Cert == nil || ev.Cert.Serial != "0A1B" {
+		t.Fatalf("warning %+v", ev)
+	}
+	r.at(time.Hour)
+	r.p.Cert("api", old, true, r.now)
+	expect(t, "seen again", r.sweep())
+	r.at(2 * time.Hour)
+	r.p.Cert("api", notifier.CertInfo{Subject: "CN=api", Serial: "0c0d", NotAfter: t0.Add(90 * 24 * time.Hour)}, false, r.now)
+	expect(t, "renewed", r.sweep(), "cert:resolve/api:pager")
+	if ev := r.outbox.evs[len(r.outbox.evs)-1]; ev.Renewed == nil || ev.Renewed.Serial != "0C0D" || ev.IncidentID != notifier.CertID("api", "0A1B") {
+		t.Fatalf("resolve %+v", ev)
+	}
+	r.at(3 * time.Hour)
+	expect(t, "done", r.sweep())
+	if st, _, _, _, _ := r.checks.State("api"); st != quorum.StateUp {
+		t.Fatalf("a certificate warning changed the state to %s", st)
+	}
+}
