@@ -74,6 +74,7 @@ type Node struct {
 	http    *statuspage.Server
 	metrics *metrics
 	status  statusModel
+	ext     extensions // reports, ad-hoc probes, failure snapshots
 	probes  probeFlags
 	writes  writeQueue
 	cl      atomic.Pointer[cluster.Cluster]
@@ -186,6 +187,10 @@ func New(ctx context.Context, o Options) (*Node, error) {
 			"POST /api/v1/push/{name}": http.HandlerFunc(n.servePush), "GET /api/v1/push/{name}": http.HandlerFunc(n.servePush)},
 		Writer: n, APIToken: apiToken(o),
 	})
+	if err := n.ext.init(n); err != nil {
+		n.Close()
+		return nil, err
+	}
 	return n, nil
 }
 

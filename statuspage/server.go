@@ -160,6 +160,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/checks/{name}/history.csv", s.historyCSV)
 	s.mux.HandleFunc("GET /assets/{file}", s.asset)
 	s.mux.Handle("GET /ws", s.hub)
+	s.registerOperatorAPIs() // reports, ad-hoc probes, failure snapshots (reports.go)
 	for pattern, h := range opts.Extra {
 		s.mux.Handle(pattern, h)
 	}

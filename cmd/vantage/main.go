@@ -23,6 +23,8 @@ Usage:
   vantage run --config FILE [flags]     run one probe node
   vantage validate --config FILE        check a config without running it
   vantage status --addr URL             print a node's view as a table
+  vantage report --from DATE --to DATE [--group G] [--format text|html|csv|json]
+                                        SLA report of a period from a node
   vantage notify test --config FILE --notifier NAME
                                         send a test notification
   vantage version                       print version information
@@ -46,6 +48,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "notify":

@@ -1,0 +1,3 @@
+package statuspage
+
+func (s *Server) registerProbeAPI() {}
