@@ -1,7 +1,6 @@
 package store
 
 import (
-	"database/sql"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -76,33 +75,24 @@ func BenchmarkDailyUptime90(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	now := t0
 	today := floorTo(now.UnixMilli(), dayMS)
-	err := s.exec(ctx, func(tx *sql.Tx) error {
-		st, err := tx.Prepare(`INSERT INTO daily_rollups(check_name, day, region, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist)
-			VALUES (?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for c := 0; c < 20; c++ {
-			for d := 0; d < 90; d++ {
-				for _, reg := range benchRegions {
-					var a agg
-					for i := 0; i < 2880; i++ {
-						r := Result{OK: rng.IntN(500) != 0, Latency: time.Duration(math.Exp(rng.NormFloat64()*0.6+math.Log(40e3))) * time.Microsecond}
-						a.add(&r)
-					}
-					if _, err := st.Exec(fmt.Sprintf("check-%02d", c), today-int64(d)*dayMS, reg, a.count, a.failures, a.latN,
-						a.latMin, a.latMax, a.latSum, a.h.encode(nil)); err != nil {
-						return err
-					}
+	for c := 0; c < 20; c++ {
+		var bs []Bucket
+		for d := 0; d < 90; d++ {
+			for _, reg := range benchRegions {
+				var a agg
+				for i := 0; i < 2880; i++ {
+					r := Result{OK: rng.IntN(500) != 0, Latency: time.Duration(math.Exp(rng.NormFloat64()*0.6+math.Log(40e3))) * time.Microsecond}
+					a.add(&r)
 				}
+				bs = append(bs, Bucket{Check: fmt.Sprintf("check-%02d", c), Node: reg, Region: reg, Step: StepDay,
+					Start: msTime(today - int64(d)*dayMS), Agg: a.export()})
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
+		if !s.MergeBuckets(bs) {
+			b.Fatal("queue full")
+		}
 	}
+	mustFlush(b, s)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

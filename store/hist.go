@@ -139,6 +139,18 @@ func (h *hist) encode(dst []byte) []byte {
 	return dst
 }
 
+// appendTo appends the encoding of h to dst.
+func (h *hist) appendTo(dst []byte) []byte {
+	for i, c := range h {
+		if c == 0 {
+			continue
+		}
+		dst = append(dst, byte(i))
+		dst = binary.AppendUvarint(dst, c)
+	}
+	return dst
+}
+
 var errBadHist = errors.New("store: malformed histogram blob")
 
 // addEncoded adds the counts of an encoded histogram to h.

@@ -80,7 +80,7 @@ func TestOpenAppliesSchemaOnce(t *testing.T) {
 	if v := userVersion(t, s.rdb); v != SchemaVersion() || v < 1 {
 		t.Fatalf("version %d, want %d", v, SchemaVersion())
 	}
-	for _, tb := range []string{"results", "minute_rollups", "daily_rollups", "state_changes", "incidents"} {
+	for _, tb := range []string{"results", "series", "series_units", "state_changes", "incidents"} {
 		if !tableExists(t, s.rdb, tb) {
 			t.Fatalf("table %s missing", tb)
 		}

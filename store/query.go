@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -109,61 +110,173 @@ type MinuteStat struct {
 	Aggregate
 }
 
-// startAgg is the merged rollup of one minute or day.
+// startAgg is the merged buckets of one start.
 type startAgg struct {
 	start int64
 	a     agg
 }
 
-// rollups reads the rollup rows of check with from <= start <= to, merged
-// over regions (or of one region when region != ""), oldest first.
-func (s *Store) rollups(ctx context.Context, daily bool, check, region string, from, to int64) ([]startAgg, error) {
-	table, col := "minute_rollups", "minute"
-	if daily {
-		table, col = "daily_rollups", "day"
+// nodeList returns the known nodes as an SQL list of placeholders and
+// their arguments; with none it returns ok false.
+func (s *Store) nodeList() (string, []any, bool) {
+	nodes := s.Origins()
+	if len(nodes) == 0 {
+		return "", nil, false
 	}
-	// The primary key (check_name, start, region) returns rows grouped by
-	// start, so merging needs no map.
-	q := fmt.Sprintf(`SELECT %[2]s, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
-		FROM %[1]s WHERE check_name = ? AND %[2]s >= ? AND %[2]s <= ?`, table, col)
-	args := []any{check, from, to}
+	args := make([]any, len(nodes))
+	for i, n := range nodes {
+		args[i] = n
+	}
+	return "?" + strings.Repeat(",?", len(nodes)-1), args, true
+}
+
+// scanBuckets reads check's buckets of step with from <= start < to (of
+// one region unless region is ""), every node's, and calls fn for each.
+// Rows come node by node, each node's by start.
+func (s *Store) scanBuckets(ctx context.Context, check, region string, step Step, from, to int64, fn func(start int64, region string, a *agg)) error {
+	list, nodes, ok := s.nodeList()
+	if !ok || from >= to {
+		return nil
+	}
+	q := `SELECT start, region, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist FROM series
+		WHERE check_name = ? AND node IN (` + list + `) AND step = ? AND start >= ? AND start < ?`
+	args := append(append([]any{check}, nodes...), int64(step), from, to)
 	if region != "" {
 		q += ` AND region = ?`
 		args = append(args, region)
 	}
-	q += fmt.Sprintf(` ORDER BY %s`, col)
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: read rollups: %w", err)
+		return fmt.Errorf("store: read buckets: %w", err)
 	}
 	defer rows.Close()
 	var (
-		out  []startAgg
-		row  agg
+		a    agg
+		reg  string
 		blob sql.RawBytes
 	)
 	for rows.Next() {
 		var start int64
-		row.latN, row.latMin, row.latMax = 0, 0, 0
-		if err := rows.Scan(&start, &row.count, &row.failures, &row.latN, &row.latMin, &row.latMax, &row.latSum, &blob); err != nil {
-			return nil, fmt.Errorf("store: read rollups: %w", err)
+		a = agg{}
+		if err := rows.Scan(&start, &reg, &a.count, &a.failures, &a.latN, &a.latMin, &a.latMax, &a.latSum, &blob); err != nil {
+			return fmt.Errorf("store: read buckets: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].start != start {
-			out = append(out, startAgg{start: start})
+		if err := a.h.addEncoded(blob); err != nil {
+			return fmt.Errorf("store: read buckets: %w", err)
 		}
-		cur := &out[len(out)-1].a
-		// merge without materialising the row's histogram
-		h := cur.h
-		cur.merge(&row)
-		cur.h = h
-		if err := cur.h.addEncoded(blob); err != nil {
-			return nil, fmt.Errorf("store: read rollups: %w", err)
-		}
+		fn(start, reg, &a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: read rollups: %w", err)
+		return fmt.Errorf("store: read buckets: %w", err)
+	}
+	return nil
+}
+
+// merged reads check's buckets of step with from <= start < to, merged
+// over nodes (and over regions, or of one region when region != ""),
+// oldest first.
+func (s *Store) merged(ctx context.Context, check, region string, step Step, from, to int64) ([]startAgg, error) {
+	byStart := map[int64]*agg{}
+	err := s.scanBuckets(ctx, check, region, step, from, to, func(start int64, _ string, a *agg) {
+		m := byStart[start]
+		if m == nil {
+			m = new(agg)
+			byStart[start] = m
+		}
+		m.merge(a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]startAgg, 0, len(byStart))
+	for st, a := range byStart {
+		out = append(out, startAgg{start: st, a: *a})
+	}
+	slices.SortFunc(out, func(a, b startAgg) int { return cmpInt(a.start, b.start) })
+	return out, nil
+}
+
+// SeriesPoint is one bucket of a region: the sum of its nodes' buckets.
+type SeriesPoint struct {
+	Start time.Time
+	Agg   Agg
+}
+
+// Series returns check's buckets of step with from <= start < to, per
+// region, each region's bucket the sum of its nodes', oldest first; only
+// buckets with results.
+func (s *Store) Series(ctx context.Context, check string, step Step, from, to time.Time) (map[string][]SeriesPoint, error) {
+	if !step.Valid() {
+		return nil, fmt.Errorf("store: bad step %d", step)
+	}
+	type rk struct {
+		region string
+		start  int64
+	}
+	sums := map[rk]*agg{}
+	err := s.scanBuckets(ctx, check, "", step, from.UnixMilli(), to.UnixMilli(), func(start int64, region string, a *agg) {
+		k := rk{region, start}
+		m := sums[k]
+		if m == nil {
+			m = new(agg)
+			sums[k] = m
+		}
+		m.merge(a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]SeriesPoint{}
+	for k, a := range sums {
+		if a.count > 0 {
+			out[k.region] = append(out[k.region], SeriesPoint{Start: msTime(k.start), Agg: a.export()})
+		}
+	}
+	for _, ps := range out {
+		slices.SortFunc(ps, func(a, b SeriesPoint) int { return a.Start.Compare(b.Start) })
 	}
 	return out, nil
+}
+
+// sums returns the sums of count and failures of check's buckets of step
+// with from <= start < to, every node's.
+func (s *Store) sums(ctx context.Context, check string, step Step, from, to int64) (n, f int64, err error) {
+	list, nodes, ok := s.nodeList()
+	if !ok || from >= to {
+		return 0, 0, nil
+	}
+	q := `SELECT coalesce(sum(count), 0), coalesce(sum(failures), 0) FROM series
+		WHERE check_name = ? AND node IN (` + list + `) AND step = ? AND start >= ? AND start < ?`
+	args := append(append([]any{check}, nodes...), int64(step), from, to)
+	if err := s.rdb.QueryRowContext(ctx, q, args...).Scan(&n, &f); err != nil {
+		return 0, 0, fmt.Errorf("store: sum buckets: %w", err)
+	}
+	return n, f, nil
+}
+
+// Total sums check's results over the minutes that start in [from, to)
+// (from and to are rounded down to the minute), every region's: the whole
+// hours from hour buckets, the minutes at either end from minute buckets.
+// With every node's buckets held, it equals the sum of the minute buckets.
+func (s *Store) Total(ctx context.Context, check string, from, to time.Time) (count, failures int64, err error) {
+	lo, hi := floorTo(from.UnixMilli(), minuteMS), floorTo(to.UnixMilli(), minuteMS)
+	if lo >= hi {
+		return 0, 0, nil
+	}
+	hlo, hhi := floorTo(lo+hourMS-1, hourMS), floorTo(hi, hourMS)
+	parts := [][3]int64{{int64(StepMinute), lo, hi}}
+	if hlo < hhi {
+		parts = [][3]int64{{int64(StepMinute), lo, hlo}, {int64(StepHour), hlo, hhi}, {int64(StepMinute), hhi, hi}}
+	}
+	for _, p := range parts {
+		n, f, err := s.sums(ctx, check, Step(p[0]), p[1], p[2])
+		if err != nil {
+			return 0, 0, err
+		}
+		count += n
+		failures += f
+	}
+	return count, failures, nil
 }
 
 // DailyUptime returns one entry per UTC day for the last days days up to
@@ -180,7 +293,7 @@ func (s *Store) DailyUptimeRegion(ctx context.Context, check, region string, day
 	}
 	today := floorTo(now.UnixMilli(), dayMS)
 	first := today - int64(days-1)*dayMS
-	rs, err := s.rollups(ctx, true, check, region, first, today)
+	rs, err := s.merged(ctx, check, region, StepDay, first, today+dayMS)
 	if err != nil {
 		return nil, err
 	}
@@ -201,18 +314,14 @@ func (s *Store) DailyUptimeRegion(ctx context.Context, check, region string, day
 
 // MinuteStats returns per-minute statistics of a check for the minutes that
 // start in [from, to), oldest first, merged over regions (region "") or of
-// one region. Only minutes with results are returned. Minute rollups are
+// one region. Only minutes with results are returned. Minute buckets are
 // kept for Options.RetainMinute.
 func (s *Store) MinuteStats(ctx context.Context, check, region string, from, to time.Time) ([]MinuteStat, error) {
 	lo := floorTo(from.UnixMilli(), minuteMS)
 	if lo < from.UnixMilli() {
 		lo += minuteMS
 	}
-	hi := to.UnixMilli() - 1
-	if hi < lo {
-		return nil, nil
-	}
-	rs, err := s.rollups(ctx, false, check, region, lo, hi)
+	rs, err := s.merged(ctx, check, region, StepMinute, lo, to.UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -226,27 +335,21 @@ func (s *Store) MinuteStats(ctx context.Context, check, region string, from, to 
 // Uptime returns the fraction of successful results of check over the
 // window ending at now, all regions together, or NoData (-1) without
 // results. Windows up to 30 days (or RetainMinute, if shorter) use minute
-// rollups and count every minute that overlaps the window; longer windows
-// use daily rollups and count every UTC day that overlaps it.
+// buckets and count every minute that overlaps the window; longer windows
+// use day buckets and count every UTC day that overlaps it.
 func (s *Store) Uptime(ctx context.Context, check string, window time.Duration, now time.Time) (float64, error) {
 	from := now.Add(-window).UnixMilli()
-	to := now.UnixMilli()
+	to := now.UnixMilli() + 1
 	horizon := 30 * 24 * time.Hour
 	if r := s.opts.RetainMinute; r > 0 && r < horizon {
 		horizon = r
 	}
-	var q string
-	if window <= horizon {
-		q = `SELECT coalesce(sum(count), 0), coalesce(sum(failures), 0) FROM minute_rollups
-			WHERE check_name = ? AND minute >= ? AND minute <= ?`
-		from = floorTo(from, minuteMS)
-	} else {
-		q = `SELECT coalesce(sum(count), 0), coalesce(sum(failures), 0) FROM daily_rollups
-			WHERE check_name = ? AND day >= ? AND day <= ?`
-		from = floorTo(from, dayMS)
+	step, unit := StepMinute, minuteMS
+	if window > horizon {
+		step, unit = StepDay, dayMS
 	}
-	var n, f int64
-	if err := s.rdb.QueryRowContext(ctx, q, check, from, to).Scan(&n, &f); err != nil {
+	n, f, err := s.sums(ctx, check, step, floorTo(from, unit), to)
+	if err != nil {
 		return 0, fmt.Errorf("store: uptime: %w", err)
 	}
 	if n == 0 {
@@ -255,9 +358,9 @@ func (s *Store) Uptime(ctx context.Context, check string, window time.Duration, 
 	return float64(n-f) / float64(n), nil
 }
 
-// Checks returns the names of the checks that have daily rollups, sorted.
+// Checks returns the names of the checks that have buckets, sorted.
 func (s *Store) Checks(ctx context.Context) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT DISTINCT check_name FROM daily_rollups ORDER BY check_name`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT DISTINCT check_name FROM series ORDER BY check_name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: checks: %w", err)
 	}

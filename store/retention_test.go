@@ -14,8 +14,8 @@ func counts(t testing.TB, s *Store) (raw, minute, daily int) {
 		n   *int
 	}{
 		{`SELECT count(*) FROM results`, &raw},
-		{`SELECT count(*) FROM minute_rollups`, &minute},
-		{`SELECT count(*) FROM daily_rollups`, &daily},
+		{`SELECT count(*) FROM series WHERE step = 0`, &minute},
+		{`SELECT count(*) FROM series WHERE step = 2`, &daily},
 	} {
 		if err := s.rdb.QueryRow(q.sql).Scan(q.n); err != nil {
 			t.Fatal(err)
@@ -56,14 +56,16 @@ func TestRetentionWithInjectedClock(t *testing.T) {
 	if err := s.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// raw: only the last hour (7d); minutes: 10d and 1h (30d); days: all (90d)
+	// raw: only the last hour (7d); minutes: 10d and 1h (30d, whole days);
+	// days: all (90d, whole blocks of 100 days)
 	if raw, minute, daily := counts(t, s); raw != 20 || minute != 40 || daily != 6 {
 		t.Fatalf("after first prune: raw %d minute %d daily %d", raw, minute, daily)
 	}
 	if st := s.Stats(); st.PrunedRows != 60 || !st.LastPrune.Equal(t0) {
 		t.Fatalf("stats %+v", st)
 	}
-	// The 90-day bar still shows the 40-day-old day from daily rollups.
+	checkUnits(t, s)
+	// The 90-day bar still shows the 40-day-old day from day buckets.
 	days, err := s.DailyUptime(ctx, "api", 90, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -72,40 +74,53 @@ func TestRetentionWithInjectedClock(t *testing.T) {
 		t.Fatalf("bar: %d %d %d", days[89-40].Count, days[89-10].Count, days[89].Count)
 	}
 
-	// 60 days later: the 10-day-old minutes go, daily rows are 100 and 70
-	// days old: only the 40-day-old ones (now 100) go.
-	clk.Advance(60 * day)
+	// 200 days later everything but the day buckets of whole 100-day
+	// blocks not older than 90 days is gone.
+	clk.Advance(200 * day)
 	if err := s.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if raw, minute, daily := counts(t, s); raw != 0 || minute != 0 || daily != 4 {
+	if raw, minute, daily := counts(t, s); raw != 0 || minute != 0 || daily != 0 {
 		t.Fatalf("after second prune: raw %d minute %d daily %d", raw, minute, daily)
 	}
-	// Writes after a prune still produce consistent rollups (cache reset).
+	checkUnits(t, s)
+	// Writes after a prune still produce consistent buckets (cache reset).
 	ageResults(s, clk.Now(), 1, 0)
 	mustFlush(t, s)
-	if raw, minute, daily := counts(t, s); raw != 2 || minute != 2 || daily != 6 {
+	if raw, minute, daily := counts(t, s); raw != 2 || minute != 2 || daily != 2 {
 		t.Fatalf("after new writes: raw %d minute %d daily %d", raw, minute, daily)
 	}
+	checkRollupsAgainstRaw(t, s, "api")
 }
 
+// Retention removes whole blocks (days of minutes, 10 days of hours, 100
+// days of days): a block goes once it ended before now minus the
+// retention, so every node prunes the same buckets.
 func TestRetentionBoundaries(t *testing.T) {
-	clk := newClock(t0)
+	now := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	clk := newClock(now)
 	s := openTest(t, "", Options{Now: clk.Now, RetainRaw: time.Hour, RetainMinute: 2 * time.Hour, PruneInterval: time.Hour})
 	ctx := ctxT(t)
+	if err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dayStart := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC) // now - 2h falls on the 21st
 	s.AddBatch([]Result{
-		{Check: "c", Region: "r", Node: "n", Time: t0.Add(-time.Hour - time.Millisecond)},   // raw goes
-		{Check: "c", Region: "r", Node: "n", Time: t0.Add(-time.Hour)},                      // raw stays
-		{Check: "c", Region: "r", Node: "n", Time: t0.Add(-2*time.Hour - time.Minute)},      // minute ends at the cutoff: goes
-		{Check: "c", Region: "r", Node: "n", Time: t0.Add(-2*time.Hour - time.Millisecond)}, // same minute
-		{Check: "c", Region: "r", Node: "n", Time: t0.Add(-2 * time.Hour)},                  // minute ends after the cutoff: stays
+		{Check: "c", Region: "r", Node: "n", Time: now.Add(-time.Hour - time.Millisecond)}, // raw goes
+		{Check: "c", Region: "r", Node: "n", Time: now.Add(-time.Hour)},                    // raw stays
+		{Check: "c", Region: "r", Node: "n", Time: dayStart.Add(-time.Minute)},             // the 20th: its minute goes
+		{Check: "c", Region: "r", Node: "n", Time: dayStart.Add(-time.Millisecond)},        // same minute
+		{Check: "c", Region: "r", Node: "n", Time: dayStart},                               // the 21st: stays
 	})
 	mustFlush(t, s)
+	if h := s.Horizon(StepMinute, now); !h.Equal(dayStart) {
+		t.Fatalf("horizon %v, want %v", h, dayStart)
+	}
 	if err := s.Prune(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var minutes []time.Time
-	rows, err := s.rdb.Query(`SELECT minute FROM minute_rollups ORDER BY minute`)
+	rows, err := s.rdb.Query(`SELECT start FROM series WHERE step = 0 ORDER BY start`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,10 +133,10 @@ func TestRetentionBoundaries(t *testing.T) {
 	}
 	rows.Close()
 	raw, _, daily := counts(t, s)
-	if raw != 1 || daily != 1 {
+	if raw != 1 || daily != 3 {
 		t.Fatalf("raw %d daily %d", raw, daily)
 	}
-	want := []time.Time{t0.Add(-2 * time.Hour), t0.Add(-time.Hour - time.Minute), t0.Add(-time.Hour)}
+	want := []time.Time{dayStart, now.Add(-time.Hour - time.Minute), now.Add(-time.Hour)}
 	if len(minutes) != len(want) {
 		t.Fatalf("minutes %v, want %v", minutes, want)
 	}
@@ -129,6 +144,16 @@ func TestRetentionBoundaries(t *testing.T) {
 		if !minutes[i].Equal(want[i]) {
 			t.Fatalf("minutes %v, want %v", minutes, want)
 		}
+	}
+	checkUnits(t, s)
+	// A peer's minute bucket older than the horizon is refused.
+	b := Bucket{Check: "c", Node: "peer", Region: "r", Step: StepMinute, Start: dayStart.Add(-time.Minute), Agg: Agg{Count: 1}}
+	if !s.MergeBuckets([]Bucket{b}) {
+		t.Fatal("queue full")
+	}
+	mustFlush(t, s)
+	if st := s.Stats(); st.MergeRefused != 1 {
+		t.Fatalf("refused %d", st.MergeRefused)
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -104,6 +105,42 @@ CREATE TABLE incident_updates (
 CREATE INDEX incident_updates_incident ON incident_updates(incident_id, created_at);
 CREATE INDEX incident_updates_created ON incident_updates(created_at);
 `,
+	// 3: every node's buckets (series) and their digests; the rollups of
+	// the node's own results move there (convertRollups) and their tables
+	// go.
+	`
+CREATE TABLE series (
+	check_name TEXT    NOT NULL,
+	node       TEXT    NOT NULL,             -- the node whose results these are
+	step       INTEGER NOT NULL,             -- 0 minute, 1 hour, 2 UTC day
+	start      INTEGER NOT NULL,             -- unix ms of the bucket's start
+	region     TEXT    NOT NULL,             -- the node's region
+	count      INTEGER NOT NULL,
+	failures   INTEGER NOT NULL,
+	lat_count  INTEGER NOT NULL,
+	lat_min_us INTEGER NOT NULL,
+	lat_max_us INTEGER NOT NULL,
+	lat_sum_us INTEGER NOT NULL,
+	hist       BLOB    NOT NULL,
+	PRIMARY KEY (check_name, node, step, start)
+) WITHOUT ROWID;
+CREATE INDEX series_node ON series(node, step, start);
+
+CREATE TABLE series_units (
+	node  TEXT    NOT NULL,
+	step  INTEGER NOT NULL,
+	start INTEGER NOT NULL,
+	hash  INTEGER NOT NULL,                  -- sum of the unit's buckets' hashes, mod 2^64
+	rows  INTEGER NOT NULL,                  -- its buckets
+	PRIMARY KEY (node, step, start)
+) WITHOUT ROWID;
+`,
+}
+
+// migrationSteps are Go steps of migrations, run in the migration's
+// transaction after its SQL: migrationSteps[n] belongs to migration n.
+var migrationSteps = map[int]func(context.Context, *sql.Tx) error{
+	3: convertRollups,
 }
 
 // SchemaVersion is the schema version this package writes.
@@ -113,6 +150,11 @@ func SchemaVersion() int { return len(migrations) }
 // transaction together with the user_version bump. It returns the number of
 // migrations applied.
 func migrate(ctx context.Context, db *sql.DB, migs []string) (int, error) {
+	return migrateWith(ctx, db, migs, nil)
+}
+
+// migrateWith is migrate with Go steps (by migration number).
+func migrateWith(ctx context.Context, db *sql.DB, migs []string, steps map[int]func(context.Context, *sql.Tx) error) (int, error) {
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return 0, fmt.Errorf("store: read schema version: %w", err)
@@ -122,7 +164,7 @@ func migrate(ctx context.Context, db *sql.DB, migs []string) (int, error) {
 	}
 	applied := 0
 	for i := v; i < len(migs); i++ {
-		done, err := applyMigration(ctx, db, i, migs[i])
+		done, err := applyMigration(ctx, db, i, migs[i], steps[i+1])
 		if err != nil {
 			return applied, err
 		}
@@ -133,7 +175,7 @@ func migrate(ctx context.Context, db *sql.DB, migs []string) (int, error) {
 	return applied, nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, i int, stmt string) (bool, error) {
+func applyMigration(ctx context.Context, db *sql.DB, i int, stmt string, step func(context.Context, *sql.Tx) error) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("store: migration %d: %w", i+1, err)
@@ -150,6 +192,11 @@ func applyMigration(ctx context.Context, db *sql.DB, i int, stmt string) (bool, 
 	if _, err := tx.ExecContext(ctx, stmt); err != nil {
 		return false, fmt.Errorf("store: migration %d: %w", i+1, err)
 	}
+	if step != nil {
+		if err := step(ctx, tx); err != nil {
+			return false, fmt.Errorf("store: migration %d: %w", i+1, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
 		return false, fmt.Errorf("store: migration %d: %w", i+1, err)
 	}
@@ -157,4 +204,140 @@ func applyMigration(ctx context.Context, db *sql.DB, i int, stmt string) (bool, 
 		return false, fmt.Errorf("store: migration %d: %w", i+1, err)
 	}
 	return true, nil
+}
+
+// convertRollups moves the rollups of schema 2 (this node's own results,
+// by region) into series as this node's buckets, derives their hour
+// buckets, fills series_units and drops the old tables. The node is the
+// one that wrote the newest raw result; without raw results (all pruned)
+// the buckets are kept under "~REGION".
+func convertRollups(ctx context.Context, tx *sql.Tx) error {
+	var node sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT node FROM results ORDER BY ts DESC LIMIT 1`).Scan(&node); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	var regions int
+	if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT region) FROM daily_rollups`).Scan(&regions); err != nil {
+		return err
+	}
+	nodeOf := func(region string) string {
+		switch {
+		case !node.Valid || node.String == "":
+			return "~" + region
+		case regions > 1:
+			return node.String + "~" + region
+		}
+		return node.String
+	}
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO series(check_name, node, step, start, `+bucketCols+`)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	units := map[ukey]udelta{}
+	var buf, blob []byte
+	put := func(k rkey, r *row) error {
+		blob = r.h.encode(blob)
+		res, err := ins.ExecContext(ctx, k.check, k.node, int64(k.step), k.start, r.region, r.count, r.failures,
+			r.latN, r.latMin, r.latMax, r.latSum, blob)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		var h uint64
+		h, buf = rowHash(buf, k, r)
+		u := units[k.unit()]
+		u.hash += h
+		u.rows++
+		units[k.unit()] = u
+		return nil
+	}
+	type legacyRow struct {
+		k rkey
+		r row
+	}
+	for _, src := range []struct {
+		table, col string
+		step       Step
+	}{{"minute_rollups", "minute", StepMinute}, {"daily_rollups", "day", StepDay}} {
+		var (
+			hourKey rkey
+			hour    row
+			have    bool
+			last    = legacyRow{}
+			first   = true
+		)
+		for {
+			// keyset pages, so no statement runs while rows are open
+			q := fmt.Sprintf(`SELECT check_name, region, %[1]s, count, failures, lat_count, lat_min_us, lat_max_us,
+				lat_sum_us, hist FROM %[2]s WHERE ? OR (check_name, region, %[1]s) > (?, ?, ?)
+				ORDER BY check_name, region, %[1]s LIMIT 5000`, src.col, src.table)
+			rows, err := tx.QueryContext(ctx, q, first, last.k.check, last.r.region, last.k.start)
+			if err != nil {
+				return err
+			}
+			var page []legacyRow
+			for rows.Next() {
+				var lr legacyRow
+				var b []byte
+				if err := rows.Scan(&lr.k.check, &lr.r.region, &lr.k.start, &lr.r.count, &lr.r.failures, &lr.r.latN,
+					&lr.r.latMin, &lr.r.latMax, &lr.r.latSum, &b); err != nil {
+					rows.Close()
+					return err
+				}
+				if err := lr.r.h.addEncoded(b); err != nil {
+					rows.Close()
+					return err
+				}
+				lr.k.node, lr.k.step = nodeOf(lr.r.region), src.step
+				page = append(page, lr)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				break
+			}
+			first, last = false, page[len(page)-1]
+			for i := range page {
+				k, r := page[i].k, &page[i].r
+				if err := put(k, r); err != nil {
+					return err
+				}
+				if src.step != StepMinute {
+					continue
+				}
+				if pk := k.parent(); !have || pk != hourKey {
+					if have {
+						if err := put(hourKey, &hour); err != nil {
+							return err
+						}
+					}
+					hourKey, hour, have = pk, row{region: r.region}, true
+				}
+				hour.merge(&r.agg)
+			}
+		}
+		if have {
+			if err := put(hourKey, &hour); err != nil {
+				return err
+			}
+		}
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO series_units(node, step, start, hash, rows) VALUES (?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	for u, d := range units {
+		if _, err := up.ExecContext(ctx, u.node, int64(u.step), u.start, int64(d.hash), d.rows); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `DROP TABLE minute_rollups; DROP TABLE daily_rollups;`)
+	return err
 }

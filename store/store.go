@@ -50,8 +50,9 @@ type Options struct {
 
 	// Retention. 0 selects the default, a negative value keeps forever.
 	RetainRaw    time.Duration // raw results; default 7 days
-	RetainMinute time.Duration // minute rollups; default 30 days
-	RetainDaily  time.Duration // daily rollups; default 0 = forever
+	RetainMinute time.Duration // minute buckets; default 30 days
+	RetainHour   time.Duration // hour buckets; default 90 days
+	RetainDaily  time.Duration // day buckets; default 0 = forever
 	// PruneInterval is how often retention runs (also once at Open);
 	// default 10 minutes.
 	PruneInterval time.Duration
@@ -87,6 +88,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.RetainMinute == 0 {
 		o.RetainMinute = 30 * 24 * time.Hour
+	}
+	if o.RetainHour == 0 {
+		o.RetainHour = 90 * 24 * time.Hour
 	}
 	if o.PruneInterval <= 0 {
 		o.PruneInterval = 10 * time.Minute
@@ -133,15 +137,29 @@ type Store struct {
 
 	statMu sync.Mutex
 	st     batchStats
+
+	// series digests and sharing
+	digMu   sync.RWMutex
+	blocks  map[bkey]udelta // block digests, from series_units
+	pastGen atomic.Uint64   // bumped when a past day's bucket changes
+	liveMu  sync.Mutex
+	live    live
+
+	mergeDropped atomic.Uint64 // received buckets refused: queue full
+	mergeRefused atomic.Uint64 // received buckets refused: invalid or out of range
+	mergeOps     atomic.Uint64 // merge transactions
+	mergeChanged atomic.Uint64 // buckets changed by merges (received or derived)
+	mergeErrors  atomic.Uint64 // failed merge transactions
 }
 
 // op is one request to the writer goroutine.
 type op struct {
-	kind  opKind
-	res   Result
-	batch []Result
-	fn    func(*sql.Tx) error
-	done  chan error
+	kind    opKind
+	res     Result
+	batch   []Result
+	fn      func(*sql.Tx) error
+	buckets []Bucket
+	done    chan error
 }
 
 type opKind uint8
@@ -152,6 +170,7 @@ const (
 	opFlush
 	opExec
 	opPrune
+	opMerge
 )
 
 func sqliteDSN(path string, params ...string) string {
@@ -195,7 +214,7 @@ func Open(path string, opts Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("store: open %s: journal_mode is %q, want wal (%v)", path, mode, err)
 	}
-	if _, err := migrate(ctx, wdb, migrations); err != nil {
+	if _, err := migrateWith(ctx, wdb, migrations, migrationSteps); err != nil {
 		wdb.Close()
 		return nil, err
 	}
@@ -225,6 +244,7 @@ func Open(path string, opts Options) (*Store, error) {
 		rdb:        rdb,
 		ops:        make(chan op, opts.QueueSize),
 		writerDone: make(chan struct{}),
+		blocks:     map[bkey]udelta{},
 	}
 	w, err := newWriter(s)
 	if err != nil {
@@ -377,6 +397,15 @@ type Stats struct {
 
 	PrunedRows uint64 // rows deleted by retention
 	LastPrune  time.Time
+
+	// Received buckets (MergeBuckets).
+	MergeOps      uint64 // merge transactions committed or found no change
+	MergeChanged  uint64 // buckets changed by them, received or derived
+	MergeErrors   uint64 // failed merge transactions
+	MergeDropped  uint64 // buckets refused because the write queue was full
+	MergeRefused  uint64 // buckets refused as invalid or out of retention
+	SeriesBlocks  int    // blocks held, all nodes and steps
+	SeriesBuckets int64  // buckets held, all nodes and steps
 }
 
 var batchDurationBounds = []time.Duration{
@@ -451,9 +480,35 @@ func (s *Store) Stats() Stats {
 	if b.batches > 0 {
 		st.AvgBatchDuration = b.sum / time.Duration(b.batches)
 	}
+	st.MergeOps, st.MergeChanged, st.MergeErrors = s.mergeOps.Load(), s.mergeChanged.Load(), s.mergeErrors.Load()
+	st.MergeDropped, st.MergeRefused = s.mergeDropped.Load(), s.mergeRefused.Load()
+	s.digMu.RLock()
+	st.SeriesBlocks = len(s.blocks)
+	for _, b := range s.blocks {
+		st.SeriesBuckets += b.rows
+	}
+	s.digMu.RUnlock()
 	depth := int64(st.ResultsAccepted) - int64(st.ResultsWritten) - int64(st.ResultsFailed)
 	st.QueueDepth = int(max(depth, 0))
 	return st
+}
+
+func (s *Store) recordMerge(n, changed int, err error) {
+	if err != nil {
+		s.mergeErrors.Add(1)
+		return
+	}
+	s.mergeOps.Add(1)
+	s.mergeChanged.Add(uint64(changed))
+}
+
+// acceptable reports whether a bucket of step starting at start (unix ms)
+// may be stored at now: within retention and not in the future.
+func (s *Store) acceptable(step Step, start, now int64) bool {
+	if h, ok := s.horizonMS(step, now); ok && start < h {
+		return false
+	}
+	return start <= now+5*minuteMS
 }
 
 // discardLogger is used by tests and benchmarks.

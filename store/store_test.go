@@ -282,18 +282,18 @@ func TestRollupsMatchRaw(t *testing.T) {
 
 func assertRollupTotals(t testing.TB, s *Store) int64 {
 	t.Helper()
-	var raw, minute, daily int64
+	var raw int64
 	if err := s.rdb.QueryRow(`SELECT count(*) FROM results`).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.rdb.QueryRow(`SELECT coalesce(sum(count),0) FROM minute_rollups`).Scan(&minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.rdb.QueryRow(`SELECT coalesce(sum(count),0) FROM daily_rollups`).Scan(&daily); err != nil {
-		t.Fatal(err)
-	}
-	if raw != minute || raw != daily {
-		t.Fatalf("raw %d, minute rollups %d, daily rollups %d", raw, minute, daily)
+	for st := StepMinute; st < numSteps; st++ {
+		var n int64
+		if err := s.rdb.QueryRow(`SELECT coalesce(sum(count),0) FROM series WHERE step = ?`, int64(st)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != raw {
+			t.Fatalf("raw %d, %s buckets %d", raw, st, n)
+		}
 	}
 	return raw
 }
@@ -606,12 +606,13 @@ func TestConcurrentAddersAndReaders(t *testing.T) {
 	}
 }
 
-// checkRollupsAgainstRaw recomputes every rollup row from the raw rows and
-// compares them, histogram included.
+// checkRollupsAgainstRaw recomputes every bucket from the raw rows and
+// compares them, histogram and region included, and the unit digests
+// from the buckets.
 func checkRollupsAgainstRaw(t testing.TB, s *Store, checks ...string) {
 	t.Helper()
 	ctx := ctxT(t)
-	want := map[rkey]*agg{}
+	want := map[rkey]*row{}
 	for _, c := range checks {
 		rs, err := s.History(ctx, c, time.Unix(0, 0), time.Unix(1<<40, 0), 0)
 		if err != nil {
@@ -620,54 +621,111 @@ func checkRollupsAgainstRaw(t testing.TB, s *Store, checks ...string) {
 		for i := range rs {
 			r := &rs[i]
 			ts := r.Time.UnixMilli()
-			for _, k := range []rkey{{c, r.Region, floorTo(ts, minuteMS), false}, {c, r.Region, floorTo(ts, dayMS), true}} {
+			for st := StepMinute; st < numSteps; st++ {
+				k := rkey{c, r.Node, st, floorTo(ts, stepMS[st])}
 				if want[k] == nil {
-					want[k] = new(agg)
+					want[k] = new(row)
 				}
 				want[k].add(r)
+				want[k].region = r.Region
 			}
 		}
 	}
-	got := map[rkey]*agg{}
-	for _, q := range []struct {
-		sql   string
-		daily bool
-	}{
-		{`SELECT check_name, region, minute, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist FROM minute_rollups`, false},
-		{`SELECT check_name, region, day, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist FROM daily_rollups`, true},
-	} {
-		rows, err := s.rdb.Query(q.sql)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var k rkey
-			a := new(agg)
-			var blob []byte
-			if err := rows.Scan(&k.check, &k.region, &k.start, &a.count, &a.failures, &a.latN, &a.latMin, &a.latMax, &a.latSum, &blob); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.h.addEncoded(blob); err != nil {
-				t.Fatal(err)
-			}
-			k.daily = q.daily
-			got[k] = a
-		}
-		rows.Close()
-	}
+	got := readAllBuckets(t, s)
 	if len(got) != len(want) {
-		t.Fatalf("%d rollup rows, want %d", len(got), len(want))
+		t.Fatalf("%d buckets, want %d", len(got), len(want))
 	}
 	for k, w := range want {
 		g := got[k]
 		if g == nil {
-			t.Fatalf("rollup %+v missing", k)
-		}
-		if g.latN == 0 {
-			g.latMin, g.latMax = w.latMin, w.latMax // unset when no latency
+			t.Fatalf("bucket %+v missing", k)
 		}
 		if *g != *w {
-			t.Fatalf("rollup %+v:\n got %+v\nwant %+v", k, *g, *w)
+			t.Fatalf("bucket %+v:\n got %+v\nwant %+v", k, *g, *w)
+		}
+	}
+	checkUnits(t, s)
+}
+
+// readAllBuckets reads the series table.
+func readAllBuckets(t testing.TB, s *Store) map[rkey]*row {
+	t.Helper()
+	rows, err := s.rdb.Query(`SELECT check_name, node, step, start, ` + bucketCols + ` FROM series`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[rkey]*row{}
+	for rows.Next() {
+		var k rkey
+		var step int64
+		r := new(row)
+		var blob []byte
+		if err := rows.Scan(&k.check, &k.node, &step, &k.start, &r.region, &r.count, &r.failures, &r.latN, &r.latMin, &r.latMax, &r.latSum, &blob); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.h.addEncoded(blob); err != nil {
+			t.Fatal(err)
+		}
+		k.step = Step(step)
+		got[k] = r
+	}
+	return got
+}
+
+// checkUnits recomputes series_units and the block digests from the
+// buckets and compares.
+func checkUnits(t testing.TB, s *Store) {
+	t.Helper()
+	units := map[ukey]udelta{}
+	var buf []byte
+	for k, r := range readAllBuckets(t, s) {
+		var h uint64
+		h, buf = rowHash(buf, k, r)
+		u := units[k.unit()]
+		u.hash += h
+		u.rows++
+		units[k.unit()] = u
+	}
+	rows, err := s.rdb.Query(`SELECT node, step, start, hash, rows FROM series_units`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	blocks := map[bkey]udelta{}
+	for rows.Next() {
+		var u ukey
+		var step, h, c int64
+		if err := rows.Scan(&u.node, &step, &u.start, &h, &c); err != nil {
+			t.Fatal(err)
+		}
+		u.step = Step(step)
+		if w := units[u]; w.hash != uint64(h) || w.rows != c {
+			t.Fatalf("unit %+v: hash %x rows %d, buckets give %x %d", u, uint64(h), c, w.hash, w.rows)
+		}
+		b := blocks[blockOf(u)]
+		b.hash += uint64(h)
+		b.rows += c
+		blocks[blockOf(u)] = b
+		n++
+	}
+	if n != len(units) {
+		t.Fatalf("%d units, buckets give %d", n, len(units))
+	}
+	s.digMu.RLock()
+	defer s.digMu.RUnlock()
+	for k, v := range s.blocks {
+		if v.rows == 0 {
+			continue
+		}
+		if blocks[k] != v {
+			t.Fatalf("block %+v: %+v, units give %+v", k, v, blocks[k])
+		}
+	}
+	for k, v := range blocks {
+		if s.blocks[k] != v {
+			t.Fatalf("block %+v: %+v in memory, units give %+v", k, s.blocks[k], v)
 		}
 	}
 }
@@ -681,7 +739,8 @@ func TestRollupCacheEviction(t *testing.T) {
 	gen := func(n int) []Result {
 		var rs []Result
 		for i := 0; i < n; i++ {
-			rs = append(rs, Result{Check: fmt.Sprintf("c%d", rng.IntN(3)), Region: fmt.Sprintf("r%d", rng.IntN(2)), Node: "n",
+			reg := rng.IntN(2) // a node is in one region
+			rs = append(rs, Result{Check: fmt.Sprintf("c%d", rng.IntN(3)), Region: fmt.Sprintf("r%d", reg), Node: fmt.Sprintf("n%d", reg),
 				Time: t0.Add(-time.Duration(rng.IntN(3*24*60)) * time.Minute).Add(time.Duration(rng.IntN(60000)) * time.Millisecond),
 				OK:   rng.IntN(4) != 0, Latency: time.Duration(rng.IntN(5_000_000)) * time.Microsecond})
 		}
@@ -692,7 +751,7 @@ func TestRollupCacheEviction(t *testing.T) {
 	}
 	// many results in the same few minutes: cache hits and evictions mixed
 	for i := 0; i < 300; i++ {
-		s.Add(Result{Check: "c0", Region: "r0", Node: "n", Time: t0.Add(time.Duration(i%3) * time.Minute), OK: true, Latency: time.Millisecond})
+		s.Add(Result{Check: "c0", Region: "r0", Node: "n0", Time: t0.Add(time.Duration(i%3) * time.Minute), OK: true, Latency: time.Millisecond})
 	}
 	mustFlush(t, s)
 	checkRollupsAgainstRaw(t, s, "c0", "c1", "c2")

@@ -13,13 +13,13 @@ const (
 	minuteMS = int64(60_000)
 	dayMS    = int64(86_400_000)
 
-	// defaultCacheLimit is the number of rollup rows the writer keeps in
+	// defaultCacheLimit is the number of buckets the writer keeps in
 	// memory before evicting old ones.
-	defaultCacheLimit = 16384
+	defaultCacheLimit = 32768
 )
 
-// agg is one rollup row: the aggregate of the results of one check in one
-// region during one minute or one UTC day.
+// agg is one bucket's figures: the aggregate of the results of one check
+// by one node during one minute, hour or UTC day.
 type agg struct {
 	count, failures int64
 	latN            int64 // results with Latency > 0; the latency fields cover only these
@@ -38,7 +38,7 @@ func (a *agg) add(r *Result) {
 	if r.Latency <= 0 {
 		return
 	}
-	us := durUS(r.Latency)
+	us := min(durUS(r.Latency), MaxLatencyUS)
 	if a.latN == 0 || us < a.latMin {
 		a.latMin = us
 	}
@@ -66,11 +66,19 @@ func (a *agg) merge(b *agg) {
 	a.h.merge(&b.h)
 }
 
-// rkey identifies a rollup row.
+// rkey identifies a bucket.
 type rkey struct {
-	check, region string
-	start         int64 // unix ms of the minute or day start
-	daily         bool
+	check, node string
+	step        Step
+	start       int64 // unix ms of the bucket's start
+}
+
+func (k rkey) unit() ukey { return ukey{k.node, k.step, k.start} }
+
+// parent is the bucket of the next step that holds k.
+func (k rkey) parent() rkey {
+	p := k.step + 1
+	return rkey{k.check, k.node, p, floorTo(k.start, stepMS[p])}
 }
 
 func floorTo(ms, unit int64) int64 {
@@ -81,12 +89,32 @@ func floorTo(ms, unit int64) int64 {
 	return q * unit
 }
 
+// crow is a cached bucket, its histogram kept encoded (a few bytes
+// instead of 512).
+type crow struct {
+	region                                        string
+	count, failures, latN, latMin, latMax, latSum int64
+	hist                                          []byte
+}
+
+func pack(r *row) *crow {
+	return &crow{region: r.region, count: r.count, failures: r.failures, latN: r.latN, latMin: r.latMin,
+		latMax: r.latMax, latSum: r.latSum, hist: r.h.encode(nil)}
+}
+
+func (c *crow) unpack() row {
+	r := row{region: c.region, agg: agg{count: c.count, failures: c.failures, latN: c.latN, latMin: c.latMin,
+		latMax: c.latMax, latSum: c.latSum}}
+	_ = r.h.addEncoded(c.hist) // encoded by pack
+	return r
+}
+
 // writer is the state of the single writer goroutine. Only that goroutine
 // touches it (close runs after it exited).
 type writer struct {
 	s *Store
 
-	insResult, selMinute, selDay, upMinute, upDay *sql.Stmt
+	insResult, selRow, upRow, selChildren, selUnit, upUnit *sql.Stmt
 
 	pending       []Result
 	flushT        *time.Timer
@@ -94,36 +122,44 @@ type writer struct {
 	errSinceFlush error
 	finalErr      error
 
-	// cache holds current rollup rows. maxStart[i] is the newest start of
-	// any row of kind i (0 minute, 1 day) in the database; every existing
-	// row with start >= authFrom[i] is in the cache, so a miss there means
-	// a new row and needs no SELECT.
-	cache    map[rkey]*agg
-	maxStart [2]int64
-	authFrom [2]int64
-	deltas   map[rkey]*agg
-	blob     []byte
+	// cache holds current buckets. maxStart[i] is the newest start of any
+	// bucket of step i in the database; every existing bucket with start
+	// >= authFrom[i] is in the cache, so a miss there means a new bucket
+	// and needs no SELECT.
+	cache    map[rkey]*crow
+	maxStart [numSteps]int64
+	authFrom [numSteps]int64
+
+	// per transaction
+	deltas  map[rkey]*row // own results' additions
+	changed map[rkey]*row // new values of the buckets written
+	units   map[ukey]udelta
+	buf     []byte
+	blob    []byte
 
 	prune pruneState
 }
 
 type pruneState struct {
 	active  bool
-	phase   int // 0 raw, 1 minute rollups, 2 daily rollups, 3 done
+	phase   int // 0 raw, 1 minute, 2 hour, 3 day buckets, 4 done
+	nodes   []string
+	node    int // index in nodes of the node being pruned
 	now     time.Time
 	deleted int64
 	waiters []chan error
 	err     error
 }
 
-const upsertCols = `count = excluded.count, failures = excluded.failures, lat_count = excluded.lat_count,
-	lat_min_us = excluded.lat_min_us, lat_max_us = excluded.lat_max_us, lat_sum_us = excluded.lat_sum_us, hist = excluded.hist`
+const bucketCols = `region, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist`
 
 func newWriter(s *Store) (*writer, error) {
 	w := &writer{
-		s:      s,
-		cache:  make(map[rkey]*agg),
-		deltas: make(map[rkey]*agg),
+		s:       s,
+		cache:   make(map[rkey]*crow),
+		deltas:  make(map[rkey]*row),
+		changed: make(map[rkey]*row),
+		units:   make(map[ukey]udelta),
 	}
 	prep := func(q string) *sql.Stmt {
 		if w.finalErr != nil {
@@ -137,20 +173,22 @@ func newWriter(s *Store) (*writer, error) {
 	}
 	w.insResult = prep(`INSERT INTO results(check_name, node, region, ts, ok, latency_ms, dns_ms, connect_ms, tls_ms, first_byte_ms, code, message)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
-	w.selMinute = prep(`SELECT count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
-		FROM minute_rollups WHERE check_name = ? AND minute = ? AND region = ?`)
-	w.selDay = prep(`SELECT count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
-		FROM daily_rollups WHERE check_name = ? AND day = ? AND region = ?`)
-	w.upMinute = prep(`INSERT INTO minute_rollups(check_name, minute, region, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist)
-		VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(check_name, minute, region) DO UPDATE SET ` + upsertCols)
-	w.upDay = prep(`INSERT INTO daily_rollups(check_name, day, region, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist)
-		VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(check_name, day, region) DO UPDATE SET ` + upsertCols)
+	w.selRow = prep(`SELECT ` + bucketCols + ` FROM series WHERE check_name = ? AND node = ? AND step = ? AND start = ?`)
+	w.upRow = prep(`INSERT INTO series(check_name, node, step, start, ` + bucketCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(check_name, node, step, start) DO UPDATE SET region = excluded.region, count = excluded.count,
+		failures = excluded.failures, lat_count = excluded.lat_count, lat_min_us = excluded.lat_min_us,
+		lat_max_us = excluded.lat_max_us, lat_sum_us = excluded.lat_sum_us, hist = excluded.hist`)
+	w.selChildren = prep(`SELECT ` + bucketCols + ` FROM series
+		WHERE check_name = ? AND node = ? AND step = ? AND start >= ? AND start < ? ORDER BY start`)
+	w.selUnit = prep(`SELECT hash, rows FROM series_units WHERE node = ? AND step = ? AND start = ?`)
+	w.upUnit = prep(`INSERT INTO series_units(node, step, start, hash, rows) VALUES (?,?,?,?,?)
+		ON CONFLICT(node, step, start) DO UPDATE SET hash = excluded.hash, rows = excluded.rows`)
 	if w.finalErr != nil {
 		err := w.finalErr
 		w.close()
 		return nil, err
 	}
-	if err := w.loadWatermarks(); err != nil {
+	if err := w.loadDigests(); err != nil {
 		w.close()
 		return nil, err
 	}
@@ -161,7 +199,7 @@ func newWriter(s *Store) (*writer, error) {
 
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.insResult, w.selMinute, w.selDay, w.upMinute, w.upDay} {
+	for _, st := range []*sql.Stmt{w.insResult, w.selRow, w.upRow, w.selChildren, w.selUnit, w.upUnit} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -236,6 +274,15 @@ func (w *writer) handle(o op, ok bool) bool {
 		o.done <- w.execTx(o.fn)
 	case opPrune:
 		w.startPrune(o.done)
+	case opMerge:
+		// Results queued before the buckets are committed first, so a
+		// node's own results and received buckets keep their order.
+		w.commitPending()
+		n, err := w.merge(o.buckets)
+		w.s.recordMerge(len(o.buckets), n, err)
+		if err != nil {
+			w.s.log.Warn("merge received buckets failed; anti-entropy brings them again", "buckets", len(o.buckets), "err", err)
+		}
 	}
 	return true
 }
@@ -297,8 +344,24 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// commit writes one batch of results and updates its rollups, all in one
-// transaction. The rollup cache is updated only after the commit succeeded.
+// txStmts are the writer's statements bound to one transaction.
+type txStmts struct {
+	selRow, upRow, selChildren, selUnit, upUnit *sql.Stmt
+}
+
+func (w *writer) bind(ctx context.Context, tx *sql.Tx) txStmts {
+	return txStmts{tx.StmtContext(ctx, w.selRow), tx.StmtContext(ctx, w.upRow), tx.StmtContext(ctx, w.selChildren),
+		tx.StmtContext(ctx, w.selUnit), tx.StmtContext(ctx, w.upUnit)}
+}
+
+func (w *writer) begin() {
+	clear(w.changed)
+	clear(w.units)
+}
+
+// commit writes one batch of results and adds them to their nodes' minute,
+// hour and day buckets, all in one transaction. The cache and the digests
+// are updated only after the commit succeeded.
 func (w *writer) commit(batch []Result) (err error) {
 	ctx := context.Background()
 	tx, err := w.s.wdb.BeginTx(ctx, nil)
@@ -312,6 +375,7 @@ func (w *writer) commit(batch []Result) (err error) {
 	}()
 	ins := tx.StmtContext(ctx, w.insResult)
 	clear(w.deltas)
+	w.begin()
 	for i := range batch {
 		r := &batch[i]
 		ts := r.Time.UnixMilli()
@@ -319,84 +383,259 @@ func (w *writer) commit(batch []Result) (err error) {
 			optMS(r.DNS), optMS(r.Connect), optMS(r.TLS), optMS(r.FirstByte), r.Code, r.Message); err != nil {
 			return fmt.Errorf("store: insert result: %w", err)
 		}
-		for _, k := range [2]rkey{
-			{check: r.Check, region: r.Region, start: floorTo(ts, minuteMS)},
-			{check: r.Check, region: r.Region, start: floorTo(ts, dayMS), daily: true},
-		} {
-			a := w.deltas[k]
-			if a == nil {
-				a = new(agg)
-				w.deltas[k] = a
+		for st := StepMinute; st < numSteps; st++ {
+			k := rkey{check: r.Check, node: r.Node, step: st, start: floorTo(ts, stepMS[st])}
+			d := w.deltas[k]
+			if d == nil {
+				d = new(row)
+				w.deltas[k] = d
 			}
-			a.add(r)
+			d.add(r)
+			d.region = r.Region
 		}
 	}
-	sel := [2]*sql.Stmt{tx.StmtContext(ctx, w.selMinute), tx.StmtContext(ctx, w.selDay)}
-	up := [2]*sql.Stmt{tx.StmtContext(ctx, w.upMinute), tx.StmtContext(ctx, w.upDay)}
+	stm := w.bind(ctx, tx)
 	for k, d := range w.deltas {
-		i := 0
-		if k.daily {
-			i = 1
+		cur, existed, lerr := w.load(ctx, stm, k)
+		if lerr != nil {
+			return lerr
 		}
-		cur := new(agg)
-		if c, ok := w.cache[k]; ok {
-			*cur = *c
-		} else if k.start < w.authFrom[i] {
-			if err = loadAgg(ctx, sel[i], k, cur); err != nil {
-				return err
-			}
+		nr := cur
+		nr.merge(&d.agg)
+		nr.region = d.region
+		if err = w.put(ctx, stm, k, &cur, existed, &nr); err != nil {
+			return err
 		}
-		cur.merge(d)
-		w.blob = cur.h.encode(w.blob)
-		if _, err = up[i].ExecContext(ctx, k.check, k.start, k.region, cur.count, cur.failures, cur.latN,
-			cur.latMin, cur.latMax, cur.latSum, w.blob); err != nil {
-			return fmt.Errorf("store: upsert rollup: %w", err)
-		}
-		w.deltas[k] = cur // now the new full row, installed after commit
+	}
+	if err = w.writeUnits(ctx, stm); err != nil {
+		return err
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	for k, a := range w.deltas {
-		w.cache[k] = a
-		i := kindOf(k)
-		w.maxStart[i] = max(w.maxStart[i], k.start)
+	w.install()
+	for k := range w.deltas {
+		if k.step == StepMinute {
+			w.s.noteLive(k, *w.changed[k])
+		}
 	}
 	clear(w.deltas)
-	w.evict()
 	return nil
 }
 
-func loadAgg(ctx context.Context, st *sql.Stmt, k rkey, a *agg) error {
+// merge keeps the larger version of each received bucket and updates the
+// hour and day buckets above the ones that changed, in one transaction.
+// It returns the number of buckets that changed (received or derived).
+func (w *writer) merge(bs []Bucket) (n int, err error) {
+	ctx := context.Background()
+	tx, err := w.s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback() //nolint:errcheck
+		}
+	}()
+	w.begin()
+	stm := w.bind(ctx, tx)
+	now := w.s.opts.Now().UnixMilli()
+	// parents[i]: buckets of step i+1 above changed buckets of step i.
+	parents := [2]map[rkey]bool{{}, {}}
+	for i := range bs {
+		b := &bs[i]
+		if b.Validate() != nil || !w.s.acceptable(b.Step, b.Start.UnixMilli(), now) {
+			w.s.mergeRefused.Add(1)
+			continue
+		}
+		k := rkey{check: b.Check, node: b.Node, step: b.Step, start: b.Start.UnixMilli()}
+		nr := row{agg: b.Agg.internal(), region: b.Region}
+		cur, existed, lerr := w.load(ctx, stm, k)
+		if lerr != nil {
+			return 0, lerr
+		}
+		if existed && !greater(&nr, &cur) {
+			continue
+		}
+		if err = w.put(ctx, stm, k, &cur, existed, &nr); err != nil {
+			return 0, err
+		}
+		if k.step < StepDay {
+			parents[k.step][k.parent()] = true
+		}
+	}
+	for st := range parents {
+		for pk := range parents[st] {
+			sum, ok, serr := w.sumChildren(ctx, stm, pk)
+			if serr != nil {
+				return 0, serr
+			}
+			if !ok {
+				continue
+			}
+			cur, existed, lerr := w.load(ctx, stm, pk)
+			if lerr != nil {
+				return 0, lerr
+			}
+			if existed && !greater(&sum, &cur) {
+				continue
+			}
+			if err = w.put(ctx, stm, pk, &cur, existed, &sum); err != nil {
+				return 0, err
+			}
+			if pk.step == StepHour {
+				parents[1][pk.parent()] = true
+			}
+		}
+	}
+	if len(w.changed) == 0 {
+		err = tx.Rollback()
+		return 0, err
+	}
+	if err = w.writeUnits(ctx, stm); err != nil {
+		return 0, err
+	}
+	if err = tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: commit: %w", err)
+	}
+	n = len(w.changed)
+	w.install()
+	return n, nil
+}
+
+// load returns the current value of bucket k: written in this
+// transaction, cached, known not to exist, or read.
+func (w *writer) load(ctx context.Context, stm txStmts, k rkey) (row, bool, error) {
+	if r := w.changed[k]; r != nil {
+		return *r, true, nil
+	}
+	if c := w.cache[k]; c != nil {
+		return c.unpack(), true, nil
+	}
+	if k.start >= w.authFrom[k.step] {
+		return row{}, false, nil
+	}
+	var r row
 	var blob []byte
-	err := st.QueryRowContext(ctx, k.check, k.start, k.region).Scan(&a.count, &a.failures, &a.latN,
-		&a.latMin, &a.latMax, &a.latSum, &blob)
+	err := stm.selRow.QueryRowContext(ctx, k.check, k.node, int64(k.step), k.start).Scan(&r.region, &r.count, &r.failures,
+		&r.latN, &r.latMin, &r.latMax, &r.latSum, &blob)
 	if errors.Is(err, sql.ErrNoRows) {
-		*a = agg{}
-		return nil
+		return row{}, false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("store: read rollup: %w", err)
+		return row{}, false, fmt.Errorf("store: read bucket: %w", err)
 	}
-	return a.h.addEncoded(blob)
+	if err := r.h.addEncoded(blob); err != nil {
+		return row{}, false, err
+	}
+	return r, true, nil
 }
 
-func kindOf(k rkey) int {
-	if k.daily {
-		return 1
+// put writes bucket k's new value nr (cur is the old one when existed)
+// and accounts for it in its unit's digest.
+func (w *writer) put(ctx context.Context, stm txStmts, k rkey, cur *row, existed bool, nr *row) error {
+	w.blob = nr.h.encode(w.blob)
+	if _, err := stm.upRow.ExecContext(ctx, k.check, k.node, int64(k.step), k.start, nr.region, nr.count, nr.failures,
+		nr.latN, nr.latMin, nr.latMax, nr.latSum, w.blob); err != nil {
+		return fmt.Errorf("store: write bucket: %w", err)
 	}
-	return 0
+	var h uint64
+	h, w.buf = rowHash(w.buf, k, nr)
+	u := w.units[k.unit()]
+	u.hash += h
+	if existed {
+		var old uint64
+		old, w.buf = rowHash(w.buf, k, cur)
+		u.hash -= old
+	} else {
+		u.rows++
+	}
+	w.units[k.unit()] = u
+	cp := *nr
+	w.changed[k] = &cp
+	return nil
 }
 
-// evict keeps the rollup cache bounded: rows well behind the newest ones
-// are dropped (a late result reloads its row from the database).
+// sumChildren sums the node's buckets of the step below pk within pk's
+// period; ok is false when there are none.
+func (w *writer) sumChildren(ctx context.Context, stm txStmts, pk rkey) (row, bool, error) {
+	rows, err := stm.selChildren.QueryContext(ctx, pk.check, pk.node, int64(pk.step-1), pk.start, pk.start+stepMS[pk.step])
+	if err != nil {
+		return row{}, false, fmt.Errorf("store: read buckets: %w", err)
+	}
+	defer rows.Close()
+	var sum, c row
+	var blob sql.RawBytes
+	ok := false
+	for rows.Next() {
+		c.agg = agg{}
+		if err := rows.Scan(&c.region, &c.count, &c.failures, &c.latN, &c.latMin, &c.latMax, &c.latSum, &blob); err != nil {
+			return row{}, false, fmt.Errorf("store: read buckets: %w", err)
+		}
+		if err := c.h.addEncoded(blob); err != nil {
+			return row{}, false, err
+		}
+		sum.merge(&c.agg)
+		sum.region = c.region
+		ok = true
+	}
+	return sum, ok, rows.Err()
+}
+
+// writeUnits adds the transaction's unit changes to series_units.
+func (w *writer) writeUnits(ctx context.Context, stm txStmts) error {
+	for u, d := range w.units {
+		var h, n int64
+		err := stm.selUnit.QueryRowContext(ctx, u.node, int64(u.step), u.start).Scan(&h, &n)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: read unit: %w", err)
+		}
+		if _, err := stm.upUnit.ExecContext(ctx, u.node, int64(u.step), u.start, int64(uint64(h)+d.hash), n+d.rows); err != nil {
+			return fmt.Errorf("store: write unit: %w", err)
+		}
+	}
+	return nil
+}
+
+// install applies a committed transaction: the cache, the watermarks, the
+// block digests and the past-day generation.
+func (w *writer) install() {
+	today := floorTo(w.s.opts.Now().UnixMilli(), dayMS)
+	past := false
+	for k, r := range w.changed {
+		if k.start >= w.authFrom[k.step] || w.cache[k] != nil {
+			w.cache[k] = pack(r)
+		}
+		w.maxStart[k.step] = max(w.maxStart[k.step], k.start)
+		if k.step == StepDay && k.start < today {
+			past = true
+		}
+	}
+	w.s.digMu.Lock()
+	for u, d := range w.units {
+		b := blockOf(u)
+		v := w.s.blocks[b]
+		v.hash += d.hash
+		v.rows += d.rows
+		w.s.blocks[b] = v
+	}
+	w.s.digMu.Unlock()
+	if past {
+		w.s.pastGen.Add(1)
+	}
+	clear(w.units)
+	w.evict()
+}
+
+// evict keeps the cache bounded: buckets well behind the newest ones are
+// dropped (a late result reloads its bucket from the database).
 func (w *writer) evict() {
 	if len(w.cache) <= w.s.opts.cacheLimit {
 		return
 	}
-	thr := [2]int64{w.maxStart[0] - 5*minuteMS, w.maxStart[1] - dayMS}
+	thr := [numSteps]int64{w.maxStart[0] - 5*minuteMS, w.maxStart[1] - 2*hourMS, w.maxStart[2] - 2*dayMS}
 	for k := range w.cache {
-		if k.start < thr[kindOf(k)] {
+		if k.start < thr[k.step] {
 			delete(w.cache, k)
 		}
 	}
@@ -408,8 +647,8 @@ func (w *writer) evict() {
 	}
 }
 
-// resetCache empties the rollup cache; rows newer than any in the
-// database cannot exist, so misses beyond them still need no SELECT.
+// resetCache empties the cache; buckets newer than any in the database
+// cannot exist, so misses beyond them still need no SELECT.
 func (w *writer) resetCache() {
 	clear(w.cache)
 	for i := range w.authFrom {
@@ -417,17 +656,38 @@ func (w *writer) resetCache() {
 	}
 }
 
-// loadWatermarks initialises maxStart and authFrom from the database.
-func (w *writer) loadWatermarks() error {
-	for i, q := range []string{`SELECT max(minute) FROM minute_rollups`, `SELECT max(day) FROM daily_rollups`} {
-		var m sql.NullInt64
-		if err := w.s.wdb.QueryRow(q).Scan(&m); err != nil {
-			return fmt.Errorf("store: read rollups: %w", err)
-		}
+// loadDigests reads the units into the block digests and initialises
+// maxStart and authFrom.
+func (w *writer) loadDigests() error {
+	for i := range w.maxStart {
 		w.maxStart[i] = math.MinInt64 + 1
-		if m.Valid {
-			w.maxStart[i] = m.Int64
+	}
+	rows, err := w.s.wdb.Query(`SELECT node, step, start, hash, rows FROM series_units`)
+	if err != nil {
+		return fmt.Errorf("store: read units: %w", err)
+	}
+	defer rows.Close()
+	w.s.digMu.Lock()
+	defer w.s.digMu.Unlock()
+	for rows.Next() {
+		var u ukey
+		var step, h, n int64
+		if err := rows.Scan(&u.node, &step, &u.start, &h, &n); err != nil {
+			return fmt.Errorf("store: read units: %w", err)
 		}
+		if step < 0 || step >= int64(numSteps) {
+			continue
+		}
+		u.step = Step(step)
+		b := blockOf(u)
+		v := w.s.blocks[b]
+		v.hash += uint64(h)
+		v.rows += n
+		w.s.blocks[b] = v
+		w.maxStart[u.step] = max(w.maxStart[u.step], u.start)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: read units: %w", err)
 	}
 	w.resetCache()
 	return nil
@@ -451,6 +711,8 @@ func (w *writer) execTx(fn func(*sql.Tx) error) (err error) {
 func (w *writer) startPrune(done chan error) {
 	w.prune.active = true
 	w.prune.phase = 0
+	w.prune.node = 0
+	w.prune.nodes = nil
 	w.prune.now = w.s.opts.Now()
 	w.prune.err = nil
 	if done != nil {
@@ -458,70 +720,99 @@ func (w *writer) startPrune(done chan error) {
 	}
 }
 
-// pruneCutoff returns the table, the time column and the cutoff (rows with
-// column < cutoff go) of a phase; ok is false when the phase keeps all.
-func (w *writer) pruneCutoff(phase int) (table, col string, cutoff int64, ok bool) {
-	now := w.prune.now.UnixMilli()
-	o := &w.s.opts
-	switch phase {
-	case 0:
-		if o.RetainRaw < 0 {
-			return "", "", 0, false
-		}
-		return "results", "ts", now - o.RetainRaw.Milliseconds(), true
-	case 1:
-		if o.RetainMinute < 0 {
-			return "", "", 0, false
-		}
-		// A minute goes once it ended before the cutoff.
-		return "minute_rollups", "minute", now - o.RetainMinute.Milliseconds() - minuteMS + 1, true
-	case 2:
-		if o.RetainDaily <= 0 {
-			return "", "", 0, false
-		}
-		return "daily_rollups", "day", now - o.RetainDaily.Milliseconds() - dayMS + 1, true
-	}
-	return "", "", 0, false
-}
-
-// pruneChunk deletes at most PruneChunk rows of the current phase in one
-// short transaction and advances the phase when it is done.
+// pruneChunk deletes at most PruneChunk rows of the current phase (raw
+// results, then each step's buckets node by node) in one short
+// transaction and advances when a phase or node is done.
 func (w *writer) pruneChunk() {
 	p := &w.prune
-	table, col, cutoff, ok := w.pruneCutoff(p.phase)
-	if ok {
-		var q string
-		if table == "results" {
-			q = `DELETE FROM results WHERE id IN (SELECT id FROM results WHERE ts < ? LIMIT ?)`
+	now := p.now.UnixMilli()
+	var (
+		res   sql.Result
+		err   error
+		what  string
+		next  bool // this node or phase is done
+		chunk = w.s.opts.PruneChunk
+	)
+	if p.phase == 0 {
+		what = "results"
+		if w.s.opts.RetainRaw < 0 {
+			next = true
 		} else {
-			q = fmt.Sprintf(`DELETE FROM %[1]s WHERE (check_name, %[2]s, region) IN
-				(SELECT check_name, %[2]s, region FROM %[1]s WHERE %[2]s < ? LIMIT ?)`, table, col)
+			res, err = w.s.wdb.Exec(`DELETE FROM results WHERE id IN (SELECT id FROM results WHERE ts < ? LIMIT ?)`,
+				now-w.s.opts.RetainRaw.Milliseconds(), chunk)
 		}
-		res, err := w.s.wdb.Exec(q, cutoff, w.s.opts.PruneChunk)
-		var n int64
+	} else {
+		step := Step(p.phase - 1)
+		what = "buckets " + step.String()
+		cutoff, ok := w.s.horizonMS(step, now)
+		if p.nodes == nil {
+			p.nodes = w.s.Origins()
+			if p.nodes == nil {
+				p.nodes = []string{}
+			}
+		}
+		if !ok || p.node >= len(p.nodes) {
+			p.phase++
+			p.node, p.nodes = 0, nil
+			w.finishPrune()
+			return
+		}
+		node := p.nodes[p.node]
+		res, err = w.s.wdb.Exec(`DELETE FROM series WHERE (check_name, node, step, start) IN
+			(SELECT check_name, node, step, start FROM series WHERE node = ? AND step = ? AND start < ? LIMIT ?)`,
+			node, int64(step), cutoff, chunk)
 		if err == nil {
-			n, err = res.RowsAffected()
-		}
-		if err != nil {
-			w.s.log.Error("retention failed", "table", table, "err", err)
-			if p.err == nil {
-				p.err = fmt.Errorf("store: prune %s: %w", table, err)
-			}
-			ok = false // give up on this phase for this pass
-		} else {
-			p.deleted += n
-			w.s.recordPruned(n)
-			if n > 0 && table != "results" {
-				// Rows of the cache may be gone: forget them all.
-				w.resetCache()
-			}
-			if n >= int64(w.s.opts.PruneChunk) {
-				return // more to do in this phase
+			if n, _ := res.RowsAffected(); n < int64(chunk) {
+				// this node's buckets are gone: its units and blocks too
+				if _, err = w.s.wdb.Exec(`DELETE FROM series_units WHERE node = ? AND step = ? AND start < ?`, node, int64(step), cutoff); err == nil {
+					w.s.digMu.Lock()
+					for b := range w.s.blocks {
+						if b.node == node && b.step == step && b.start < cutoff {
+							delete(w.s.blocks, b)
+						}
+					}
+					w.s.digMu.Unlock()
+				}
+				p.node++
 			}
 		}
 	}
-	p.phase++
-	if p.phase < 3 {
+	if err == nil && res != nil {
+		var n int64
+		n, err = res.RowsAffected()
+		if err == nil {
+			p.deleted += n
+			w.s.recordPruned(n)
+			if n > 0 && p.phase > 0 {
+				// Buckets of the cache may be gone: forget them all.
+				w.resetCache()
+			}
+			if p.phase == 0 && n < int64(chunk) {
+				next = true
+			}
+		}
+	}
+	if err != nil {
+		w.s.log.Error("retention failed", "what", what, "err", err)
+		if p.err == nil {
+			p.err = fmt.Errorf("store: prune %s: %w", what, err)
+		}
+		if p.phase > 0 {
+			p.node++ // give up on this node for this pass
+		} else {
+			next = true
+		}
+	}
+	if next {
+		p.phase++
+	}
+	w.finishPrune()
+}
+
+// finishPrune ends the pass once every phase is done.
+func (w *writer) finishPrune() {
+	p := &w.prune
+	if p.phase <= int(numSteps) {
 		return
 	}
 	p.active = false
