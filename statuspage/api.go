@@ -117,7 +117,11 @@ func (v *view) pageID() string {
 }
 
 func (v *view) spPage() spPage {
-	return spPage{ID: v.pageID(), Name: v.Title, URL: v.Page.URL, TimeZone: "Etc/UTC", UpdatedAt: v.updatedAt()}
+	tz := localeOf(v.Page.Site).zone
+	if tz == "UTC" {
+		tz = "Etc/UTC"
+	}
+	return spPage{ID: v.pageID(), Name: v.Title, URL: v.Page.URL, TimeZone: tz, UpdatedAt: v.updatedAt()}
 }
 
 // updatedAt is the latest state change or incident update the page shows.
@@ -268,7 +272,7 @@ func (v *view) summary(created time.Time) spSummary {
 // summaryOf is the summary with these components.
 func (v *view) summaryOf(created time.Time, comps []spComponent) spSummary {
 	s := spSummary{Page: v.spPage(), Components: comps, Incidents: []spIncident{},
-		ScheduledMaintenances: []spIncident{}, Status: spStatus{Indicator: v.Overall.Indicator, Description: v.Overall.Desc}}
+		ScheduledMaintenances: []spIncident{}, Status: v.spStatus()}
 	for _, iv := range v.Active {
 		s.Incidents = append(s.Incidents, v.spIncident(iv, created))
 	}
@@ -374,14 +378,15 @@ type atomFeed struct {
 }
 
 func (v *view) atom() ([]byte, error) {
-	f := atomFeed{ID: "urn:vantage:page:" + v.pageID(), Title: v.Title + " incidents", Updated: v.updatedAt().Format(time.RFC3339)}
+	l := localeOf(v.Page.Site)
+	f := atomFeed{ID: "urn:vantage:page:" + v.pageID(), Title: l.t("%s incidents", v.Title), Updated: v.updatedAt().Format(time.RFC3339)}
 	f.Author.Name = v.Title
 	if v.Page.URL != "" {
 		f.Links = append(f.Links, atomLink{Href: v.Page.URL + "/", Rel: "alternate", Type: "text/html"},
 			atomLink{Href: v.Page.URL + "/feed.atom", Rel: "self", Type: "application/atom+xml"})
 	}
 	for _, iv := range v.Incidents {
-		e := atomEntry{ID: "urn:vantage:incident:" + iv.ID, Title: iv.Title + " (" + statusText[iv.Status] + ")",
+		e := atomEntry{ID: "urn:vantage:incident:" + iv.ID, Title: iv.Title + " (" + l.statusText(iv.Status) + ")",
 			Published: iv.StartedAt.Format(time.RFC3339)}
 		upd := iv.UpdatedAt
 		if upd.IsZero() {
@@ -393,7 +398,7 @@ func (v *view) atom() ([]byte, error) {
 		}
 		var body string
 		for _, u := range iv.Updates {
-			body += u.At.Format("2006-01-02 15:04 UTC") + " — " + statusText[u.Status] + ": " + u.Body + "\n"
+			body += l.stamp(u.At) + " — " + l.statusText(u.Status) + ": " + u.Body + "\n"
 		}
 		e.Content = atomText{Type: "text", Body: body}
 		f.Entries = append(f.Entries, e)

@@ -182,7 +182,7 @@ func TestFeed(t *testing.T) {
 	if err := xml.Unmarshal(body, &f); err != nil {
 		t.Fatal(err)
 	}
-	if f.XMLName.Space != "http://www.w3.org/2005/Atom" || len(f.Entries) != 2 || f.Entries[0].Title != "DB is down (Investigating)" {
+	if f.XMLName.Space != "http://www.w3.org/2005/Atom" || len(f.Entries) != 2 || f.Entries[0].Title != "Database is down (Investigating)" {
 		t.Fatalf("feed %+v\n%s", f, body)
 	}
 }
@@ -213,9 +213,9 @@ func TestIndexContent(t *testing.T) {
 		`data-overall="partial_outage"`, ">Partial outage<", // banner in text
 		`<h2 class="group-name">Public API`, `<h2 class="group-name">Backend`, // groups
 		`data-check="db" data-state="down"`, `>Down</span>`, // state as text
-		`tabindex="0" aria-label="2026-11-22: 99.16% uptime; incident: API is down`, // focusable day cells with text
+		`tabindex="0" aria-label="2026-11-22: 99.16% uptime; incident: Public API is down`, // focusable day cells with text
 		"<dt>90d</dt>", "DB upgrade", "Scheduled", // maintenance
-		"Active incidents", "DB is down", "Past incidents", "API is down",
+		"Active incidents", "Database is down", "Past incidents", "Public API is down",
 		`/assets/style.css?v=`, `/assets/app.js?v=`,
 		"41.5ms", // per-region latency
 	} {

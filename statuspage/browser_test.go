@@ -133,7 +133,7 @@ func TestBrowserLivePage(t *testing.T) {
 	}
 	if len(cells) != 90 || cells[0] != "d none|2026-08-25: no data" ||
 		!strings.HasPrefix(cells[89], "d ") || !strings.HasPrefix(strings.SplitN(cells[89], "|", 2)[1], "2026-11-22: 99.") ||
-		!strings.Contains(cells[89], "% uptime; incident: API is down") || strings.HasPrefix(cells[89], "d none") {
+		!strings.Contains(cells[89], "% uptime; incident: Public API is down") || strings.HasPrefix(cells[89], "d none") {
 		t.Fatalf("api bar: %d cells, first %q, last %q", len(cells), cells[0], cells[len(cells)-1])
 	}
 	if ws, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".check ol.bar").length`)); err != nil || ws != 3 {

@@ -28,12 +28,14 @@ type doc struct {
 	modHeader []string
 	lenPlain  []string
 	lenGz     []string
+	vary      []string // Vary, when not only Accept-Encoding (of a gzip form)
 }
 
 var (
-	hdrVary    = []string{"Accept-Encoding"}
-	hdrGzip    = []string{"gzip"}
-	hdrNoSniff = []string{"nosniff"}
+	hdrVary     = []string{"Accept-Encoding"}
+	hdrVaryAuth = []string{"Accept-Encoding, Authorization"}
+	hdrGzip     = []string{"gzip"}
+	hdrNoSniff  = []string{"nosniff"}
 )
 
 // gzipLevel is the compression of the documents' gzip forms: compressed
@@ -125,7 +127,9 @@ func (d *doc) serve(w http.ResponseWriter, r *http.Request) {
 	h["Content-Type"] = d.ctype
 	h["Cache-Control"] = d.cache
 	h["Last-Modified"] = d.modHeader
-	if d.gz != nil {
+	if d.vary != nil {
+		h["Vary"] = d.vary
+	} else if d.gz != nil {
 		h["Vary"] = hdrVary
 	}
 	if useGz {

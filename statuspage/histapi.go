@@ -115,7 +115,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	for _, rr := range res {
 		out.Regions[rr.Region] = append(out.Regions[rr.Region], ResultJSON{Time: rr.Time.UTC(), Node: rr.Node, OK: rr.OK,
 			LatencyMS: MS(rr.Latency), DNSMS: MS(rr.DNS), ConnectMS: MS(rr.Connect), TLSMS: MS(rr.TLS),
-			FirstByteMS: MS(rr.FirstByte), Code: rr.Code, Message: rr.Message})
+			FirstByteMS: MS(rr.FirstByte), Code: rr.Code, Message: publicMessage(r, rr.Message)}) // operators only (public.go)
 	}
 	for _, c := range scs {
 		out.StateChanges = append(out.StateChanges, StateChangeJSON{Time: c.Time.UTC(), From: c.From, To: c.To,
@@ -143,6 +143,7 @@ func (s *Server) historyCSV(w http.ResponseWriter, r *http.Request) {
 	cw := csv.NewWriter(w)
 	_ = cw.Write(csvHeader)
 	for _, rr := range res {
+		rr.Message = publicMessage(r, rr.Message) // operators only (public.go)
 		_ = cw.Write(csvRow(rr))
 	}
 	cw.Flush()

@@ -48,6 +48,7 @@ type Page struct {
 	URL         string
 	Checks      []PageCheck
 	Maintenance []MaintenanceWindow
+	Site        Site // language, time zone, branding, recurring maintenance (site.go)
 }
 
 // PageCheck is how one check is presented. Checks are shown in this order;

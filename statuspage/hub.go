@@ -26,7 +26,7 @@ type HubOptions struct {
 	SendBuffer   int           // messages queued per client before it is dropped; default 16
 	PingInterval time.Duration // default 30s
 	WriteTimeout time.Duration // per write; default 10s
-	MaxClients   int           // connections refused beyond this; default 10000
+	MaxClients   int           // connections refused beyond this; default 2048 (half of HTTPOptions.MaxConns)
 }
 
 // Hub fans events out to websocket clients. Publish never blocks: a client
@@ -66,7 +66,7 @@ func NewHub(opts HubOptions, log *slog.Logger) *Hub {
 		opts.WriteTimeout = 10 * time.Second
 	}
 	if opts.MaxClients <= 0 {
-		opts.MaxClients = 10000
+		opts.MaxClients = DefaultHTTPOptions().MaxConns / 2
 	}
 	if log == nil {
 		log = slog.Default()
@@ -80,6 +80,7 @@ func (h *Hub) Publish(ev Event) {
 	if ev.Type == "" {
 		ev.Type = "check"
 	}
+	ev.Regions = publicVotes(ev.Regions) // no raw error messages: the websocket is public
 	b, err := json.Marshal(ev)
 	if err != nil {
 		h.log.Error("statuspage: encode event", "err", err)

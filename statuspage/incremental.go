@@ -195,7 +195,7 @@ func (s *Server) checkViewOf(ctx context.Context, pc PageCheck, pos int, cs *Che
 	if len(c.Regions) > 0 {
 		cv.Regions = slices.Clone(c.Regions)
 	}
-	fillHistory(cv, uptimes, days, incs)
+	fillHistory(cv, uptimes, days, incs, localeOf(s.page.Load().Site))
 	rc.checks[c.Name] = &checkEntry{cv: cv, uptimes: slices.Clone(uptimes), days: days, incs: incKeys(incs)}
 	return cv
 }
@@ -297,8 +297,8 @@ func dayText(d store.DayStat) string {
 }
 
 // fillHistory adds the uptime numbers and the 90-day bar; incs are the
-// incidents of the check.
-func fillHistory(cv *checkView, uptimes []float64, days []store.DayStat, incs []*store.Incident) {
+// incidents of the check, named in l's language as the page names them.
+func fillHistory(cv *checkView, uptimes []float64, days []store.DayStat, incs []*store.Incident, l *locale) {
 	for i, w := range uptimeWindows {
 		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: uptimes[i], Text: pct(uptimes[i])})
 	}
@@ -313,7 +313,11 @@ func fillHistory(cv *checkView, uptimes []float64, days []store.DayStat, incs []
 			if inc.ResolvedAt != nil && inc.ResolvedAt.Before(d.Day) {
 				continue
 			}
-			dv.Incidents = append(dv.Incidents, inc.Title)
+			title := inc.Title
+			if !inc.Manual && inc.Check == cv.Name {
+				title = l.t("%s is down", cv.Label)
+			}
+			dv.Incidents = append(dv.Incidents, title)
 		}
 		slices.Reverse(dv.Incidents)
 		cv.Days = append(cv.Days, dv)
@@ -385,7 +389,7 @@ func (s *Server) indexParts(pd *pageData) (parts []part, err error) {
 			return nil
 		}
 		buf.Reset()
-		if err = tmplIndex.ExecuteTemplate(&buf, name, data); err != nil {
+		if err = pd.L.tmpl.index.ExecuteTemplate(&buf, name, data); err != nil {
 			return nil
 		}
 		return bytes.Clone(buf.Bytes())

@@ -151,7 +151,7 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 		}
 		// the whole templates and encodings
 		var buf bytes.Buffer
-		if err := tmplIndex.ExecuteTemplate(&buf, "index.html", inc.pageData(a.v, nil)); err != nil {
+		if err := localeOf(a.v.Page.Site).tmpl.index.ExecuteTemplate(&buf, "index.html", inc.pageData(a.v, nil)); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(buf.Bytes(), a.docs[keyIndex].plain()) {
@@ -188,7 +188,7 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 					pd.Incidents = append(pd.Incidents, iv)
 				}
 			}
-			if err := tmplCheck.ExecuteTemplate(&buf, "check.html", pd); err != nil {
+			if err := pd.L.tmpl.check.ExecuteTemplate(&buf, "check.html", pd); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(buf.Bytes(), wa.Body.Bytes()) {

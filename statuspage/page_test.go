@@ -190,8 +190,17 @@ func TestHistoryErrors(t *testing.T) {
 }
 
 func TestHistoryCSV(t *testing.T) {
-	_, _, ts := newTestServer(t, newStore(t))
-	resp, body := fetch(t, ts, "/api/v1/checks/api/history.csv?from=2026-11-22T09:20:00Z&to=2026-11-22T09:22:00Z")
+	s := New(Options{Source: &fakeSource{ready: true, st: testStatus()}, History: newStore(t), Page: testPage(),
+		Now: func() time.Time { return testNow }, APIToken: testToken})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	const path = "/api/v1/checks/api/history.csv?from=2026-11-22T09:20:00Z&to=2026-11-22T09:22:00Z"
+	// Without the token, no raw error messages.
+	if _, body := fetch(t, ts, path); !strings.Contains(string(body), "eu-west,eu-west-1,false") ||
+		strings.Contains(string(body), "cmd()") {
+		t.Fatalf("public csv:\n%s", body)
+	}
+	resp, body := fetch(t, ts, path, "Authorization", "Bearer "+testToken)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("csv %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}

@@ -23,76 +23,21 @@ var templateFS embed.FS
 //go:embed assets/*
 var assetFS embed.FS
 
-var tmplFuncs = template.FuncMap{
-	"rfc": func(t any) string {
-		switch v := t.(type) {
-		case time.Time:
-			if v.IsZero() {
-				return ""
-			}
-			return v.UTC().Format(time.RFC3339)
-		case *time.Time:
-			if v == nil {
-				return ""
-			}
-			return v.UTC().Format(time.RFC3339)
-		}
-		return ""
-	},
-	"when": func(t any) string {
-		var v time.Time
-		switch x := t.(type) {
-		case time.Time:
-			v = x
-		case *time.Time:
-			if x == nil {
-				return ""
-			}
-			v = *x
-		}
-		return fmtWhen(v)
-	},
-	"clock": func(t time.Time) string {
-		if t.IsZero() {
-			return "–"
-		}
-		return t.UTC().Format("15:04:05")
-	},
-	"ms": func(v float64) string {
-		if v <= 0 {
-			return "–"
-		}
-		return fmtMS(v)
-	},
-	"stext": func(s string) string { return stateText[s] },
-	"title": func(s string) string {
-		if s == "" {
-			return s
-		}
-		return strings.ToUpper(s[:1]) + s[1:]
-	},
-	"istatus": func(s string) string {
-		if t := statusText[s]; t != "" {
-			return t
-		}
-		return s
-	},
-	"join": strings.Join,
-	"mod":  func(a, b int) int { return a % b },
+// tmplSet is the page's templates with one locale's functions.
+type tmplSet struct {
+	index, check, inc *template.Template
 }
 
-var (
-	tmplIndex = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/index.html", "templates/index-parts.html"))
-	tmplCheck = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/check.html", "templates/check-parts.html"))
-	tmplInc   = template.Must(template.New("").Funcs(tmplFuncs).ParseFS(templateFS, "templates/layout.html", "templates/incident.html"))
-)
-
-// fmtWhen is a time as the page shows it.
-func fmtWhen(t time.Time) string {
-	if t.IsZero() {
-		return "never"
+// parseTemplates parses the templates for l.
+func parseTemplates(l *locale) *tmplSet {
+	parse := func(files ...string) *template.Template {
+		return template.Must(template.New("").Funcs(l.funcs()).ParseFS(templateFS, files...))
 	}
-	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+	return &tmplSet{
+		index: parse("templates/layout.html", "templates/index.html", "templates/index-parts.html"),
+		check: parse("templates/layout.html", "templates/check.html", "templates/check-parts.html"),
+		inc:   parse("templates/layout.html", "templates/incident.html"),
+	}
 }
 
 // Keys of the documents of a snapshot.
@@ -155,8 +100,8 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 
 	sn.docs[keyIndex] = s.indexDoc(s.pageData(v, nil), cc, old(keyIndex))
 	sn.docs[keySummary] = s.summaryDoc(v, s.started, cc, old(keySummary))
-	sn.docs[keyStatus] = newDoc(mustJSON(spStatusDoc{Page: v.spPage(), Status: spStatus{Indicator: v.Overall.Indicator, Description: v.Overall.Desc}}),
-		"application/json", cc, at, old(keyStatus))
+	sn.docs[keyStatus] = newDoc(mustJSON(spStatusDoc{Page: v.spPage(), Status: v.spStatus()}), "application/json", cc, at, old(keyStatus))
+	s.renderStatuspage(sn, v, cc, old)
 	sn.docs[keyIncidents] = newDoc(mustJSON(v.incidentsJSON()), "application/json", cc, at, old(keyIncidents))
 	sn.docs[keySPInc] = newDoc(mustJSON(v.incidentsDoc(s.started, false)), "application/json", cc, at, old(keySPInc))
 	sn.docs[keySPUnres] = newDoc(mustJSON(v.incidentsDoc(s.started, true)), "application/json", cc, at, old(keySPUnres))
@@ -193,6 +138,9 @@ type pageData struct {
 	Daily        []dailyRow
 	Incidents    []*incidentView
 	I            *incidentView // the incident page's incident
+	L            *locale       // the page's language and time zone
+	Meta         string        // the meta description
+	Brand        *brandAssets  // logo, links and custom stylesheet; nil without
 }
 
 type regionStat struct {
@@ -206,9 +154,18 @@ type dailyRow struct {
 }
 
 func (s *Server) pageData(v *view, c *checkView) *pageData {
-	pd := &pageData{V: v, C: c, PageTitle: v.Title, AssetVersion: s.assetV}
+	l := localeOf(v.Page.Site)
+	pd := &pageData{V: v, C: c, PageTitle: v.Title, AssetVersion: s.assetV, L: l, Brand: s.brand.Load()}
+	pd.Meta = v.Page.Description
+	if pd.Meta == "" {
+		pd.Meta = l.t("Live status, uptime and incidents of %s.", v.Title)
+	}
 	if c != nil {
 		pd.PageTitle = c.Label + " · " + v.Title
+		pd.Meta = c.Description
+		if pd.Meta == "" {
+			pd.Meta = l.t("Status, uptime and latency of %s, from every region.", c.Label)
+		}
 	}
 	return pd
 }
@@ -303,8 +260,9 @@ func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
 		pd := s.pageData(sn.v, nil)
 		pd.I = iv
 		pd.PageTitle = iv.Title + " · " + sn.v.Title
+		pd.Meta = iv.Title + " · " + pd.L.statusText(iv.Status)
 		var buf bytes.Buffer
-		if err := tmplInc.ExecuteTemplate(&buf, "incident.html", pd); err != nil {
+		if err := pd.L.tmpl.inc.ExecuteTemplate(&buf, "incident.html", pd); err != nil {
 			s.opts.Logger.Error("statuspage: render incident page", "incident", id, "err", err)
 			buf.Reset()
 			buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
@@ -351,18 +309,19 @@ func (s *Server) renderCheck(ctx context.Context, sn *snapshot, c *checkView, ol
 		}
 	}
 	var buf bytes.Buffer
-	err := tmplCheck.ExecuteTemplate(&buf, "check-top", pd)
+	tmpl := pd.L.tmpl.check
+	err := tmpl.ExecuteTemplate(&buf, "check-top", pd)
 	if err == nil && e.main == nil {
 		s.checkHistory(ctx, pd, names, from, to)
 		start := buf.Len()
-		if err = tmplCheck.ExecuteTemplate(&buf, "check-main", pd); err == nil {
+		if err = tmpl.ExecuteTemplate(&buf, "check-main", pd); err == nil {
 			e.main = bytes.Clone(buf.Bytes()[start:])
 		}
 	} else if err == nil {
 		buf.Write(e.main)
 	}
 	if err == nil {
-		err = tmplCheck.ExecuteTemplate(&buf, "check-bottom", pd)
+		err = tmpl.ExecuteTemplate(&buf, "check-bottom", pd)
 	}
 	if err != nil {
 		s.opts.Logger.Error("statuspage: render check page", "check", c.Name, "err", err)
@@ -409,11 +368,11 @@ func (s *Server) checkHistory(ctx context.Context, pd *pageData, regions []strin
 		}
 		for i := len(days) - 1; i >= 0; i-- {
 			d := days[i]
-			pd.Daily = append(pd.Daily, dailyRow{Day: d.Day.UTC().Format("2006-01-02"), Count: d.Count, Uptime: pct(d.Uptime),
+			pd.Daily = append(pd.Daily, dailyRow{Day: pd.L.date(d.Day), Count: d.Count, Uptime: pct(d.Uptime),
 				Avg: fmtDur(d.AvgLatency), P95: fmtDur(d.P95Latency), Max: fmtDur(d.MaxLatency)})
 		}
 	}
-	pd.Chart = latencyChart(pd.Series, from, to)
+	pd.Chart = latencyChart(pd.Series, from, to, pd.L)
 }
 
 func fmtDur(d time.Duration) string {

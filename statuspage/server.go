@@ -77,6 +77,11 @@ type Options struct {
 	APIToken string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// HistoryLimits bound the history API per client and in concurrency.
+	HistoryLimits HistoryLimits
+	// MaxBodyBytes bounds every request body (default 64 KB): a larger
+	// one is refused before anything else is answered.
+	MaxBodyBytes int64
 }
 
 // Server is the HTTP handler of a node.
@@ -99,22 +104,36 @@ type Server struct {
 	pagesMu sync.Mutex
 	pages   map[string]*pageEntry // check pages, rendered once per generation
 
-	page atomic.Pointer[Page] // replaced by SetPage on a config reload
+	limit *limiter // of the history API
+
+	page  atomic.Pointer[Page]        // replaced by SetPage on a config reload
+	brand atomic.Pointer[brandAssets] // of the page's site; nil without branding
 
 	histMu sync.Mutex
 	hist   map[string]histEntry // by check; used when Options.HistoryTTL > 0
 
 	reads atomic.Uint64 // numbers the renders' Source.Status calls, in order
 
-	statusDoc atomic.Pointer[statusEntry] // GET /api/v1/status
-	statusMu  sync.Mutex                  // one encoding of it at a time
-	encodes   atomic.Uint64               // of statusDoc, for tests
+	// GET /api/v1/status: the public view, and the operators' (with
+	// targets, messages and addresses), each encoded once per Status.
+	statusDoc [2]atomic.Pointer[statusEntry]
+	statusMu  [2]sync.Mutex // one encoding of each at a time
+	encodes   atomic.Uint64 // of statusDoc, for tests
 }
 
 // SetPage replaces the page's title, check presentation and maintenance
 // windows (after a config reload) and re-renders.
 func (s *Server) SetPage(p Page) {
-	s.page.Store(&p)
+	old := s.page.Swap(&p)
+	if old == nil || !sameBrand(old.Site, p.Site) {
+		// Another language, time zone or branding: nothing rendered
+		// before can be reused.
+		s.brand.Store(brandOf(p.Site, s.now()))
+		s.dropRenderCache()
+		s.pagesMu.Lock()
+		clear(s.pages)
+		s.pagesMu.Unlock()
+	}
 	s.Refresh()
 }
 
@@ -136,9 +155,14 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = maxRequest
+	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), pages: map[string]*pageEntry{}, hist: map[string]histEntry{}}
+	s.limit = newLimiter(opts.HistoryLimits, opts.Now)
 	s.page.Store(&opts.Page)
 	s.started = s.now().UTC()
+	s.brand.Store(brandOf(opts.Page.Site, s.started))
 	s.hub = NewHub(opts.Hub, opts.Logger)
 	s.loadAssets()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -150,6 +174,11 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/status.json", s.serveDoc(keyStatus))
 	s.mux.HandleFunc("GET /api/v2/incidents.json", s.serveDoc(keySPInc))
 	s.mux.HandleFunc("GET /api/v2/incidents/unresolved.json", s.serveDoc(keySPUnres))
+	s.mux.HandleFunc("GET /api/v2/components.json", s.serveDoc(keyComponents))
+	s.mux.HandleFunc("GET /api/v2/scheduled-maintenances.json", s.serveDoc(keySMAll))
+	s.mux.HandleFunc("GET /api/v2/scheduled-maintenances/upcoming.json", s.serveDoc(keySMUpcoming))
+	s.mux.HandleFunc("GET /api/v2/scheduled-maintenances/active.json", s.serveDoc(keySMActive))
+	s.mux.HandleFunc("OPTIONS /api/v2/", preflight)
 	s.mux.HandleFunc("GET /incidents/{id}", s.incidentPage)
 	s.mux.HandleFunc("POST /api/v1/incidents", s.postIncident)
 	s.mux.HandleFunc("POST /api/v1/incidents/{id}/updates", s.postUpdate)
@@ -159,6 +188,9 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/checks/{name}/history", s.history)
 	s.mux.HandleFunc("GET /api/v1/checks/{name}/history.csv", s.historyCSV)
 	s.mux.HandleFunc("GET /assets/{file}", s.asset)
+	s.mux.HandleFunc("GET /brand/logo", s.brandLogo)
+	s.mux.HandleFunc("GET /brand/custom.css", s.brandCSS)
+	s.mux.HandleFunc("GET /favicon.ico", s.favicon)
 	s.mux.Handle("GET /ws", s.hub)
 	s.registerOperatorAPIs() // reports, ad-hoc probes, failure snapshots (reports.go)
 	for pattern, h := range opts.Extra {
@@ -251,6 +283,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["Referrer-Policy"] = hdrNoReferrer
 	h["Content-Security-Policy"] = hdrCSP
 	h["X-Frame-Options"] = hdrDeny
+	cors(h, r)
+	if !s.boundBody(w, r) {
+		return
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isHistoryPath(r.URL.Path) {
+		s.guardHistory(w, r, s.mux)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -287,9 +327,18 @@ type statusEntry struct {
 
 // status serves GET /api/v1/status from a document encoded once per
 // Status pointer (Source.Status returns the same one while nothing
-// changed): a request costs a pointer comparison and the write.
+// changed): a request costs a pointer comparison and the write. Without
+// an Authorization header it is the public view (publicStatus); with the
+// API token, the operators' view; with another token, 401.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	d := s.statusDocOf(s.opts.Source.Status())
+	view := viewPublic
+	if _, sent := r.Header["Authorization"]; sent {
+		if !s.operator(w, r) {
+			return
+		}
+		view = viewOperator
+	}
+	d := s.statusDocOf(s.opts.Source.Status(), view)
 	if d == nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -297,31 +346,45 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	d.serve(w, r)
 }
 
-// statusDocOf returns the document of st, encoding it if the cached one is
-// of another Status, unless that one is newer. One request encodes at a
-// time; meanwhile the others serve the previous document (a Status the
-// Source returned moments ago) or, before the first, wait for it.
-func (s *Server) statusDocOf(st *Status) *doc {
+// Views of /api/v1/status.
+const (
+	viewPublic   = 0
+	viewOperator = 1
+)
+
+var statusCache = [2]string{"no-cache", "private, no-cache"}
+
+// statusDocOf returns the document of st in a view, encoding it if the
+// cached one is of another Status, unless that one is newer. One request
+// encodes at a time; meanwhile the others serve the previous document (a
+// Status the Source returned moments ago) or, before the first, wait for
+// it.
+func (s *Server) statusDocOf(st *Status, view int) *doc {
 	fresh := func(e *statusEntry) bool {
 		return e != nil && (e.src == st || st != nil && e.src != nil && st.GeneratedAt.Before(e.src.GeneratedAt))
 	}
-	e := s.statusDoc.Load()
+	e := s.statusDoc[view].Load()
 	if fresh(e) {
 		return e.d
 	}
-	if !s.statusMu.TryLock() {
+	mu := &s.statusMu[view]
+	if !mu.TryLock() {
 		if e != nil {
 			return e.d
 		}
-		s.statusMu.Lock()
+		mu.Lock()
 	}
-	defer s.statusMu.Unlock()
-	e = s.statusDoc.Load()
+	defer mu.Unlock()
+	e = s.statusDoc[view].Load()
 	if fresh(e) {
 		return e.d
 	}
 	s.encodes.Add(1)
-	body, err := json.MarshalIndent(st, "", "  ")
+	out := st
+	if view == viewPublic {
+		out = publicStatus(st)
+	}
+	body, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		s.opts.Logger.Error("statuspage: encode status", "err", err)
 		if e != nil {
@@ -342,8 +405,11 @@ func (s *Server) statusDocOf(st *Status) *doc {
 			mod = pm.Add(time.Second)
 		}
 	}
-	d := newDoc(append(body, '\n'), "application/json", "no-cache", mod, prev) // prev if the same bytes
-	s.statusDoc.Store(&statusEntry{src: st, d: d})
+	d := newDoc(append(body, '\n'), "application/json", statusCache[view], mod, prev) // prev if the same bytes
+	if d != prev {
+		d.vary = hdrVaryAuth
+	}
+	s.statusDoc[view].Store(&statusEntry{src: st, d: d})
 	return d
 }
 

@@ -147,7 +147,7 @@ func TestStatusDocCached(t *testing.T) {
 	resp, body := fetch(t, ts, "/api/v1/status")
 	want, _ := json.MarshalIndent(src.st, "", "  ")
 	if resp.StatusCode != 200 || string(body) != string(want)+"\n" || resp.Header.Get("Content-Type") != "application/json" ||
-		resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Vary") != "Accept-Encoding" {
+		resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Vary") != "Accept-Encoding, Authorization" {
 		t.Fatalf("status %d %v\n%s", resp.StatusCode, resp.Header, body)
 	}
 	etag := resp.Header.Get("ETag")

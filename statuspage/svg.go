@@ -26,7 +26,7 @@ const (
 
 // latencyChart draws the average latency per 10 minutes of each region
 // over [from, to) as an inline SVG (no scripts, no styles: classes only).
-func latencyChart(series []chartSeries, from, to time.Time) template.HTML {
+func latencyChart(series []chartSeries, from, to time.Time, l *locale) template.HTML {
 	type pt struct {
 		x, y float64
 		ok   bool
@@ -69,7 +69,7 @@ func latencyChart(series []chartSeries, from, to time.Time) template.HTML {
 	ph := float64(chartH - chartT - chartB)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="chart-title" preserveAspectRatio="none">`, chartW, chartH)
-	b.WriteString(`<title id="chart-title">Average latency per region over the last 24 hours, in milliseconds</title>`)
+	b.WriteString(`<title id="chart-title">` + template.HTMLEscapeString(l.t("Average latency per region over the last 24 hours, in milliseconds")) + `</title>`)
 	// grid and axis labels
 	for i := 0; i <= 4; i++ {
 		y := float64(chartT) + ph*float64(i)/4
@@ -78,7 +78,7 @@ func latencyChart(series []chartSeries, from, to time.Time) template.HTML {
 	}
 	for h := 0; h <= 24; h += 6 {
 		x := float64(chartL) + pw*float64(h)/24
-		t := from.Add(time.Duration(h) * time.Hour).UTC()
+		t := l.in(from.Add(time.Duration(h) * time.Hour))
 		anchor := "middle"
 		if h == 0 {
 			anchor = "start"

@@ -335,6 +335,7 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 
 	for _, inc := range incs {
 		iv := incidentOf(inc, labels, updates[inc.ID], now)
+		localeOf(p.Site).dressIncident(iv, inc, statusByName[inc.Check], now) // its text in words, in the locale (incidenttext.go)
 		v.Incidents = append(v.Incidents, iv)
 		v.incByID[iv.ID] = iv
 		if inc.Open() {
@@ -349,11 +350,11 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 		}
 	}
 
-	for i, w := range p.Maintenance {
+	for _, w := range p.windowsAt(now) { // recurring windows' occurrences too (site.go)
 		if !w.End.After(now) {
 			continue
 		}
-		mv := maintView{ID: fmt.Sprintf("maint-%d-%d", w.Start.Unix(), i), Title: w.Title, Checks: w.Checks,
+		mv := maintView{ID: maintID(w), Title: w.Title, Checks: w.Checks,
 			Start: w.Start.UTC(), End: w.End.UTC(), Active: !now.Before(w.Start)}
 		if mv.Title == "" {
 			mv.Title = "Scheduled maintenance"

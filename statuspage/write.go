@@ -2,8 +2,6 @@ package statuspage
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,9 +86,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 		writeErr(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 		return false
 	}
-	// Hash both so the comparison takes the same time whatever the lengths.
-	got, want := sha256.Sum256([]byte(strings.TrimSpace(tok))), sha256.Sum256([]byte(s.opts.APIToken))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+	if !s.tokenOK(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vantage", error="invalid_token"`)
 		s.opts.Logger.Warn("statuspage: write API: wrong token", "remote", r.RemoteAddr, "path", r.URL.Path)
 		writeErr(w, http.StatusUnauthorized, "invalid bearer token")
@@ -179,6 +175,7 @@ func (s *Server) created(w http.ResponseWriter, r *http.Request, inc store.Incid
 	s.broadcastIncident(inc, u)
 	v := s.current(r.Context()).v
 	iv := incidentOf(inc, v.labels(), []store.IncidentUpdate{u}, s.now())
+	localeOf(v.Page.Site).dressIncident(iv, inc, v.checkStatus(inc.Check), s.now())
 	resp := WriteResponse{Incident: v.incidentJSON(iv), Update: updateJSON(inc.ID, updateView{ID: u.ID, Status: u.Status,
 		Body: u.Body, At: u.CreatedAt.UTC(), Author: u.Author})}
 	resp.Incident.URL = v.incidentURL(inc.ID)
@@ -289,10 +286,11 @@ type incidentEvent struct {
 	Manual     bool       `json:"manual"`
 	Open       bool       `json:"open"`
 	Label      string     `json:"label"`
-	StartedAt  string     `json:"started_at"` // "2 Jan 2006 15:04 UTC"
+	StartedAt  string     `json:"started_at"` // "2 Jan 2006 15:04 UTC", in the page's language and time zone
 	URL        string     `json:"url"`
 	Update     UpdateJSON `json:"update"`
 	UpdateText string     `json:"update_status_text"`
+	UpdateAt   string     `json:"update_at_text"` // the update's time as started_at
 }
 
 // PublishIncident re-renders the page and tells the websocket clients that
@@ -305,16 +303,20 @@ func (s *Server) PublishIncident(inc store.Incident, u store.IncidentUpdate) {
 
 func (s *Server) broadcastIncident(inc store.Incident, u store.IncidentUpdate) {
 	var labels map[string]string
+	var cs *CheckStatus
 	if sn := s.snap.Load(); sn != nil {
 		labels = sn.v.labels()
+		cs = sn.v.checkStatus(inc.Check)
 	}
+	l := localeOf(s.page.Load().Site)
 	iv := incidentOf(inc, labels, []store.IncidentUpdate{u}, s.now())
+	l.dressIncident(iv, inc, cs, s.now())
 	if !inc.Manual && iv.Open() {
 		iv.Status = u.Status
 	}
-	ev := incidentEvent{Type: "incident", ID: inc.ID, Title: iv.Title, Status: iv.Status, StatusText: statusText[iv.Status],
-		Impact: iv.Impact, Manual: iv.Manual, Open: iv.Open(), Label: iv.Label, StartedAt: fmtWhen(iv.StartedAt),
-		URL: "/incidents/" + inc.ID, UpdateText: statusText[u.Status],
+	ev := incidentEvent{Type: "incident", ID: inc.ID, Title: iv.Title, Status: iv.Status, StatusText: l.statusText(iv.Status),
+		Impact: iv.Impact, Manual: iv.Manual, Open: iv.Open(), Label: iv.Label, StartedAt: l.when(iv.StartedAt),
+		URL: "/incidents/" + inc.ID, UpdateText: l.statusText(u.Status), UpdateAt: l.when(u.CreatedAt),
 		Update: updateJSON(inc.ID, updateView{ID: u.ID, Status: u.Status, Body: u.Body, At: u.CreatedAt.UTC(), Author: u.Author})}
 	b, err := json.Marshal(ev)
 	if err != nil {
