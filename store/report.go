@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -41,142 +42,134 @@ type DaySummary struct {
 	P95 time.Duration
 }
 
-// RegionRollups is one check's rollups in one region over a period.
+// RegionRollups is one check's rollups in one region over a period: the
+// sum of its nodes' buckets.
 type RegionRollups struct {
 	Total Rollup
 	// Days has one entry per UTC day with results, oldest first.
 	Days []DaySummary
 
-	day    agg // the day being read (rows of one day may come in parts)
-	dayAt  int64
-	dayHas bool
+	days map[int64]*agg
 }
 
-// addDay merges a row of the day that starts at day; days come in order.
-func (rr *RegionRollups) addDay(day int64, row *agg) {
-	if rr.dayHas && rr.dayAt != day {
-		rr.flushDay()
+func (rr *RegionRollups) add(start int64, row *agg) {
+	rr.Total.a.merge(row)
+	day := floorTo(start, dayMS)
+	d := rr.days[day]
+	if d == nil {
+		d = &agg{}
+		rr.days[day] = d
 	}
-	rr.dayAt, rr.dayHas = day, true
-	rr.day.merge(row)
+	d.merge(row)
 }
 
-func (rr *RegionRollups) flushDay() {
-	if rr.dayHas {
-		rr.Days = append(rr.Days, daySummary(rr.dayAt, &rr.day))
-		rr.day, rr.dayHas = agg{}, false
+func (rr *RegionRollups) finish() {
+	starts := make([]int64, 0, len(rr.days))
+	for d := range rr.days {
+		starts = append(starts, d)
 	}
+	slices.Sort(starts)
+	rr.Days = make([]DaySummary, len(starts))
+	for i, d := range starts {
+		rr.Days[i] = daySummary(d, rr.days[d])
+	}
+	rr.days = nil
 }
 
-// ReportRollups returns the rollups of checks in [from, to), by check and
-// region (a check without results is absent). Whole UTC days inside the period come
-// from the daily rollups. A partial day at either end comes from the
-// minute rollups (minutes that start inside the period) while they are
-// retained, else from the whole day's daily rollup; retention is judged
-// against now, so a report of old history uses whole days at its edges.
+// reportPiece is a part of the period read from buckets of one step.
+type reportPiece struct {
+	step     Step
+	from, to int64 // bucket starts in [from, to)
+}
+
+// ReportRollups returns the buckets of checks in [from, to), summed over
+// each region's nodes, by check and region (a check without results is
+// absent). Whole UTC days inside the period come from the day buckets. A
+// partial day at either end comes from the minute buckets while they are
+// retained (buckets that start inside the period), else from the hour
+// buckets, else from the whole day's; retention is judged against now.
 func (s *Store) ReportRollups(ctx context.Context, checks []string, from, to, now time.Time) (map[string]map[string]*RegionRollups, error) {
-	lo, hi := from.UnixMilli(), to.UnixMilli()
-	if hi <= lo {
-		return map[string]map[string]*RegionRollups{}, nil
-	}
-	firstFull := floorTo(lo, dayMS)
-	if firstFull < lo {
-		firstFull += dayMS
-	}
-	lastEnd := floorTo(hi, dayMS) // whole days are [firstFull, lastEnd)
-	minuteHorizon := int64(-1 << 62)
-	if r := s.opts.RetainMinute; r > 0 {
-		minuteHorizon = now.Add(-r).UnixMilli()
-	}
-
 	out := map[string]map[string]*RegionRollups{}
-	cur := func(check, region string) *RegionRollups {
-		m := out[check]
-		if m == nil {
-			m = map[string]*RegionRollups{}
-			out[check] = m
-		}
-		rr := m[region]
-		if rr == nil {
-			rr = &RegionRollups{}
-			m[region] = rr
-		}
-		return rr
+	lo, hi := from.UnixMilli(), to.UnixMilli()
+	list, nodes, ok := s.nodeList()
+	if !ok || hi <= lo {
+		return out, nil
 	}
-
-	// dayRange reads daily rows with day in [a, b).
-	dayRange := func(a, b int64) error {
-		if b <= a {
-			return nil
-		}
-		return s.scanRollups(ctx, `SELECT check_name, region, day, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
-			FROM daily_rollups WHERE check_name = ? AND day >= ? AND day < ? ORDER BY day, region`, checks, a, b,
-			func(check, region string, start int64, row *agg) {
-				rr := cur(check, region)
-				rr.Total.a.merge(row)
-				rr.addDay(start, row)
-			})
-	}
-	// partial reads the part [a, b) of the day that starts at day: minute
-	// rollups while retained, else the whole daily row.
-	partial := func(day, a, b int64) error {
-		if b <= a {
-			return nil
-		}
-		if day+dayMS <= minuteHorizon || a < minuteHorizon {
-			return dayRange(day, day+dayMS)
-		}
-		ma := floorTo(a, minuteMS)
-		if ma < a {
-			ma += minuteMS
-		}
-		byKey := map[[2]string]*agg{}
-		var order [][2]string
-		err := s.scanRollups(ctx, `SELECT check_name, region, minute, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
-			FROM minute_rollups WHERE check_name = ? AND minute >= ? AND minute < ? ORDER BY minute, region`, checks, ma, b,
-			func(check, region string, _ int64, row *agg) {
-				k := [2]string{check, region}
-				d := byKey[k]
-				if d == nil {
-					d = &agg{}
-					byKey[k] = d
-					order = append(order, k)
-				}
-				d.merge(row)
-			})
-		if err != nil {
-			return err
-		}
-		for _, k := range order {
-			d := byKey[k]
-			rr := cur(k[0], k[1])
-			rr.Total.a.merge(d)
-			rr.addDay(day, d)
-		}
-		return nil
-	}
-
-	var err error
+	firstFull := ceilTo(lo, dayMS)
+	lastEnd := floorTo(hi, dayMS) // whole days are [firstFull, lastEnd)
+	var pieces []reportPiece
 	if lastEnd < firstFull { // the period lies inside one UTC day
-		err = partial(floorTo(lo, dayMS), lo, hi)
+		pieces = append(pieces, s.partialPiece(lo, hi, now))
 	} else {
-		err = partial(floorTo(lo, dayMS), lo, firstFull)
-		if err == nil {
-			err = dayRange(firstFull, lastEnd)
+		if lo < firstFull {
+			pieces = append(pieces, s.partialPiece(lo, firstFull, now))
 		}
-		if err == nil {
-			err = partial(lastEnd, lastEnd, hi)
+		if firstFull < lastEnd {
+			pieces = append(pieces, reportPiece{StepDay, firstFull, lastEnd})
+		}
+		if lastEnd < hi {
+			pieces = append(pieces, s.partialPiece(lastEnd, hi, now))
 		}
 	}
+
+	conn, err := s.rdb.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store: report buckets: %w", err)
 	}
-	for _, m := range out {
-		for _, rr := range m {
-			rr.flushDay()
+	defer conn.Close()
+	st, err := conn.PrepareContext(ctx, `SELECT region, start, count, failures, lat_count, lat_min_us, lat_max_us, lat_sum_us, hist
+		FROM series WHERE check_name = ? AND node IN (`+list+`) AND step = ? AND start >= ? AND start < ?`)
+	if err != nil {
+		return nil, fmt.Errorf("store: report buckets: %w", err)
+	}
+	defer st.Close()
+	args := make([]any, 0, len(nodes)+4)
+	for _, c := range checks {
+		byRegion := out[c]
+		for _, p := range pieces {
+			args = append(append(append(args[:0], c), nodes...), int64(p.step), p.from, p.to)
+			err := scanReportRows(ctx, st, args, func(region string, start int64, row *agg) {
+				if byRegion == nil {
+					byRegion = map[string]*RegionRollups{}
+					out[c] = byRegion
+				}
+				rr := byRegion[region]
+				if rr == nil {
+					rr = &RegionRollups{days: map[int64]*agg{}}
+					byRegion[region] = rr
+				}
+				rr.add(start, row)
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		for _, rr := range byRegion {
+			rr.finish()
 		}
 	}
 	return out, nil
+}
+
+// partialPiece is how the part [a, b) of one UTC day is read: the finest
+// step still retained at now for its first bucket, else the whole day.
+func (s *Store) partialPiece(a, b int64, now time.Time) reportPiece {
+	for _, step := range []Step{StepMinute, StepHour} {
+		first := ceilTo(a, stepMS[step])
+		if h, ok := s.horizonMS(step, now.UnixMilli()); !ok || first >= h {
+			return reportPiece{step, first, b}
+		}
+	}
+	day := floorTo(a, dayMS)
+	return reportPiece{StepDay, day, day + dayMS}
+}
+
+func ceilTo(ms, unit int64) int64 {
+	f := floorTo(ms, unit)
+	if f < ms {
+		f += unit
+	}
+	return f
 }
 
 func daySummary(day int64, a *agg) DaySummary {
@@ -187,52 +180,30 @@ func daySummary(day int64, a *agg) DaySummary {
 	return d
 }
 
-// scanRollups runs q (check, region, start, then the rollup columns) once
-// per check, with the check and [a, b) as arguments (the primary key's
-// order: no sort), and hands each row to fn; row is reused between calls.
-func (s *Store) scanRollups(ctx context.Context, q string, checks []string, a, b int64, fn func(check, region string, start int64, row *agg)) error {
-	conn, err := s.rdb.Conn(ctx)
+func scanReportRows(ctx context.Context, st *sql.Stmt, args []any, fn func(region string, start int64, row *agg)) error {
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
-		return fmt.Errorf("store: report rollups: %w", err)
-	}
-	defer conn.Close()
-	st, err := conn.PrepareContext(ctx, q)
-	if err != nil {
-		return fmt.Errorf("store: report rollups: %w", err)
-	}
-	defer st.Close()
-	for _, c := range checks {
-		if err := scanRollupRows(ctx, st, c, a, b, fn); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func scanRollupRows(ctx context.Context, st *sql.Stmt, c string, a, b int64, fn func(check, region string, start int64, row *agg)) error {
-	rows, err := st.QueryContext(ctx, c, a, b)
-	if err != nil {
-		return fmt.Errorf("store: report rollups: %w", err)
+		return fmt.Errorf("store: report buckets: %w", err)
 	}
 	defer rows.Close()
 	var (
-		row           agg
-		blob          sql.RawBytes
-		check, region string
-		start         int64
+		row    agg
+		blob   sql.RawBytes
+		region string
+		start  int64
 	)
 	for rows.Next() {
 		row = agg{}
-		if err := rows.Scan(&check, &region, &start, &row.count, &row.failures, &row.latN, &row.latMin, &row.latMax, &row.latSum, &blob); err != nil {
-			return fmt.Errorf("store: report rollups: %w", err)
+		if err := rows.Scan(&region, &start, &row.count, &row.failures, &row.latN, &row.latMin, &row.latMax, &row.latSum, &blob); err != nil {
+			return fmt.Errorf("store: report buckets: %w", err)
 		}
 		if err := row.h.addEncoded(blob); err != nil {
-			return fmt.Errorf("store: report rollups: %w", err)
+			return fmt.Errorf("store: report buckets: %w", err)
 		}
-		fn(check, region, start, &row)
+		fn(region, start, &row)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: report rollups: %w", err)
+		return fmt.Errorf("store: report buckets: %w", err)
 	}
 	return nil
 }

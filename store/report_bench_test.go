@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkReport1000Checks90Days is an SLA report of 1,000 checks in 3
-// regions over 90 days: 270,000 daily rollup rows with their histograms,
+// regions over 90 days: 270,000 day buckets with their histograms,
 // 8 state changes and 4 incidents per check, a daily recurring maintenance
 // window over 100 checks and a one-off one over all of them. "build" reads
 // and computes; "json" and "html" also render.
@@ -76,8 +76,9 @@ func BenchmarkReport1000Checks90Days(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if len(r.Checks) != nChecks || r.Total.Incidents != 4*nChecks || len(r.Checks[0].Days) != days {
-					b.Fatalf("%d checks, %d incidents", len(r.Checks), r.Total.Incidents)
+				if len(r.Checks) != nChecks || r.Total.Incidents != 4*nChecks || len(r.Checks[0].Days) != days ||
+					r.Total.Latency[report.AllRegions].Results != nChecks*days*3*2880 || len(r.Checks[0].Days[days-1].P95MS) != 3 {
+					b.Fatalf("%d checks, %d incidents, %d results", len(r.Checks), r.Total.Incidents, r.Total.Latency[report.AllRegions].Results)
 				}
 				if format != "build" {
 					if err := report.Render(io.Discard, r, format); err != nil {
