@@ -1,11 +1,16 @@
 package statuspage
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,59 +68,8 @@ func TestBrowserLivePage(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.NoSandbox, // Chromium refuses to run as root with its sandbox
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1000, 1300),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil { // starts the browser, with no deadline
-		t.Fatalf("start %s: %v", chrome, err)
-	}
-	var (
-		exMu       sync.Mutex
-		exceptions []string
-	)
-	msgs := chromedp.Console(bctx)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			if m.IsException() {
-				exMu.Lock()
-				exceptions = append(exceptions, m.String())
-				exMu.Unlock()
-			}
-		}
-	}()
-	// Every wait below is on a condition in the page, bounded by this.
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-	defer cancel()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	poll := func(what, expr string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr)); err != nil {
-			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
-		}
-	}
+	b := newBrowser(t, chrome)
+	ctx, do, text, poll := b.ctx, b.do, b.text, b.poll
 
 	do("load the page", chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#banner")))
 	if got := text("#banner-text"); got != "All systems operational" {
@@ -188,18 +142,7 @@ func TestBrowserLivePage(t *testing.T) {
 		t.Fatalf("the page was reloaded instead of updated in place (%v)", err)
 	}
 
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(artifactDir(t), "statuspage-live.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot of the live page: %s (%d bytes)", path, len(shot))
-	if len(shot) < 8 || string(shot[1:4]) != "PNG" {
-		t.Fatalf("screenshot is not a PNG")
-	}
+	b.screenshot("statuspage-live.png")
 
 	// A fresh load shows the same, rendered by the server (another URL: the
 	// browser may serve "/" from its cache for max-age).
@@ -210,9 +153,260 @@ func TestBrowserLivePage(t *testing.T) {
 	if got := text(`#incident-inc-new .timeline li .ubody`); got != "The primary database ran out of disk; moving data now." {
 		t.Fatalf("update when loaded again %q", got)
 	}
-	exMu.Lock()
-	defer exMu.Unlock()
-	if len(exceptions) > 0 {
-		t.Fatalf("uncaught exceptions in the page: %v", exceptions)
+	b.noExceptions()
+}
+
+// browser is a headless Chromium driven by a test.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	do   func(what string, steps ...chromedp.Action[chromedp.Void])
+	text func(sel string) string
+	poll func(what, expr string)
+
+	mu         sync.Mutex
+	exceptions []string
+}
+
+// newBrowser starts Chromium; every wait on it is bounded by 90 s.
+func newBrowser(t *testing.T, chrome string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox, // Chromium refuses to run as root with its sandbox
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1000, 1300),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx); err != nil { // starts the browser, with no deadline
+		t.Fatalf("start %s: %v", chrome, err)
 	}
+	b := &browser{t: t}
+	msgs := chromedp.Console(bctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				b.mu.Lock()
+				b.exceptions = append(b.exceptions, m.String())
+				b.mu.Unlock()
+			}
+		}
+	}()
+	// Every wait below is on a condition in the page, bounded by this.
+	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	t.Cleanup(cancel)
+	b.ctx = ctx
+	b.do = func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	b.text = func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	b.poll = func(what, expr string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr)); err != nil {
+			t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+		}
+	}
+	return b
+}
+
+// screenshot saves the page as name under the artifacts directory.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if len(shot) < 8 || string(shot[1:4]) != "PNG" {
+		b.t.Fatalf("screenshot is not a PNG")
+	}
+	path := filepath.Join(artifactDir(b.t), name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s (%d bytes)", path, len(shot))
+}
+
+func (b *browser) noExceptions() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.exceptions) > 0 {
+		b.t.Fatalf("uncaught exceptions in the page: %v", b.exceptions)
+	}
+}
+
+// contrastJS computes the WCAG contrast ratio of the banner's "Updated …"
+// line against the banner, for every banner colour.
+const contrastJS = `(() => {
+  const rgb = s => s.match(/[\d.]+/g).map(Number);
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const banner = document.getElementById("banner"), meta = banner.querySelector(".meta"), keep = banner.className;
+  let worst = 99;
+  for (const o of ["operational", "degraded", "partial_outage", "major_outage", "maintenance", "monitoring_degraded"]) {
+    banner.className = "banner ov-" + o;
+    const bg = rgb(getComputedStyle(banner).backgroundColor), fg = rgb(getComputedStyle(meta).color);
+    const op = parseFloat(getComputedStyle(meta).opacity) * (fg.length > 3 ? fg[3] : 1);
+    const eff = [0, 1, 2].map(i => fg[i] * op + bg[i] * (1 - op));
+    const a = lum(eff), b = lum(bg);
+    worst = Math.min(worst, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05));
+  }
+  banner.className = keep;
+  return worst;
+})()`
+
+// TestBrowserLocales loads the page, a check's page and an incident's page
+// in English (UTC) and in Korean (Asia/Seoul) with the operator's logo,
+// links and stylesheet: every fixed string in the page's language, times
+// in its zone, live changes in the language too, the banner's text
+// readable (contrast at least 4.5:1), the favicon served; screenshots of
+// each page are saved under $VANTAGE_ARTIFACTS.
+func TestBrowserLocales(t *testing.T) {
+	chrome := findChromium()
+	if chrome == "" {
+		t.Skip("chromium not found on PATH (Debian: apt-get install -y chromium); set VANTAGE_CHROMIUM to use another browser")
+	}
+	for _, tc := range []struct {
+		locale, zone                         string
+		banner, bannerLive, down, identified string
+		updated, footer, skip, pastIncidents string
+	}{
+		{"en", "", "Partial outage", "Major outage", "Down", "Identified", "Updated 22 Nov 2026 10:00 UTC", "Times in UTC.", "Skip to content", "Past incidents"},
+		{"ko", "Asia/Seoul", "부분 장애", "대규모 장애", "장애", "원인 파악", "2026년 11월 22일 19:00 KST 기준", "시간대: Asia/Seoul (KST).", "본문으로 건너뛰기", "지난 장애"},
+	} {
+		t.Run(tc.locale, func(t *testing.T) {
+			st := newStore(t)
+			p := testPage()
+			p.Site = Site{Locale: tc.locale, Timezone: tc.zone, Logo: testLogo(t), LogoType: "image/png",
+				Links:     []Link{{"Home", "https://example.com/"}, {"Docs", "/docs"}},
+				CustomCSS: ".brand span{letter-spacing:2px}"}
+			src := &fakeSource{ready: true, st: testStatus()}
+			srv := New(Options{Source: src, History: st, Page: p, Now: func() time.Time { return testNow },
+				Writer: storeWriter{st: st, node: "eu-1"}, APIToken: testToken, MinRefreshGap: 10 * time.Millisecond})
+			runCtx, stopRun := context.WithCancel(context.Background())
+			runDone := make(chan struct{})
+			go func() { defer close(runDone); srv.Run(runCtx) }()
+			t.Cleanup(func() { stopRun(); <-runDone })
+			ts := httptest.NewServer(srv)
+			t.Cleanup(ts.Close)
+
+			b := newBrowser(t, chrome)
+			do, text, poll := b.do, b.text, b.poll
+			do("load the page", chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#banner")))
+			if got := text("#banner-text"); got != tc.banner {
+				t.Errorf("banner %q, want %q", got, tc.banner)
+			}
+			if got := text(".banner .meta"); !strings.HasPrefix(got, tc.updated) {
+				t.Errorf("updated line %q, want %q…", got, tc.updated)
+			}
+			if got := text("footer"); !strings.Contains(got, tc.footer) {
+				t.Errorf("footer %q lacks %q", got, tc.footer)
+			}
+			if got := text("a.skip"); got != tc.skip {
+				t.Errorf("skip link %q", got)
+			}
+			if got := text("#h-past"); got != tc.pastIncidents {
+				t.Errorf("past incidents heading %q", got)
+			}
+			lang, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.documentElement.lang`))
+			if err != nil || lang != tc.locale {
+				t.Errorf("lang %q %v", lang, err)
+			}
+			if c, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](contrastJS)); err != nil || c < 4.5 {
+				t.Errorf("banner text contrast %.2f (%v), want at least 4.5", c, err)
+			}
+			// branding: the logo shown, the links, the stylesheet applied
+			poll("the logo", `document.querySelector("img.logo") && document.querySelector("img.logo").naturalWidth > 0`)
+			if got := text("nav.links"); !strings.Contains(got, "Home") || !strings.Contains(got, "Docs") {
+				t.Errorf("links %q", got)
+			}
+			poll("the custom stylesheet", `getComputedStyle(document.querySelector(".brand span")).letterSpacing === "2px"`)
+			poll("the favicon", `(window.vantageIcon = window.vantageIcon || fetch("/favicon.ico").then(r => r.status === 200 && r.headers.get("content-type") === "image/x-icon").then(ok => window.vantageIconOK = ok), window.vantageIconOK === true)`)
+			if desc, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('meta[name="description"]').content`)); err != nil || desc == "" {
+				t.Errorf("meta description %q %v", desc, err)
+			}
+			// every fixed string is in the page's language: no English
+			// left on the Korean page
+			if tc.locale == "ko" {
+				body := text("body")
+				for _, en := range []string{"Operational", "Investigating", "uptime", "Active incidents", "Regions now", "no data", "Updated", "started", " ago"} {
+					if strings.Contains(body, en) {
+						t.Errorf("Korean page shows %q", en)
+					}
+				}
+			}
+			// Live: the websocket's changes in the page's language.
+			poll("the live indicator", `!document.getElementById("live").hidden`)
+			waitClients(t, srv.Hub(), 1)
+			down := testStatus()
+			down.Checks[0].State, down.Checks[0].Since, down.Checks[0].IncidentID = "down", testNow, "inc-api"
+			down.Checks[0].Regions = map[string]RegionVote{"eu-west": {Vote: "down", Error: "timeout"}, "us-east": {Vote: "down", Error: "timeout"}}
+			src.mu.Lock()
+			src.st = down
+			src.mu.Unlock()
+			srv.Publish(Event{Name: "api", State: "down", Since: testNow, IncidentID: "inc-api", Regions: down.Checks[0].Regions})
+			do("api shown down", chromedp.WaitVisible(chromedp.CSS(`.check[data-check="api"][data-state="down"]`)))
+			if got := text(`.check[data-check="api"] [data-role="state"]`); got != tc.down {
+				t.Errorf("api state after the event %q, want %q", got, tc.down)
+			}
+			poll("the banner", `document.getElementById("banner-text").textContent === `+strconv.Quote(tc.bannerLive)+
+				` || document.getElementById("banner-text").textContent === `+strconv.Quote(tc.banner))
+			resp, m := post(t, ts, "/api/v1/incidents/inc-new/updates", "Bearer "+testToken,
+				`{"status":"identified","body":"The primary database ran out of disk."}`)
+			if resp.StatusCode != 201 {
+				t.Fatalf("post update: %d %v", resp.StatusCode, m)
+			}
+			poll("the update", `(document.querySelector("#incident-inc-new .timeline li strong") || {}).textContent === `+strconv.Quote(tc.identified))
+			if got := text(`#incident-inc-new .timeline li time`); !strings.HasSuffix(got, map[string]string{"en": "UTC", "ko": "KST"}[tc.locale]) {
+				t.Errorf("update time %q", got)
+			}
+			b.screenshot("statuspage-" + tc.locale + ".png")
+
+			do("the check page", chromedp.Navigate(ts.URL+"/checks/api"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
+			if tc.locale == "ko" {
+				if got := text("#h-lat"); got != "지연 시간, 최근 24시간" {
+					t.Errorf("check page heading %q", got)
+				}
+			}
+			b.screenshot("statuspage-check-" + tc.locale + ".png")
+			do("the incident page", chromedp.Navigate(ts.URL+"/incidents/inc-new"), chromedp.WaitVisible(chromedp.CSS(".incident-page")))
+			if got := text(".incident-page .istatus"); got != tc.identified {
+				t.Errorf("incident page status %q", got)
+			}
+			b.screenshot("statuspage-incident-" + tc.locale + ".png")
+			b.noExceptions()
+		})
+	}
+}
+
+// testLogo is a small PNG.
+func testLogo(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, 64, 32))
+	for y := range 32 {
+		for x := range 64 {
+			img.SetNRGBA(x, y, color.NRGBA{0x15, 0x65, 0xc0, 0xff})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -371,9 +371,10 @@ func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
 		}
 		return old.docs[i]
 	}
-	b.docs[0] = newDoc(badge(c.Name, strings.ToLower(c.StateText), badgeColour[c.State]), "image/svg+xml", cc, at, prev(0))
+	l := localeOf(s.page.Load().Site)
+	b.docs[0] = newDoc(badge(c.Name, strings.ToLower(l.t(c.StateText)), badgeColour[c.State]), "image/svg+xml", cc, at, prev(0))
 	for i, u := range c.Uptime {
-		b.docs[i+1] = newDoc(badge(c.Name+" "+u.Window, u.Text, uptimeColour(u.Value)), "image/svg+xml", cc, at, prev(i+1))
+		b.docs[i+1] = newDoc(badge(c.Name+" "+l.t(u.Window), l.t(u.Text), uptimeColour(u.Value)), "image/svg+xml", cc, at, prev(i+1))
 	}
 	s.rc.badges[c.Name] = b
 	return b

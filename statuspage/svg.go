@@ -154,8 +154,8 @@ func uptimeColour(u float64) string {
 // badge draws a shields.io-style flat badge.
 func badge(label, value, colour string) []byte {
 	esc := func(s string) string { return template.HTMLEscapeString(s) }
-	lw := 10 + 7*len([]rune(label))
-	vw := 10 + 7*len([]rune(value))
+	lw := 10 + textWidth(label)
+	vw := 10 + textWidth(value)
 	w := lw + vw
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="20" role="img" aria-label="%s: %s">`, w, esc(label), esc(value))
@@ -166,4 +166,19 @@ func badge(label, value, colour string) []byte {
 	fmt.Fprintf(&b, `<text x="%d" y="14">%s</text><text x="%d" y="14">%s</text></g></svg>`, lw/2, esc(label), lw+vw/2, esc(value))
 	b.WriteByte('\n')
 	return []byte(b.String())
+}
+
+// textWidth is about how wide s is in the badge's 11 px font: 7 px a
+// character, 12 for the wide ones (Hangul, CJK).
+func textWidth(s string) int {
+	w := 0
+	for _, r := range s {
+		if r >= 0x1100 && (r <= 0x115f || r >= 0x2e80 && r <= 0xa4cf || r >= 0xac00 && r <= 0xd7a3 ||
+			r >= 0xf900 && r <= 0xfaff || r >= 0xfe30 && r <= 0xfe4f || r >= 0xff00 && r <= 0xff60) {
+			w += 12
+		} else {
+			w += 7
+		}
+	}
+	return w
 }

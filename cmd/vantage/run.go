@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/node"
+	"github.com/vantage-dev/vantage/statuspage"
 )
 
 // runFlags are the flags of `vantage run`; each may also be set under node:
@@ -274,7 +274,11 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		n.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
-	srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Read, write and idle timeouts and a cap on connections: the page is
+	// public (statuspage.DefaultHTTPOptions).
+	httpOpts := statuspage.DefaultHTTPOptions()
+	ln = statuspage.LimitListener(ln, httpOpts.MaxConns)
+	srv := statuspage.NewHTTPServer(n.Handler(), httpOpts, log)
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 	if s.DebugAddr != "" {

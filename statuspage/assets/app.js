@@ -2,11 +2,29 @@
 // is complete without this script.
 (function () {
   "use strict";
-  var TEXT = {up: "Operational", degraded: "Degraded", down: "Down", unknown: "Unknown", maintenance: "Maintenance"};
-  var BANNER = {
-    operational: "All systems operational", degraded: "Degraded performance", partial_outage: "Partial outage",
-    major_outage: "Major outage", maintenance: "Under maintenance", monitoring_degraded: "Monitoring degraded: this view may be stale"
+  // The page's language (body data-locale); the server formats times.
+  var L = {
+    en: {
+      text: {up: "Operational", degraded: "Degraded", down: "Down", unknown: "Unknown", maintenance: "Maintenance"},
+      banner: {
+        operational: "All systems operational", degraded: "Degraded performance", partial_outage: "Partial outage",
+        major_outage: "Major outage", maintenance: "Under maintenance", monitoring_degraded: "Monitoring degraded: this view may be stale"
+      },
+      impact: {critical: "Critical impact", major: "Major impact", minor: "Minor impact", none: "No impact"},
+      started: "started", updates: "Updates, newest first"
+    },
+    ko: {
+      text: {up: "정상", degraded: "성능 저하", down: "장애", unknown: "알 수 없음", maintenance: "점검"},
+      banner: {
+        operational: "모든 시스템 정상 작동 중", degraded: "성능 저하", partial_outage: "부분 장애",
+        major_outage: "대규모 장애", maintenance: "점검 중", monitoring_degraded: "모니터링 저하: 이 화면은 최신이 아닐 수 있습니다"
+      },
+      impact: {critical: "영향: 심각", major: "영향: 큼", minor: "영향: 작음", none: "영향 없음"},
+      started: "시작", updates: "업데이트, 최신순"
+    }
   };
+  var lang = L[document.body && document.body.getAttribute("data-locale")] || L.en;
+  var TEXT = lang.text, BANNER = lang.banner;
   function displayState(ev) {
     if (ev.state === "up" && ev.regions) {
       for (var r in ev.regions) { if (ev.regions[r] && ev.regions[r].vote === "down") return "degraded"; }
@@ -41,11 +59,6 @@
     if (maint > 0) return "maintenance";
     return "operational";
   }
-  var MON = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  function when(d) {
-    function p(n) { return (n < 10 ? "0" : "") + n; }
-    return d.getUTCDate() + " " + MON[d.getUTCMonth()] + " " + d.getUTCFullYear() + " " + p(d.getUTCHours()) + ":" + p(d.getUTCMinutes()) + " UTC";
-  }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -63,11 +76,11 @@
     var meta = el("p", "meta"), st = el("span", "istatus");
     st.setAttribute("data-role", "istatus");
     meta.appendChild(st);
-    var rest = (ev.label ? " · " + ev.label : "") + (ev.manual ? " · " + ev.impact.charAt(0).toUpperCase() + ev.impact.slice(1) + " impact" : "");
-    meta.appendChild(document.createTextNode(rest + " · started " + ev.started_at));
+    var rest = (ev.label ? " · " + ev.label : "") + (ev.manual ? " · " + (lang.impact[ev.impact] || ev.impact) : "");
+    meta.appendChild(document.createTextNode(rest + " · " + lang.started + " " + ev.started_at));
     a.appendChild(meta);
     var ol = el("ol", "timeline");
-    ol.setAttribute("aria-label", "Updates, newest first");
+    ol.setAttribute("aria-label", lang.updates);
     a.appendChild(ol);
     return a;
   }
@@ -89,7 +102,7 @@
     if (st) st.textContent = ev.status_text;
     var ol = art.querySelector("ol.timeline"), u = ev.update;
     if (ol && !ol.querySelector('[data-update="' + CSS.escape(u.id) + '"]')) {
-      var at = new Date(u.at), li = el("li"), t = el("time", "", when(at));
+      var at = new Date(u.at), li = el("li"), t = el("time", "", ev.update_at_text || u.at);
       li.setAttribute("data-update", u.id);
       li.setAttribute("data-at", u.at);
       t.setAttribute("datetime", u.at);
