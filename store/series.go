@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -563,4 +564,43 @@ func (s *Store) ReadBuckets(ctx context.Context, node string, step Step, from, t
 		}
 	}
 	return rows.Err()
+}
+
+// Digest returns the block digests of the units that ended by cutoff
+// (unix ms): the digest of what anti-entropy compares, which leaves out the
+// minutes still being shared. Sorted as Blocks.
+func (s *Store) Digest(ctx context.Context, cutoff int64) ([]BlockDigest, error) {
+	blocks := s.Blocks()
+	idx := make(map[bkey]int, len(blocks))
+	for i, b := range blocks {
+		idx[bkey{b.Node, b.Step, b.Start}] = i
+	}
+	for _, node := range s.Origins() {
+		for st := StepMinute; st < numSteps; st++ {
+			units, err := s.Units(ctx, node, st, cutoff-stepMS[st]+1, math.MaxInt64)
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range units {
+				if i, ok := idx[blockOf(ukey{node, st, u.Start})]; ok {
+					blocks[i].Hash -= u.Hash
+					blocks[i].Rows -= u.Rows
+				}
+			}
+		}
+	}
+	out := blocks[:0]
+	for _, b := range blocks {
+		if b.Rows > 0 {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// Add counts one result in the figures, as the writer does.
+func (a *Agg) Add(ok bool, latency time.Duration) {
+	in := a.internal()
+	in.add(&Result{OK: ok, Latency: latency})
+	*a = in.export()
 }
