@@ -100,6 +100,7 @@ type Mesh struct {
 	Updates   *Updates
 	Asks      *Asks
 	Receipts  *Receipts
+	Ops       *Ops // ad-hoc probes and failure snapshots (probes.go, snapshots.go)
 }
 
 // Options configure a Mesh.
@@ -142,6 +143,7 @@ func New(o Options) *Mesh {
 		Updates:   NewUpdates(o.Now, o.OnWrite, o.Logger),
 		Asks:      NewAsks(o.Self, o.OnAsk, o.Logger),
 		Receipts:  NewReceipts(o.Self, o.Now, notify, o.Logger),
+		Ops:       NewOps(o),
 	}
 }
 
@@ -150,6 +152,7 @@ func (m *Mesh) Register(r Registry) error {
 	return Register(r, map[string]sharer{
 		KeyVotes: m.Votes, KeyHealth: m.Health, KeyIncidents: m.Incidents, KeySent: m.Sent,
 		KeyClaims: m.Claims, KeyUpdates: m.Updates, KeyAsks: m.Asks, KeyReceipts: m.Receipts,
+		KeyProbes: m.Ops.Probes,
 	})
 }
 

@@ -13,10 +13,13 @@ type extensions struct {
 	// reports lets one report be made at a time: one reads every check's
 	// day buckets over the period (about 0.6 s for 1,000 checks over 90 days).
 	reports chan struct{}
+	adhoc   adhocState
 }
 
 func (x *extensions) init(n *Node) error {
 	x.reports = make(chan struct{}, 1)
+	x.adhoc.init()
+	n.mesh.Ops.Probes.SetOnRequest(n.onProbeRequest)
 	return nil
 }
 

@@ -25,6 +25,8 @@ Usage:
   vantage status --addr URL             print a node's view as a table
   vantage report --from DATE --to DATE [--group G] [--format text|html|csv|json]
                                         SLA report of a period from a node
+  vantage probe URL|HOST:PORT|HOST [--type http|tcp|icmp|dns]
+                                        probe a target once from every region, now
   vantage notify test --config FILE --notifier NAME
                                         send a test notification
   vantage version                       print version information
@@ -50,6 +52,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args[1:], stdout, stderr)
 	case "report":
 		return cmdReport(args[1:], stdout, stderr)
+	case "probe":
+		return cmdProbe(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "notify":
