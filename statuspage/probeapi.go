@@ -38,8 +38,8 @@ type ProbeAnswer struct {
 	// when each region's vote is its one probe (a failure votes down).
 	Verdict  string   `json:"verdict"`
 	Quorum   int      `json:"quorum"`
-	Down     []string `json:"down"`     // regions whose probe failed
-	Up       []string `json:"up"`       // regions whose probe passed
+	Down     []string `json:"down"`      // regions whose probe failed
+	Up       []string `json:"up"`        // regions whose probe passed
 	NoAnswer []string `json:"no_answer"` // regions that could not tell (no answer, refused, no node)
 }
 
