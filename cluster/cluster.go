@@ -123,6 +123,9 @@ type Config struct {
 
 	Logger         *slog.Logger
 	RejoinInterval time.Duration // default 10s
+	// Now is this node's clock for the stamps of its messages and the
+	// peers' clock offsets; default time.Now (tests skew it).
+	Now func() time.Time
 }
 
 // Cluster is a running gossip node.
@@ -141,6 +144,7 @@ type Cluster struct {
 	seen       map[string]seenEntry // origin, kind and name -> newest stamp
 	warnedHash map[string]string    // node -> config hash we warned about
 	lastStamp  uint64               // our last broadcast stamp
+	offsets    offsets              // peers' clock offsets (offsets.go)
 	configHash string               // ours, may change with SetConfigHash
 	suspectTTL time.Duration
 	left       bool
@@ -515,11 +519,19 @@ func (c *Cluster) envelope(kind byte, name string, payload []byte) []byte {
 	return encodeEnvelope(kind, c.cfg.Name, name, c.nextStamp(), payload)
 }
 
+// now is this node's clock.
+func (c *Cluster) now() time.Time {
+	if c.cfg.Now != nil {
+		return c.cfg.Now()
+	}
+	return time.Now()
+}
+
 // nextStamp returns a fresh broadcast stamp: unix ns, above every earlier.
 func (c *Cluster) nextStamp() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := uint64(time.Now().UnixNano())
+	s := uint64(c.now().UnixNano())
 	if s <= c.lastStamp {
 		s = c.lastStamp + 1
 	}

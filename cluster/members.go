@@ -101,6 +101,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 	c.seen[key] = seenEntry{stamp: e.stamp, recvAt: now}
 	c.mu.Unlock()
+	c.offsets.add(e.origin, e.stamp, c.now())
 
 	if c.NumAlive()-1 > c.mlc.GossipNodes {
 		// memberlist sends a broadcast to GossipNodes random peers per

@@ -35,6 +35,11 @@ type Claim struct {
 	Notifiers []string  `json:"notifiers"`
 	At        time.Time `json:"at"`
 	Released  bool      `json:"released,omitempty"`
+	// AgeMS is how old the claim was when sent; Recv is when it was made
+	// on this node's clock. A lease runs on Recv: peers' clocks are not
+	// ours.
+	AgeMS int64     `json:"age_ms,omitempty"`
+	Recv  time.Time `json:"-"`
 }
 
 // ClaimKey identifies what is claimed.
@@ -54,6 +59,8 @@ func (c Claim) valid() error {
 		return fmt.Errorf("claim: %d notifiers", len(c.Notifiers))
 	case !validTime(c.At):
 		return fmt.Errorf("claim: time out of range")
+	case c.AgeMS < 0 || c.AgeMS > int64(24*time.Hour/time.Millisecond):
+		return fmt.Errorf("claim: age %d ms", c.AgeMS)
 	}
 	for _, n := range c.Notifiers {
 		if n == "" || len(n) > MaxNameLen {
@@ -88,7 +95,8 @@ func (t *Claims) setBroadcaster(b Broadcaster) {
 
 // Claim records and gossips this node's claim (a new one or a renewal).
 func (t *Claims) Claim(incident, action string, notifiers []string) error {
-	return t.put(Claim{Node: t.self, Incident: incident, Action: action, Notifiers: slices.Clone(notifiers), At: t.now().UTC()})
+	now := t.now().UTC()
+	return t.put(Claim{Node: t.self, Incident: incident, Action: action, Notifiers: slices.Clone(notifiers), At: now, Recv: now})
 }
 
 // Release gives up this node's claim (it could not queue the
@@ -101,6 +109,7 @@ func (t *Claims) Release(incident, action string) error {
 		return nil
 	}
 	c.Released, c.At = true, t.now().UTC()
+	c.Recv = c.At
 	return t.put(c)
 }
 
@@ -125,7 +134,7 @@ func (t *Claims) Held(incident, action string, now time.Time, alive func(node st
 	t.mu.RLock()
 	c, ok := t.m[ClaimKey{incident, action}]
 	t.mu.RUnlock()
-	if !ok || c.Released || c.Node == t.self || now.Sub(c.At) >= ClaimLease || !alive(c.Node) {
+	if !ok || c.Released || c.Node == t.self || now.Sub(c.Recv) >= ClaimLease || !alive(c.Node) {
 		return "", false
 	}
 	return c.Node, true
@@ -158,7 +167,7 @@ func (t *Claims) Expire(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k, c := range t.m {
-		if c.Node != t.self && now.Sub(c.At) > 2*ClaimLease {
+		if c.Node != t.self && now.Sub(c.Recv) > 2*ClaimLease {
 			delete(t.m, k)
 		}
 	}
@@ -166,9 +175,11 @@ func (t *Claims) Expire(now time.Time) {
 
 // MarshalBinary implements cluster.State.
 func (t *Claims) MarshalBinary() ([]byte, error) {
+	now := t.now()
 	t.mu.RLock()
 	vs := make([]Claim, 0, len(t.m))
 	for _, c := range t.m {
+		c.AgeMS = max(0, now.Sub(c.Recv).Milliseconds())
 		vs = append(vs, c)
 	}
 	t.mu.RUnlock()
@@ -182,6 +193,7 @@ func (t *Claims) Merge(from string, b []byte) error {
 		return fmt.Errorf("claims from %s: %w", from, err)
 	}
 	var bad invalid
+	now := t.now()
 	t.mu.Lock()
 	for _, c := range vs {
 		if err := c.valid(); err != nil {
@@ -191,8 +203,11 @@ func (t *Claims) Merge(from string, b []byte) error {
 		if c.Node == t.self {
 			continue
 		}
+		c.Recv = now.Add(-time.Duration(c.AgeMS) * time.Millisecond)
 		old, have := t.m[c.key()]
-		if have && !c.At.After(old.At) {
+		// One claimer's claims are ordered by its clock, different
+		// claimers' by when they were made on this node's.
+		if have && ((old.Node == c.Node && !c.At.After(old.At)) || (old.Node != c.Node && !c.Recv.After(old.Recv))) {
 			continue
 		}
 		if !have && len(t.m) >= maxClaims {

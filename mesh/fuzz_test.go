@@ -12,7 +12,9 @@ func FuzzVotesMerge(f *testing.F) {
 	_ = a.m.Votes.Put(Vote{Check: "api", Vote: "down", At: t0, Code: "x", LatencyMS: 3, DownSince: t0})
 	full, _ := a.m.Votes.MarshalBinary()
 	f.Add(full)
-	f.Add(append([]byte{fmtDelta}, appendVote(nil, Vote{Check: "db", Vote: "up", At: t0}, false)...))
+	delta := writer{b: []byte{fmtDelta}}
+	delta.time(t0)
+	f.Add(appendVote(delta.b, Vote{Check: "db", Vote: "up", At: t0}, false, t0))
 	f.Add([]byte{fmtFull, 200})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := newMeshRig("us-1")

@@ -91,8 +91,7 @@ func TestVotesMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := Vote{Node: "us-1", Check: "api", Vote: "down", At: t0.Add(time.Hour)}
-	full := append([]byte{fmtFull}, 1)
-	full = appendVote(full, forged, true)
+	full := fullVotes(t0.Add(time.Hour), forged)
 	if err := b.m.Votes.Merge("eu-1", full); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +106,7 @@ func TestVotesMerge(t *testing.T) {
 		{Node: "x", Check: "API!", Vote: "up", At: t0},
 		{Node: "", Check: "api", Vote: "up", At: t0},
 	} {
-		msg := append([]byte{fmtFull}, 1)
-		msg = appendVote(msg, bad, true)
+		msg := fullVotes(t0, bad)
 		if err := b.m.Votes.Merge("x", msg); err == nil {
 			t.Fatalf("invalid vote %+v accepted", bad)
 		}
@@ -382,5 +380,68 @@ func TestMalformed(t *testing.T) {
 	}
 	if n := r.m.Votes.Len(); n != 0 {
 		t.Fatalf("%d votes from malformed input", n)
+	}
+}
+
+// fullVotes encodes votes as a full state sent at sent.
+func fullVotes(sent time.Time, vs ...Vote) []byte {
+	w := writer{b: []byte{fmtFull}}
+	w.time(sent)
+	w.uvarint(uint64(len(vs)))
+	for _, v := range vs {
+		w.b = appendVote(w.b, v, true, sent)
+	}
+	return w.b
+}
+
+// Freshness is judged on this node's clock: a vote made by a node whose
+// clock is ten minutes behind or ahead is placed at the moment it was
+// made here; one made well after its message was sent is refused.
+func TestVotesSkewedClocks(t *testing.T) {
+	for _, skew := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
+		a, b := newMeshRig("eu-1"), newMeshRig("us-1")
+		a.now = t0.Add(skew)
+		if err := a.m.Votes.Put(Vote{Check: "api", Vote: "up", At: a.now.Add(-3 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.m.Votes.Merge("eu-1", mustMarshal(t, a.m.Votes)); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := b.m.Votes.Get("api", "eu-1")
+		if want := t0.Add(-3 * time.Second); !v.Recv.Equal(want) {
+			t.Fatalf("skew %v: vote placed at %v on the receiver's clock, want %v", skew, v.Recv, want)
+		}
+		b.m.Votes.Expire(t0.Add(-time.Minute))
+		if _, ok := b.m.Votes.Get("api", "eu-1"); !ok {
+			t.Fatalf("skew %v: a fresh vote expired by the sender's clock", skew)
+		}
+	}
+	b := newMeshRig("us-1")
+	future := Vote{Node: "eu-1", Region: "eu", Check: "api", Vote: "down", At: t0.Add(time.Minute)}
+	if err := b.m.Votes.Merge("eu-1", fullVotes(t0, future)); err == nil {
+		t.Fatal("a vote made a minute after its message was sent was taken")
+	}
+}
+
+// A write from a node whose clock is ten minutes ahead is placed on the
+// receiver's clock, so updates are ordered as they were made.
+func TestUpdatesSkewedClock(t *testing.T) {
+	a, b := newMeshRig("eu-1"), newMeshRig("us-1")
+	a.now = t0.Add(10 * time.Minute)
+	u := store.IncidentUpdate{ID: "u1", IncidentID: "m1", Status: "monitoring", Body: "fixed", CreatedAt: a.now.Add(-time.Second)}
+	if err := a.m.Updates.Share(WriteOf(store.Incident{ID: "m1", Title: "T", Manual: true, StartedAt: a.now.Add(-time.Hour)}, u)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.m.Updates.Merge("eu-1", mustMarshal(t, a.m.Updates)); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.writes) != 1 || !b.writes[0].Update.At.Equal(t0.Add(-time.Second)) || !b.writes[0].Incident.Started.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("write placed at %+v, want on the receiver's clock", b.writes)
+	}
+	w := WriteOf(store.Incident{ID: "m1"}, store.IncidentUpdate{ID: "u2", IncidentID: "m1", Status: "monitoring", Body: "x", CreatedAt: t0.Add(time.Minute)})
+	w.Sent = t0
+	msg, _ := encodeEntries([]Write{w})
+	if err := b.m.Updates.Merge("eu-1", msg); err == nil {
+		t.Fatal("a write made a minute after it was sent was taken")
 	}
 }

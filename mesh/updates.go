@@ -51,6 +51,11 @@ type Update struct {
 type Write struct {
 	Incident *ManualIncident `json:"incident,omitempty"`
 	Update   Update          `json:"update"`
+	// Sent is the sender's clock when it sent the write: a receiver
+	// places the write's times on its own clock (now - (Sent - At)), so
+	// updates are ordered as they were made, whatever the peers' clocks
+	// say, and refuses one made well after it was sent.
+	Sent time.Time `json:"sent,omitempty"`
 }
 
 // WriteOf returns the write of an update of inc.
@@ -116,7 +121,6 @@ type Updates struct {
 	b      Broadcaster
 	writes map[string]Write // by update id: what push-pull shares
 	known  map[string]bool  // update ids stored here
-	cache  []byte           // MarshalBinary's answer; nil = rebuild
 }
 
 // NewUpdates returns an empty table; onWrite (may be nil) gets writes
@@ -156,6 +160,7 @@ func (t *Updates) Share(w Write) error {
 	t.trimLocked()
 	b := t.b
 	t.mu.Unlock()
+	w.Sent = t.now().UTC()
 	return broadcastEntries(b, broadcastName("update", w.Update.ID), w)
 }
 
@@ -165,7 +170,6 @@ func (t *Updates) addLocked(w Write) {
 		clear(t.known)
 	}
 	t.known[w.Update.ID] = true
-	t.cache = nil
 }
 
 // trimLocked keeps the shared writes within the window and bounds.
@@ -187,7 +191,6 @@ func (t *Updates) trimLocked() {
 			delete(t.writes, w.Update.ID)
 		}
 	}
-	t.cache = nil
 }
 
 // Len is the number of writes shared.
@@ -197,23 +200,37 @@ func (t *Updates) Len() int {
 	return len(t.writes)
 }
 
-// MarshalBinary implements cluster.State: the recent writes.
+// MarshalBinary implements cluster.State: the recent writes, sent now.
 func (t *Updates) MarshalBinary() ([]byte, error) {
+	now := t.now().UTC()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cache == nil {
-		ws := make([]Write, 0, len(t.writes))
-		for _, w := range t.writes {
-			ws = append(ws, w)
-		}
-		slices.SortFunc(ws, func(a, b Write) int { return b.Update.At.Compare(a.Update.At) })
-		b, err := encodeEntries(ws)
-		if err != nil {
-			return nil, err
-		}
-		t.cache = b
+	ws := make([]Write, 0, len(t.writes))
+	for _, w := range t.writes {
+		w.Sent = now
+		ws = append(ws, w)
 	}
-	return t.cache, nil
+	t.mu.Unlock()
+	slices.SortFunc(ws, func(a, b Write) int { return b.Update.At.Compare(a.Update.At) })
+	return encodeEntries(ws)
+}
+
+// local places a peer's write on this node's clock.
+func local(w Write, now time.Time) (Write, error) {
+	if w.Sent.IsZero() {
+		return w, nil
+	}
+	if w.Update.At.After(w.Sent.Add(maxFuture)) {
+		return w, fmt.Errorf("update %s made %v after it was sent", w.Update.ID, w.Update.At.Sub(w.Sent))
+	}
+	shift := now.Sub(w.Sent)
+	w.Update.At = w.Update.At.Add(shift).Truncate(time.Millisecond)
+	if w.Incident != nil {
+		inc := *w.Incident
+		inc.Started = inc.Started.Add(shift).Truncate(time.Millisecond)
+		w.Incident = &inc
+	}
+	w.Sent = time.Time{}
+	return w, nil
 }
 
 // Merge implements cluster.State: writes new to this node go to OnWrite
@@ -225,6 +242,7 @@ func (t *Updates) Merge(from string, b []byte) error {
 	}
 	var bad invalid
 	var fresh []Write
+	now := t.now().UTC()
 	t.mu.Lock()
 	for _, w := range ws {
 		if err := w.Validate(); err != nil {
@@ -232,6 +250,11 @@ func (t *Updates) Merge(from string, b []byte) error {
 			continue
 		}
 		if t.known[w.Update.ID] {
+			continue
+		}
+		w, err := local(w, now)
+		if err != nil {
+			bad.add(err)
 			continue
 		}
 		t.addLocked(w)
@@ -247,14 +270,14 @@ func (t *Updates) Merge(from string, b []byte) error {
 	return bad.err("writes", from)
 }
 
+// maxFuture, for writes too: how far past its message a write's time may
+// lie.
+
 // Forget drops a write this node could not store, so that the next
 // push-pull that carries it delivers it again.
 func (t *Updates) Forget(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.known, id)
-	if _, ok := t.writes[id]; ok {
-		delete(t.writes, id)
-		t.cache = nil
-	}
+	delete(t.writes, id)
 }

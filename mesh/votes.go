@@ -29,7 +29,16 @@ type Vote struct {
 	// (config.Check.ProbeKey): votes made with other settings than the
 	// majority's do not count.
 	Key uint64
+	// Recv is when the vote was made on this node's clock: its age as the
+	// sender knew it, taken from this node's clock when it arrived. Peers'
+	// clocks are not ours: freshness is judged by Recv, order by At (one
+	// voter's own clock).
+	Recv time.Time
+	age  time.Duration // on the wire: how old the sender knew it to be
 }
+
+// maxAge bounds a vote's age on the wire (a year: older is meaningless).
+const maxAge = 365 * 24 * time.Hour
 
 func (v Vote) valid() error {
 	switch {
@@ -59,6 +68,7 @@ const maxNodesPerCheck = 1024
 // only by Put. Votes of checks this node does not run are refused.
 type Votes struct {
 	self, region string
+	now          func() time.Time
 	notify       func(check string)
 	log          *slog.Logger
 
@@ -69,8 +79,8 @@ type Votes struct {
 }
 
 // NewVotes returns an empty table that accepts no check until Retain.
-func NewVotes(self, region string, notify func(string), log *slog.Logger) *Votes {
-	return &Votes{self: self, region: region, notify: notify, log: log, b: nopBroadcaster{},
+func NewVotes(self, region string, now func() time.Time, notify func(string), log *slog.Logger) *Votes {
+	return &Votes{self: self, region: region, now: now, notify: notify, log: log, b: nopBroadcaster{},
 		byCheck: map[string]map[string]Vote{}, keep: map[string]bool{}}
 }
 
@@ -85,6 +95,7 @@ func (t *Votes) setBroadcaster(b Broadcaster) {
 func (t *Votes) Put(v Vote) error {
 	v.Node, v.Region = t.self, t.region
 	v.At = v.At.Truncate(time.Millisecond)
+	v.Recv = v.At
 	if err := v.valid(); err != nil {
 		return err
 	}
@@ -96,8 +107,9 @@ func (t *Votes) Put(v Vote) error {
 	t.setLocked(v)
 	b := t.b
 	t.mu.Unlock()
-	msg := []byte{fmtDelta}
-	msg = appendVote(msg, v, false)
+	w := writer{b: []byte{fmtDelta}}
+	w.time(v.At) // sent as soon as made
+	msg := appendVote(w.b, v, false, v.At)
 	if err := b.Broadcast(broadcastName(v.Check), msg); err != nil {
 		return fmt.Errorf("mesh: gossip vote on %s: %w", v.Check, err)
 	}
@@ -168,14 +180,14 @@ func (t *Votes) Retain(keep map[string]bool) {
 	}
 }
 
-// Expire drops votes made before before: a departed node's votes, and any
-// too old to count.
+// Expire drops votes made (on this node's clock) before before: a
+// departed node's votes, and any too old to count.
 func (t *Votes) Expire(before time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for c, m := range t.byCheck {
 		for n, v := range m {
-			if v.At.Before(before) {
+			if v.Recv.Before(before) {
 				delete(m, n)
 			}
 		}
@@ -185,20 +197,25 @@ func (t *Votes) Expire(before time.Time) {
 	}
 }
 
-// Encodings: a delta is one vote of the sending node (its name and the
-// check are the envelope's origin and the broadcast's name, so they are
-// left out... but the check is kept: the name is not delivered), a full
-// state the whole table.
+// Encodings: a delta is one vote of the sending node (its name is the
+// envelope's origin), a full state the whole table. Both start with the
+// sender's clock when it encoded them, and every vote carries its age
+// then: a receiver places the vote on its own clock (Recv) and refuses
+// one the sender made more than maxFuture after it sent it.
 const (
-	fmtDelta byte = 1
-	fmtFull  byte = 2
+	fmtDelta byte = 3
+	fmtFull  byte = 4
+	// maxFuture is how far past its message a vote's time may lie.
+	maxFuture = 5 * time.Second
 )
 
 // MarshalBinary implements cluster.State: the whole table.
 func (t *Votes) MarshalBinary() ([]byte, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	now := t.now()
 	w := writer{b: []byte{fmtFull}}
+	w.time(now)
 	n := 0
 	for _, m := range t.byCheck {
 		n += len(m)
@@ -206,7 +223,7 @@ func (t *Votes) MarshalBinary() ([]byte, error) {
 	w.uvarint(uint64(n))
 	for _, m := range t.byCheck {
 		for _, v := range m {
-			w.b = appendVote(w.b, v, true)
+			w.b = appendVote(w.b, v, true, now)
 		}
 	}
 	return w.b, nil
@@ -220,12 +237,15 @@ func (t *Votes) Merge(from string, b []byte) error {
 	}
 	r := reader{b: b[1:]}
 	var votes []Vote
+	var sent time.Time
 	switch b[0] {
 	case fmtDelta:
+		sent = r.time()
 		v := readVote(&r, false)
 		v.Node = from
 		votes = append(votes, v)
 	case fmtFull:
+		sent = r.time()
 		n := r.count(8)
 		votes = make([]Vote, 0, n)
 		for range n {
@@ -243,12 +263,18 @@ func (t *Votes) Merge(from string, b []byte) error {
 	changed := map[string]bool{}
 	var bad int
 	var firstErr error
+	now := t.now()
 	t.mu.Lock()
 	for _, v := range votes {
 		if v.Node == t.self {
 			continue // this node's own vote is its own to make
 		}
-		if err := v.valid(); err != nil {
+		err := v.valid()
+		if err == nil && v.Node == from && v.At.After(sent.Add(maxFuture)) {
+			err = fmt.Errorf("mesh: vote of %s on %s made %v after it was sent", v.Node, v.Check, v.At.Sub(sent))
+		}
+		v.Recv = now.Add(-v.age)
+		if err != nil {
 			bad++
 			if firstErr == nil {
 				firstErr = err
@@ -279,8 +305,8 @@ func (t *Votes) Merge(from string, b []byte) error {
 	return nil
 }
 
-// appendVote encodes v; full includes the node's name.
-func appendVote(b []byte, v Vote, full bool) []byte {
+// appendVote encodes v as of now; full includes the node's name.
+func appendVote(b []byte, v Vote, full bool, now time.Time) []byte {
 	w := writer{b: b}
 	if full {
 		w.str(v.Node, MaxNameLen)
@@ -297,6 +323,11 @@ func appendVote(b []byte, v Vote, full bool) []byte {
 		w.str(v.Region, MaxRegionLen)
 	}
 	w.uvarint(v.Key)
+	age := now.Sub(v.Recv)
+	if v.Recv.IsZero() || age < 0 {
+		age = 0
+	}
+	w.uvarint(uint64(age / time.Millisecond))
 	return w.b
 }
 
@@ -317,5 +348,6 @@ func readVote(r *reader, full bool) Vote {
 		v.Region = r.str(MaxRegionLen)
 	}
 	v.Key = r.uvarint()
+	v.age = time.Duration(min(r.uvarint(), uint64(maxAge/time.Millisecond))) * time.Millisecond
 	return v
 }

@@ -137,7 +137,7 @@ func addMeshNode(t *testing.T, path string, key []byte, name, region, seed strin
 }
 
 // addMeshNodeIn is addMeshNode with the node's data in dir.
-func addMeshNodeIn(t *testing.T, path string, key []byte, name, region, seed, dir string) *meshNode {
+func addMeshNodeIn(t *testing.T, path string, key []byte, name, region, seed, dir string, mods ...func(*Options)) *meshNode {
 	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -153,8 +153,12 @@ func addMeshNodeIn(t *testing.T, path string, key []byte, name, region, seed, di
 	if seed != "" {
 		g.Join = []string{seed}
 	}
-	n, err := New(context.Background(), Options{Config: cfg, Name: name, Region: region,
-		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g, Prober: p})
+	o := Options{Config: cfg, Name: name, Region: region,
+		DBPath: filepath.Join(dir, "v.db"), OutboxPath: filepath.Join(dir, "outbox.db"), Logger: log, Gossip: g, Prober: p}
+	for _, m := range mods {
+		m(&o)
+	}
+	n, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

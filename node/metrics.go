@@ -42,6 +42,7 @@ var (
 	descStoreQueue     = prometheus.NewDesc("vantage_store_queue_depth", "Probe results accepted but not yet committed.", nil, nil)
 	descStoreBatch     = prometheus.NewDesc("vantage_store_write_seconds", "Duration of the store's write transactions.", nil, nil)
 	descGossipBytes    = prometheus.NewDesc("vantage_gossip_bytes_total", "Gossip bytes sent (out) and received (in): udp (probes, gossip, votes), tcp (joins, push-pull); encrypted, without IP/UDP/TCP headers.", []string{"direction", "transport"}, nil)
+	descClockOffset    = prometheus.NewDesc("vantage_peer_clock_offset_seconds", "A peer's clock's estimated offset from this node's (positive: ahead), from its gossip's stamps.", []string{"node"}, nil)
 	descGossipDropped  = prometheus.NewDesc("vantage_gossip_dropped_total", "Gossiped updates of a replicated table dropped because its delivery queue was full (push-pull repairs them).", []string{"table"}, nil)
 )
 
@@ -71,7 +72,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descProbeSuccess, descProbeDuration, descProbeHTTPPhase, descProbeHTTPCode, descProbeCert,
 		descProbeDNS, descCheckState, descCheckUp, descRegionVote,
 		descRegionElig, descMembers, descSeesMajority, descCanary, descStoreWritten, descStoreDropped,
-		descStoreQueue, descStoreBatch, descGossipBytes, descGossipDropped} {
+		descStoreQueue, descStoreBatch, descGossipBytes, descGossipDropped, descClockOffset} {
 		ch <- d
 	}
 }
@@ -156,6 +157,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for key, s := range cl.StateStats() {
 			counter(descGossipDropped, float64(s.Dropped), key)
+		}
+		for _, m := range cl.Members() {
+			if off, ok := cl.ClockOffset(m.Name); ok && m.Name != n.o.Name {
+				gauge(descClockOffset, off.Seconds(), m.Name)
+			}
 		}
 	}
 }

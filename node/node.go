@@ -246,6 +246,9 @@ func (n *Node) Start() error {
 		if gc.Version == "" {
 			gc.Version = n.o.Version
 		}
+		if gc.Now == nil {
+			gc.Now = n.now
+		}
 		cl, err := cluster.Create(gc)
 		if err != nil {
 			return fmt.Errorf("start gossip: %w", err)
@@ -412,6 +415,7 @@ func (n *Node) refreshMembers() bool {
 func (n *Node) housekeeping(ctx context.Context) {
 	expire := time.NewTicker(30 * time.Second)
 	defer expire.Stop()
+	warned := map[string]bool{} // peers whose clock offset was warned about
 	reseed := time.NewTicker(10 * time.Minute)
 	defer reseed.Stop()
 	for {
@@ -420,6 +424,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 			return
 		case <-expire.C:
 			n.mesh.Expire(n.now(), voteHorizon(n.cfg.Load()))
+			n.watchClocks(warned)
 		case <-reseed.C:
 			if err := n.reseedWrites(ctx); err != nil && ctx.Err() == nil {
 				n.log.Warn("read incident updates to share", "err", err)
@@ -487,5 +492,35 @@ func (n *Node) placeProbes() {
 	j := max(0, slices.Index(nodes, n.o.Name))
 	if err := n.sched.SetPlace(k, max(1, len(view.Regions)), j, max(1, len(nodes))); err != nil {
 		n.log.Warn("place probes", "err", err)
+	}
+}
+
+// maxClockOffset is the peer clock offset above which the node warns.
+const maxClockOffset = time.Second
+
+// watchClocks warns once when a peer's clock is more than maxClockOffset
+// off this node's (and says when it is back). Nothing depends on peers'
+// clocks agreeing: votes, claims and writes are placed on this node's
+// clock as they arrive.
+func (n *Node) watchClocks(warned map[string]bool) {
+	cl := n.cl.Load()
+	if cl == nil {
+		return
+	}
+	for _, m := range cl.Members() {
+		off, ok := cl.ClockOffset(m.Name)
+		if !ok || m.Name == n.o.Name {
+			continue
+		}
+		far := off > maxClockOffset || off < -maxClockOffset
+		switch {
+		case far && !warned[m.Name]:
+			warned[m.Name] = true
+			n.log.Warn("a peer's clock is off this node's by more than 1 s (check NTP); votes and claims are judged by when they arrive",
+				"peer", m.Name, "offset", off.Round(time.Millisecond))
+		case !far && warned[m.Name]:
+			delete(warned, m.Name)
+			n.log.Info("a peer's clock agrees with this node's again", "peer", m.Name, "offset", off.Round(time.Millisecond))
+		}
 	}
 }

@@ -99,7 +99,13 @@ func (n *Node) buildSnapshot() *snapshot {
 	st.Cluster = statuspage.ClusterInfo{Quorum: view.Quorum, Regions: map[string]statuspage.RegionInfo{}}
 	if cl := n.cl.Load(); cl != nil {
 		for _, m := range cl.Members() {
-			st.Cluster.Members = append(st.Cluster.Members, statuspage.Member(m))
+			sm := statuspage.Member{Name: m.Name, Region: m.Region, State: m.State, Addr: m.Addr, Version: m.Version,
+				ConfigHash: m.ConfigHash, ConfigMismatch: m.ConfigMismatch}
+			if off, ok := cl.ClockOffset(m.Name); ok && m.Name != n.o.Name {
+				ms := statuspage.MS(off)
+				sm.ClockOffsetMS = &ms
+			}
+			st.Cluster.Members = append(st.Cluster.Members, sm)
 		}
 	}
 	if len(st.Cluster.Members) == 0 {

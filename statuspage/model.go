@@ -42,6 +42,9 @@ type Member struct {
 	// ConfigMismatch is true when the member's checks config differs from
 	// this node's.
 	ConfigMismatch bool `json:"config_mismatch,omitempty"`
+	// ClockOffsetMS is the member's clock's estimated offset from this
+	// node's, in milliseconds (positive: ahead), from its gossip's stamps.
+	ClockOffsetMS *float64 `json:"clock_offset_ms,omitempty"`
 }
 
 // RegionInfo tells whether a region may vote, and why not.

@@ -615,11 +615,14 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 			continue
 		}
 		healthy, _ := e.o.Health.Healthy(v.Node)
-		byRegion[r] = append(byRegion[r], quorum.NodeVote{Node: v.Node, Vote: quorum.Vote(v.Vote), At: v.At,
-			DownSince: v.DownSince, Healthy: healthy})
-		if healthy && (v.Vote == mesh.VoteUp || v.Vote == mesh.VoteDown) && now.Sub(v.At) <= p.MaxAge &&
-			(oldest.IsZero() || v.At.Before(oldest)) {
-			oldest = v.At
+		// Peers' clocks are not ours: a vote counts from when it was made
+		// on this node's clock (mesh.Vote.Recv), and so does its down-since.
+		at, downSince := localTimes(v)
+		byRegion[r] = append(byRegion[r], quorum.NodeVote{Node: v.Node, Vote: quorum.Vote(v.Vote), At: at,
+			DownSince: downSince, Healthy: healthy})
+		if healthy && (v.Vote == mesh.VoteUp || v.Vote == mesh.VoteDown) && now.Sub(at) <= p.MaxAge &&
+			(oldest.IsZero() || at.Before(oldest)) {
+			oldest = at
 		}
 	}
 	in := make(map[string]quorum.RegionInput, len(p.Regions))
@@ -635,6 +638,18 @@ func (e *Evaluator) regionInputsLocked(check string, p quorum.Params, view *View
 		in[r] = ri
 	}
 	return in, downSince, oldest
+}
+
+// localTimes places a vote and its down-since on this node's clock.
+func localTimes(v mesh.Vote) (at, downSince time.Time) {
+	at = v.Recv
+	if at.IsZero() {
+		at = v.At
+	}
+	if !v.DownSince.IsZero() {
+		downSince = at.Add(-v.At.Sub(v.DownSince))
+	}
+	return at, downSince
 }
 
 // pushInputsLocked is a push check's verdict as the quorum rules take it:
@@ -768,7 +783,7 @@ func (e *Evaluator) viewLocked(cs *checkState, p quorum.Params, view *View, inpu
 		// Latency and error of the region's freshest vote.
 		var best mesh.Vote
 		for _, v := range votes {
-			if vr, ok := view.RegionOf(v.Node); ok && vr == r && v.At.After(best.At) {
+			if vr, ok := view.RegionOf(v.Node); ok && vr == r && v.Recv.After(best.Recv) {
 				best = v
 			}
 		}
