@@ -135,7 +135,7 @@ func New(o Options) *Mesh {
 		notify = func(string) {}
 	}
 	return &Mesh{
-		Votes:     NewVotes(o.Self, o.Region, notify, o.Logger),
+		Votes:     NewVotes(o.Self, o.Region, o.Now, notify, o.Logger),
 		Health:    NewHealth(o.Self, o.Now, o.OnHealth, o.Logger),
 		Incidents: NewIncidents(o.Self, o.Now, notify, o.Logger),
 		Sent:      NewSentLog(o.Self, o.Now, notify, o.Logger),
