@@ -27,6 +27,21 @@ type History interface {
 	StateChanges(ctx context.Context, check string, from, to time.Time) ([]store.StateChange, error)
 }
 
+// SeriesHistory is implemented by a History that holds every node's
+// buckets (*store.Store does): the /series API, and the page's 24 h
+// number from the buckets of every region.
+type SeriesHistory interface {
+	// Series: check's buckets of step with from <= start < to, per
+	// region, each the sum of its nodes' buckets, oldest first, only
+	// buckets with results.
+	Series(ctx context.Context, check string, step store.Step, from, to time.Time) (map[string][]store.SeriesPoint, error)
+	// Total: results and failures of check in the minutes [from, to),
+	// every region's.
+	Total(ctx context.Context, check string, from, to time.Time) (count, failures int64, err error)
+	// SeriesGen changes when a past day's bucket changed.
+	SeriesGen() uint64
+}
+
 // UpdateHistory is implemented by a History that also holds operators'
 // incident updates (*store.Store does); the page shows them in the
 // incidents' timelines.

@@ -187,6 +187,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /checks/{name}", s.checkPage)
 	s.mux.HandleFunc("GET /api/v1/checks/{name}/history", s.history)
 	s.mux.HandleFunc("GET /api/v1/checks/{name}/history.csv", s.historyCSV)
+	s.registerSeries() // every region's buckets: /series and /series.csv (series.go)
 	s.mux.HandleFunc("GET /assets/{file}", s.asset)
 	s.mux.HandleFunc("GET /brand/logo", s.brandLogo)
 	s.mux.HandleFunc("GET /brand/custom.css", s.brandCSS)

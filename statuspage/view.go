@@ -306,6 +306,7 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 		labels[pc.Name] = pc.label()
 	}
 
+	s.markHistory(st)
 	s.rc.init()
 	byCheck := incidentsByCheck(incs)
 	groups := map[string]*groupView{}
@@ -448,42 +449,103 @@ func groupID(name string) string {
 // histEntry is one check's uptime numbers and daily bar as last read:
 // fully at slowAt, the 24 h number and today's cell at fastAt.
 type histEntry struct {
+	have           bool
 	fastAt, slowAt time.Time
+	gen            uint64    // SeriesGen at slowAt
 	uptimes        []float64 // by uptimeWindows
 	days           []store.DayStat
+	// key is the check's state, since and incident when the entry was
+	// made: a state change drops what was read. hot: the check is down or
+	// degraded, so its 24 h number and today's cell are read every render.
+	key string
+	hot bool
+}
+
+// markHistory drops the history read of every check whose state changed
+// since (a new outage, a recovery: the page's numbers must show it at
+// once) and notes which checks are in an outage. It applies to a
+// SeriesHistory, whose buckets hold every region's results of the running
+// minute's outage; other Histories (tests' fakes) keep plain TTL reuse.
+func (s *Server) markHistory(st *Status) {
+	if _, ok := s.opts.History.(SeriesHistory); !ok {
+		return
+	}
+	s.histMu.Lock()
+	defer s.histMu.Unlock()
+	for i := range st.Checks {
+		c := &st.Checks[i]
+		key := c.State + "|" + c.Since.UTC().Format(time.RFC3339Nano) + "|" + c.IncidentID
+		hot := displayState(c) == stDown || displayState(c) == stDegraded
+		if e, ok := s.hist[c.Name]; !ok || e.key != key || e.hot != hot {
+			if ok && e.key == key {
+				e.hot = hot // only the votes changed: keep what was read
+				s.hist[c.Name] = e
+				continue
+			}
+			s.hist[c.Name] = histEntry{key: key, hot: hot}
+		}
+	}
 }
 
 // historyOf reads a check's uptime per window and its daily stats, reusing
 // what it read recently (Options.HistoryTTL, HistorySlowTTL): a burst of
 // state changes during an outage re-renders the page without re-reading
-// 90 days of rollups per check each time, and the periodic render re-reads
-// only the 24 h number and today's cell until the slow part is due.
+// 90 days of buckets per check each time, and the periodic render re-reads
+// only the 24 h number and today's cell until the slow part is due. A
+// state change drops what was read (markHistory); while a check is down or
+// degraded, or has no data yet, the 24 h number and today's cell are read
+// on every render; past days are read again once a peer's buckets changed
+// one (SeriesGen).
+//
+// With a SeriesHistory (every node's buckets) the 24 h number is the
+// 1,440 minutes that end with the current one, the window the check page
+// shows per region, and the 7, 30 and 90 day numbers are those calendar
+// days of the bar, today included, so that no number contradicts the bar
+// or another.
 func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]float64, []store.DayStat) {
 	fastTTL, slowTTL := s.opts.HistoryTTL, max(s.opts.HistorySlowTTL, s.opts.HistoryTTL)
 	s.histMu.Lock()
-	e, ok := s.hist[name]
+	e := s.hist[name]
 	s.histMu.Unlock()
+	sh, series := s.opts.History.(SeriesHistory)
+	var gen uint64
+	if series {
+		gen = sh.SeriesGen()
+	}
 	today := now.Truncate(24 * time.Hour)
 	fresh := func(at time.Time, ttl time.Duration) bool {
-		return ok && ttl > 0 && now.Sub(at) < ttl && at.Truncate(24*time.Hour).Equal(today)
+		return e.have && ttl > 0 && now.Sub(at) < ttl && at.Truncate(24*time.Hour).Equal(today)
 	}
+	fastOK := fresh(e.fastAt, fastTTL) && (!series || !e.hot && len(e.uptimes) > 0 && e.uptimes[0] >= 0)
+	slowOK := fresh(e.slowAt, slowTTL) && len(e.days) == barDays && e.gen == gen
 	switch {
-	case fresh(e.fastAt, fastTTL) && fresh(e.slowAt, slowTTL):
+	case fastOK && slowOK:
 		return e.uptimes, e.days
-	case fresh(e.slowAt, slowTTL) && len(e.days) == barDays:
+	case slowOK:
 		e.uptimes = slices.Clone(e.uptimes)
-		e.uptimes[0] = s.uptime(ctx, name, uptimeWindows[0].d, now)
+		e.uptimes[0] = s.uptime24(ctx, name, now)
 		if d := s.daily(ctx, name, 1, now); len(d) == 1 {
 			e.days = slices.Clone(e.days)
 			e.days[barDays-1] = d[0]
 		}
 		e.fastAt = now
 	default:
-		e = histEntry{fastAt: now, slowAt: now}
-		for _, w := range uptimeWindows {
-			e.uptimes = append(e.uptimes, s.uptime(ctx, name, w.d, now))
-		}
+		e = histEntry{have: true, fastAt: now, slowAt: now, gen: gen, key: e.key, hot: e.hot}
 		e.days = s.daily(ctx, name, barDays, now)
+		for i, w := range uptimeWindows {
+			if i == 0 {
+				e.uptimes = append(e.uptimes, s.uptime24(ctx, name, now))
+			} else if !series {
+				e.uptimes = append(e.uptimes, s.uptime(ctx, name, w.d, now))
+			} else {
+				e.uptimes = append(e.uptimes, store.NoData) // from the days below
+			}
+		}
+	}
+	if series {
+		for i, w := range uptimeWindows[1:] {
+			e.uptimes[i+1] = daysUptime(e.days, int(w.d/(24*time.Hour)))
+		}
 	}
 	if fastTTL > 0 {
 		s.histMu.Lock()
@@ -491,6 +553,46 @@ func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]f
 		s.histMu.Unlock()
 	}
 	return e.uptimes, e.days
+}
+
+// daysUptime is the uptime of the last n days of the bar, NoData without
+// results.
+func daysUptime(days []store.DayStat, n int) float64 {
+	var c, f int64
+	for _, d := range days[max(len(days)-n, 0):] {
+		c += d.Count
+		f += d.Failures
+	}
+	if c == 0 {
+		return store.NoData
+	}
+	return float64(c-f) / float64(c)
+}
+
+// window24 is the window of the 24 h numbers at now: the 1,440 minutes
+// that end with the current one, as the check page shows them per region.
+func window24(now time.Time) (from, to time.Time) {
+	to = now.UTC().Truncate(time.Minute).Add(time.Minute)
+	return to.Add(-24 * time.Hour), to
+}
+
+// uptime24 is the 24 h number: from every node's buckets (window24) with
+// a SeriesHistory, else History.Uptime over the last 24 hours.
+func (s *Server) uptime24(ctx context.Context, name string, now time.Time) float64 {
+	sh, ok := s.opts.History.(SeriesHistory)
+	if !ok {
+		return s.uptime(ctx, name, uptimeWindows[0].d, now)
+	}
+	from, to := window24(now)
+	n, f, err := sh.Total(ctx, name, from, to)
+	if err != nil {
+		s.opts.Logger.Warn("statuspage: uptime", "check", name, "err", err)
+		return store.NoData
+	}
+	if n == 0 {
+		return store.NoData
+	}
+	return float64(n-f) / float64(n)
 }
 
 // uptime is History.Uptime, NoData without history or on error (logged).
