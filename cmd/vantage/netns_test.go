@@ -967,3 +967,66 @@ func TestNetnsTwoRegionsBlindTogether(t *testing.T) {
 		return eligibleRegions(st) == 3 && checkByName(st, "api").State == "up"
 	}, neverDown)
 }
+
+// TestNetnsDownThenUnknownResolvesOnce: api is down and paged; then every
+// node is cut from every other, so none sees a quorum: api turns unknown
+// everywhere within 2 × interval + 5 s and keeps its incident (the id stays
+// shown). The target recovers during the partition; once the mesh heals,
+// api is up and resolved exactly once, under the same id.
+func TestNetnsDownThenUnknownResolvesOnce(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	l.startAllUp()
+	l.failing.Store(true)
+	incident := l.agreedIncident(20 * time.Second)
+	l.waitEvents("the trigger", 1, 20*time.Second)
+	onlyTrigger := func(string, *statuspage.Status) error {
+		if evs := l.events(); len(evs) != 1 {
+			return fmt.Errorf("the pager got %d events: %v", len(evs), evs)
+		}
+		return nil
+	}
+	// Cut every node from every other (the target and the pager stay
+	// reachable).
+	var rules [][2]string
+	for _, r := range allRegions {
+		for _, o := range allRegions {
+			if o != r {
+				rules = append(rules, [2]string{r, o})
+				l.iptables(r, "-A", "INPUT", "-s", labIPs[o], "-j", "DROP")
+			}
+		}
+	}
+	cut := time.Now()
+	l.wait("api unknown everywhere, its incident kept", 2*time.Second+5*time.Second+10*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "unknown" && c.IncidentID == incident
+	}, func(r string, st *statuspage.Status) error {
+		if c := checkByName(st, "api"); c.IncidentID != incident {
+			return fmt.Errorf("%s-1: api's incident %q, want %s kept", r, c.IncidentID, incident)
+		}
+		return onlyTrigger(r, st)
+	})
+	t.Logf("api unknown everywhere %s after the cut, incident %s kept", time.Since(cut).Round(time.Millisecond), incident)
+	l.failing.Store(false) // recovers while nobody can decide
+	l.hold("nothing decided during the partition", 3*time.Second, allRegions, onlyTrigger)
+	for _, rule := range rules {
+		l.iptables(rule[0], "-D", "INPUT", "-s", labIPs[rule[1]], "-j", "DROP")
+	}
+	l.wait("api up everywhere after the heal", 40*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return aliveMembers(st) == 3 && c.State == "up" && c.IncidentID == ""
+	}, nil)
+	l.waitEvents("the resolve", 2, 20*time.Second)
+	l.hold("no duplicate", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
+		if k := len(l.events()); k > 2 {
+			return fmt.Errorf("the pager got %d events: %v", k, l.events())
+		}
+		return nil
+	})
+	evs := l.events()
+	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" || evs[1].ev["incident_id"] != incident {
+		t.Fatalf("pager got %v, want one trigger and one resolve of %s", evs, incident)
+	}
+	t.Logf("resolved once under %s; total %s", incident, time.Since(start).Round(time.Millisecond))
+}
