@@ -26,7 +26,13 @@
 // a webhook notifier pointing at a receiver in this process. Each target
 // fails at a random moment spread over one interval; the bench records the
 // first failed probe (seen at the target) and when the webhook trigger
-// arrives, then restores the targets and waits for the resolves.
+// arrives, then restores the targets and waits for the resolves.//
+//	go run ./bench serve [--checks 1000] [--paths /api/v1/status,/,...] [--duration 10s]
+//
+// serve: runs a node with N http checks, then for each path loads it with
+// wrk -t2 -c200 with gzip, and a bare net/http server of this process
+// serving the same bytes, alternately in one run: requests/s, p99 and
+// their ratio.
 package main
 
 import (
@@ -48,7 +54,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench node|cluster|detect [flags]  (-h after the name lists them)")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench node|cluster|detect|serve [flags]  (-h after the name lists them)")
 		os.Exit(2)
 	}
 	var err error
@@ -59,6 +65,8 @@ func main() {
 		err = benchCluster(os.Args[2:])
 	case "detect":
 		err = benchDetect(os.Args[2:])
+	case "serve":
+		err = benchServe(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
