@@ -331,7 +331,7 @@ func (v *view) incidentsJSON() IncidentsJSON {
 
 func (v *view) incidentJSON(iv *incidentView) IncidentJSON {
 	ij := IncidentJSON{ID: iv.ID, Check: iv.Check, Title: iv.Title, State: iv.State, StartedAt: iv.StartedAt,
-		ResolvedAt: iv.ResolvedAt, UpdatedAt: iv.UpdatedAt, Details: iv.Details, Status: iv.Status, Impact: iv.Impact,
+		ResolvedAt: iv.ResolvedAt, UpdatedAt: iv.UpdatedAt, Details: freeDetails(iv.Details), Status: iv.Status, Impact: iv.Impact,
 		Manual: iv.Manual, Checks: append([]string{}, iv.Checks...), Updates: []UpdateJSON{}}
 	for _, u := range iv.Updates {
 		ij.Updates = append(ij.Updates, updateJSON(iv.ID, u))

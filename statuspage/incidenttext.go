@@ -199,6 +199,16 @@ func (l *locale) dressIncident(iv *incidentView, inc store.Incident, cs *CheckSt
 	}
 }
 
+// freeDetails is Details as /api/v1/incidents shows them: free text as
+// written; the structured forms are told in words by the incident's
+// opening entry instead.
+func freeDetails(s string) string {
+	if isDetails(s) {
+		return ""
+	}
+	return s
+}
+
 // isDetails reports whether Details are in one of the structured forms
 // (rather than free text, which is shown as written).
 func isDetails(s string) bool {

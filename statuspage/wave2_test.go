@@ -59,8 +59,8 @@ func storeWithDetails(t *testing.T, details string) *store.Store {
 		t.Fatal(err)
 	}
 	if details != "" {
-		// the db incident again, with the node's details
-		if _, err := st.OpenIncident(ctx, store.Incident{ID: "inc-new", Check: "db", Title: "DB is down", State: "down",
+		// db's current incident, with the node's details
+		if _, err := st.OpenIncident(ctx, store.Incident{ID: "inc-db2", Check: "db", Title: "DB is down", State: "down",
 			StartedAt: testNow.Add(-5 * time.Minute), Details: details}); err != nil {
 			t.Fatal(err)
 		}
@@ -83,13 +83,15 @@ func newServerWith(t *testing.T, h History, st *Status, p Page) (*Server, *fakeS
 // and v1 documents; the old vote tally never shows.
 func TestReadableIncidents(t *testing.T) {
 	h := storeWithDetails(t, "down: eu-west,us-east; up: none; abstain: ap-south")
-	_, _, ts := newServerWith(t, h, leakyStatus(), testPage())
+	st := leakyStatus()
+	st.Checks[1].IncidentID = "inc-db2"
+	_, _, ts := newServerWith(t, h, st, testPage())
 	// db's incident: the legacy details name the regions, the check's
 	// current votes (same incident) give the codes.
 	wantDB := "Database is not reachable from 2 of 3 regions (eu-west, us-east): connection refused"
 	// web's: JSON details with two codes.
 	wantWeb := "web is not reachable from 2 of 3 regions: HTTP 503 in eu-west; no answer in time in us-east"
-	for _, p := range []string{"/", "/incidents/inc-new", "/feed.atom", "/api/v2/summary.json", "/api/v2/incidents.json",
+	for _, p := range []string{"/", "/incidents/inc-db2", "/feed.atom", "/api/v2/summary.json", "/api/v2/incidents.json",
 		"/api/v2/incidents/unresolved.json", "/api/v1/incidents", "/checks/db"} {
 		_, body := fetch(t, ts, p)
 		b := string(body)
@@ -108,6 +110,23 @@ func TestReadableIncidents(t *testing.T) {
 	_, body := fetch(t, ts, "/incidents/inc-web")
 	if !strings.Contains(string(body), "web is operational again.") || !strings.Contains(string(body), "1h 0m") {
 		t.Errorf("resolved incident page:\n%s", body)
+	}
+	// An incident without details that is not the check's current one
+	// says so in general words.
+	_, body = fetch(t, ts, "/incidents/inc-new")
+	if !strings.Contains(string(body), "Database is not responding as expected; we are investigating.") {
+		t.Errorf("incident without details:\n%s", body)
+	}
+	// /api/v1/incidents keeps free-text details only.
+	_, body = fetch(t, ts, "/api/v1/incidents")
+	var doc IncidentsJSON
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, inc := range doc.Incidents {
+		if inc.Details != "" {
+			t.Errorf("%s: details %q", inc.ID, inc.Details)
+		}
 	}
 }
 
