@@ -42,6 +42,10 @@ const (
 	// ActionRepeat is a reminder that an incident is still open; Event.Seq
 	// numbers the reminders of one incident and notifier from 1.
 	ActionRepeat Action = "repeat"
+	// ActionUpdate re-announces a grouped page (KindGroup) whose checks
+	// grew: Event.Seq is the number of checks it lists (Event.Members), so
+	// each size of a group is announced once.
+	ActionUpdate Action = "update"
 )
 
 // Event kinds. An incident event (the empty kind) announces a check going
@@ -65,6 +69,13 @@ const (
 	// certificate (Event.Cert; IncidentID CertID(check, serial));
 	// resolve: a newer certificate is served (Event.Renewed).
 	KindCert = "cert"
+	// KindGroup: one page for the outages of several checks of one group
+	// (a route's group_by and group_wait). Trigger: the checks down so
+	// far (Event.Members); update: more checks joined; repeat: a reminder;
+	// resolve: the last of them is up. IncidentID is GroupID(...), Check
+	// is empty and Group names the group. Not a notice: it pages at the
+	// checks' severity.
+	KindGroup = "group"
 )
 
 // NoticeSeverity is the severity of notices: flapping, coverage and
@@ -131,6 +142,9 @@ type Event struct {
 	// unknown).
 	Cert    *CertInfo `json:"cert,omitempty"`
 	Renewed *CertInfo `json:"renewed,omitempty"`
+	// Members lists the checks of a grouped page (KindGroup) in the order
+	// their outages began; nil for every other event.
+	Members []GroupMember `json:"members,omitempty"`
 }
 
 // IsNotice reports whether e is a notice (flapping, coverage, an expiring
@@ -140,12 +154,13 @@ func (e Event) IsNotice() bool {
 }
 
 // Key names the notification among those of its incident and notifier:
-// the action, and for a reminder its number ("repeat#3"). The outbox
+// the action, and for a reminder its number ("repeat#3"), for a grouped
+// page's update the number of checks it lists ("update#5"). The outbox
 // delivers each key once.
 func (e Event) Key() string { return actionKey(e.Action, e.Seq) }
 
 func actionKey(a Action, seq int) string {
-	if a == ActionRepeat {
+	if a == ActionRepeat || a == ActionUpdate {
 		return fmt.Sprintf("%s#%d", a, seq)
 	}
 	return string(a)

@@ -11,7 +11,8 @@ import (
 // reminder is a trigger with the same dedup_key (it updates the open alert);
 // flapping and coverage notices have their own ids ("flapping-…",
 // "coverage-…") and go out at warning severity, as certificate warnings do
-// with dedup_key "cert:CHECK:SERIAL".
+// with dedup_key "cert:CHECK:SERIAL". A grouped page's update is a trigger
+// with the group's dedup_key too: PagerDuty adds it to the open alert.
 type pagerDuty struct{ base }
 
 type pdEvent struct {
@@ -74,6 +75,9 @@ func (p *pagerDuty) body(e Event) pdEvent {
 	if source == "" {
 		source = e.Check
 	}
+	if source == "" && e.IsGroup() {
+		source = "group " + e.Group
+	}
 	if source == "" {
 		source = "vantage"
 	}
@@ -113,6 +117,13 @@ func (p *pagerDuty) body(e Event) pdEvent {
 		if c := e.Cert; c != nil {
 			details["certificate"] = c
 		}
+	case KindGroup:
+		details["kind"] = e.Kind
+		details["group"] = e.Group
+		details["members"] = e.Members
+	}
+	if e.Action == ActionUpdate {
+		details["checks"] = e.Seq
 	}
 	if e.Action == ActionRepeat {
 		details["reminder"] = e.Seq

@@ -29,6 +29,7 @@ const (
 	WebhookCoverageRestored = "coverage_restored" // enough regions see it again
 	WebhookCertExpiring     = "cert_expiring"     // a served certificate expires within expect.cert_expiry
 	WebhookCertRenewed      = "cert_renewed"      // a newer certificate is served
+	WebhookUpdate           = "update"            // a grouped page lists more checks
 )
 
 // WebhookBody is the JSON document a webhook notifier POSTs. The
@@ -55,6 +56,13 @@ type WebhookBody struct {
 	// cert_*: the certificate warned about; cert_renewed: the newer one.
 	Cert    *CertInfo `json:"cert,omitempty"`
 	Renewed *CertInfo `json:"renewed,omitempty"`
+	// A grouped page (down, update, repeat, up with "kind": "group"):
+	// check and target are empty, group names the group and members lists
+	// its checks; in an update seq is the number of checks listed and the
+	// checks that joined since the previous event have "new": true.
+	Kind    string        `json:"kind,omitempty"`
+	Group   string        `json:"group,omitempty"`
+	Members []GroupMember `json:"members,omitempty"`
 }
 
 // NewWebhookBody builds the document for e.
@@ -82,6 +90,8 @@ func NewWebhookBody(e Event) WebhookBody {
 		w.Event = WebhookTest
 	case ActionRepeat:
 		w.Event, w.Seq = WebhookRepeat, e.Seq
+	case ActionUpdate:
+		w.Event, w.Seq = WebhookUpdate, e.Seq
 	}
 	switch e.Kind {
 	case KindFlapping:
@@ -106,6 +116,9 @@ func NewWebhookBody(e Event) WebhookBody {
 	}
 	if e.IsNotice() {
 		w.Severity = NoticeSeverity
+	}
+	if e.IsGroup() {
+		w.Kind, w.Group, w.Members = KindGroup, e.Group, e.Members
 	}
 	return w
 }
