@@ -53,6 +53,9 @@ func discordBody(e Event) map[string]any {
 	if lines := regionLines(e.Regions); len(lines) > 0 {
 		embed["description"] = truncate("```\n"+strings.Join(lines, "\n")+"\n```", 4096)
 	}
+	if lines := memberLines(e); len(lines) > 0 { // a grouped page's checks
+		embed["description"] = truncate(strings.Join(lines, "\n"), 4096)
+	}
 	var fs []map[string]any
 	for _, f := range fields(e) {
 		if len(fs) == 25 {

@@ -336,7 +336,7 @@ func (m *email) message(e Event, now time.Time) (*gomail.Msg, error) {
 		id = strconv.FormatInt(now.UnixNano(), 10)
 	}
 	msg.SetMessageIDWithValue(messageID(id, e.Key()))
-	if e.Action == ActionResolve || e.Action == ActionRepeat {
+	if e.Action == ActionResolve || e.Action == ActionRepeat || e.Action == ActionUpdate {
 		first := "<" + messageID(id, string(ActionTrigger)) + ">"
 		if e.Test {
 			first = "<" + messageID(id, string(ActionTest)) + ">"

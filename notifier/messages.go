@@ -68,6 +68,8 @@ var codePhrases = map[string]string{
 // name is what messages call the check: its display name, else its name.
 func name(e Event) string {
 	switch {
+	case e.IsGroup() && e.Check == "":
+		return "group " + e.Group
 	case e.DisplayName != "":
 		return e.DisplayName
 	case e.Check != "":
@@ -123,6 +125,8 @@ func Headline(e Event) string {
 		return fmt.Sprintf("monitoring coverage lost: only %d of %d regions can see %s", e.RegionsSeeing, e.RegionsTotal, check)
 	case KindCert:
 		return certHeadline(e, check)
+	case KindGroup:
+		return groupHeadline(e)
 	}
 	switch e.Action {
 	case ActionResolve:
@@ -354,6 +358,15 @@ func fields(e Event) []field {
 	if e.Kind == KindCoverage {
 		fs = append(fs, field{"Regions seeing it", fmt.Sprintf("%d of %d", e.RegionsSeeing, e.RegionsTotal)})
 	}
+	if e.IsGroup() {
+		down := 0
+		for _, m := range e.Members {
+			if m.ResolvedAt == nil {
+				down++
+			}
+		}
+		fs = append(fs, field{"Checks down", fmt.Sprintf("%d of %d", down, len(e.Members))})
+	}
 	if e.Severity != "" {
 		fs = append(fs, field{"Severity", e.Severity})
 	}
@@ -394,13 +407,19 @@ func regionDetail(v RegionVote) string {
 }
 
 // Text is the whole notification as plain text: the headline, the
-// details, then one line per region.
+// details, then one line per region; a grouped page lists its checks.
 func Text(e Event) string {
 	var b strings.Builder
 	b.WriteString(Headline(e))
 	b.WriteByte('\n')
 	for _, f := range fields(e) {
 		fmt.Fprintf(&b, "%s: %s\n", f.Name, f.Value)
+	}
+	if lines := memberLines(e); len(lines) > 0 {
+		b.WriteString("Checks:\n")
+		for _, l := range lines {
+			b.WriteString("  " + l + "\n")
+		}
 	}
 	if lines := regionLines(e.Regions); len(lines) > 0 {
 		b.WriteString("Regions:\n")

@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"encoding/json"
+	"strings"
 )
 
 // msTeams posts an Adaptive Card to a Microsoft Teams Workflows ("Post to a
@@ -30,6 +31,11 @@ func teamsBody(e Event) map[string]any {
 	}
 	if len(facts) > 0 {
 		body = append(body, map[string]any{"type": "FactSet", "facts": facts})
+	}
+	if lines := memberLines(e); len(lines) > 0 { // a grouped page's checks
+		body = append(body,
+			map[string]any{"type": "TextBlock", "text": "Checks", "weight": "Bolder", "wrap": true},
+			map[string]any{"type": "TextBlock", "text": "- " + strings.Join(lines, "\n- "), "wrap": true})
 	}
 	var regions []any
 	for _, name := range sortedRegions(e.Regions) {

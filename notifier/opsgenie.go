@@ -9,7 +9,7 @@ import (
 
 // opsgenie creates an alert with alias = incident id ("cert:CHECK:SERIAL"
 // for a certificate warning) on trigger, adds a note
-// to it for a reminder and closes it by alias on resolve. url is https://api.opsgenie.com (default) or
+// to it for a reminder or a grouped page's update and closes it by alias on resolve. url is https://api.opsgenie.com (default) or
 // https://api.eu.opsgenie.com.
 type opsgenie struct{ base }
 
@@ -63,6 +63,8 @@ func (o *opsgenie) createBody(e Event) map[string]any {
 	}
 	if e.Target != "" {
 		body["entity"] = e.Target
+	} else if e.IsGroup() {
+		body["entity"] = "group " + e.Group
 	}
 	return body
 }
@@ -75,8 +77,9 @@ func (o *opsgenie) Send(ctx context.Context, e Event) (Receipt, error) {
 		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Headline(e)})
 		u := o.url + "/v2/alerts/" + url.PathEscape(alertKey(e)) + "/close?identifierType=alias"
 		return o.postJSON(ctx, u, b, h)
-	case ActionRepeat:
-		// A reminder is a note on the open alert.
+	case ActionRepeat, ActionUpdate:
+		// A reminder, or a grouped page's update, is a note on the open
+		// alert.
 		b, _ := json.Marshal(map[string]any{"source": "vantage", "note": Headline(e)})
 		u := o.url + "/v2/alerts/" + url.PathEscape(alertKey(e)) + "/notes?identifierType=alias"
 		return o.postJSON(ctx, u, b, h)

@@ -439,7 +439,7 @@ func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) erro
 				continue
 			}
 			woken[n] = true
-			if e.Action != ActionResolve && e.Action != ActionRepeat {
+			if e.Action != ActionResolve && e.Action != ActionRepeat && e.Action != ActionUpdate {
 				continue
 			}
 			// The trigger went to the fallbacks: so do the resolve and the
@@ -483,11 +483,22 @@ func validEvent(e Event) error {
 		if e.Seq < 1 {
 			return fmt.Errorf("reminder with seq %d: reminders are numbered from 1", e.Seq)
 		}
+	case ActionUpdate:
+		if e.Kind != KindGroup || e.Seq < 1 {
+			return fmt.Errorf("update of kind %q with seq %d: only grouped pages are updated, numbered by their checks", e.Kind, e.Seq)
+		}
 	default:
 		return fmt.Errorf("unknown action %q", e.Action)
 	}
 	switch e.Kind {
 	case KindIncident:
+	case KindGroup:
+		if !strings.HasPrefix(e.IncidentID, KindGroup+"-") {
+			return fmt.Errorf("grouped page with id %q: its id must start with %q", e.IncidentID, KindGroup+"-")
+		}
+		if e.Action == ActionTest {
+			return errors.New("a grouped page is never a test")
+		}
 	case KindFlapping, KindCoverage, KindCert:
 		prefix := e.Kind + "-"
 		if e.Kind == KindCert {
@@ -873,12 +884,13 @@ func (o *Outbox) checkFallbacks(ctx context.Context) (time.Duration, error) {
 				}
 			}
 			// A trigger handed over takes its queued resolve and pending
-			// reminders along (they wait behind it), so the fallback's page
-			// gets reminded and closed too.
+			// reminders (and a grouped page's updates) along (they wait
+			// behind it), so the fallback's page gets reminded and closed
+			// too.
 			for incident := range handed {
 				rows, err := tx.QueryContext(ctx, `SELECT action, seq, event FROM outbox WHERE incident_id = ? AND notifier = ?
-					AND fallback_done = 0 AND (action = ? OR (action = ? AND state = 'pending')) ORDER BY id`,
-					incident, name, string(ActionResolve), string(ActionRepeat))
+					AND fallback_done = 0 AND (action = ? OR (action IN (?, ?) AND state = 'pending')) ORDER BY id`,
+					incident, name, string(ActionResolve), string(ActionRepeat), string(ActionUpdate))
 				if err != nil {
 					return err
 				}

@@ -47,22 +47,32 @@ func NewRouter(cfg *config.Config) *Router {
 // matched returns the routes that apply to c, in order.
 func (r *Router) matched(c *config.Check) []*config.Route {
 	var out []*config.Route
-	var def *config.Route
+	for _, i := range r.matchedIndex(c) {
+		out = append(out, &r.routes[i])
+	}
+	return out
+}
+
+// matchedIndex returns the indexes of the routes that apply to c, in
+// order.
+func (r *Router) matchedIndex(c *config.Check) []int {
+	var out []int
+	def := -1
 	for i := range r.routes {
 		rt := &r.routes[i]
 		if rt.Match.IsDefault() {
-			def = rt
+			def = i
 			continue
 		}
 		if !rt.Match.Matches(c) {
 			continue
 		}
-		out = append(out, rt)
+		out = append(out, i)
 		if !rt.Continue {
 			break
 		}
 	}
-	if len(out) == 0 && len(c.Notify) == 0 && def != nil {
+	if len(out) == 0 && len(c.Notify) == 0 && def >= 0 {
 		out = append(out, def)
 	}
 	return out
@@ -100,6 +110,45 @@ func (r *Router) Repeat(c *config.Check, notifier string) time.Duration {
 		return 0
 	}
 	return r.repeat[notifier]
+}
+
+// Grouping is a route that pages c's outages through a group: the route's
+// index among the config's routes, c's group, the route's group_wait, and
+// the notifiers that get the grouped page (those of the route's notify
+// list that no earlier grouping route of c took).
+type Grouping struct {
+	Route     int
+	Group     string
+	Wait      time.Duration
+	Notifiers []string
+}
+
+// Groupings returns the matching routes that group c's outages: those
+// with group_by [group] and a group_wait, for a check that has a group.
+// A check without a group, or matched by no grouping route, has none.
+func (r *Router) Groupings(c *config.Check) []Grouping {
+	if c.Group == "" {
+		return nil
+	}
+	var out []Grouping
+	var taken []string
+	for _, i := range r.matchedIndex(c) {
+		rt := &r.routes[i]
+		if rt.GroupWait <= 0 || !slices.Contains(rt.GroupBy, "group") {
+			continue
+		}
+		g := Grouping{Route: i, Group: c.Group, Wait: rt.GroupWait}
+		for _, n := range rt.Notify {
+			if !slices.Contains(taken, n) {
+				g.Notifiers = append(g.Notifiers, n)
+				taken = append(taken, n)
+			}
+		}
+		if len(g.Notifiers) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // Coverage returns the notifiers that get c's coverage alerts (the

@@ -31,6 +31,14 @@ func slackBody(e Event) map[string]any {
 	if len(fs) > 0 {
 		blocks = append(blocks, map[string]any{"type": "section", "fields": fs})
 	}
+	if lines := memberLines(e); len(lines) > 0 {
+		// A grouped page's checks, one a line (a section holds 3,000
+		// characters).
+		blocks = append(blocks, map[string]any{
+			"type": "section",
+			"text": map[string]any{"type": "mrkdwn", "text": "```" + truncate(slackEscaper.Replace(strings.Join(lines, "\n")), 2990) + "```"},
+		})
+	}
 	if lines := regionLines(e.Regions); len(lines) > 0 {
 		blocks = append(blocks, map[string]any{
 			"type": "section",
