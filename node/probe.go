@@ -18,6 +18,10 @@ import (
 // time between two probes a peer's requests start.
 const confirmRetry = 2 * time.Second
 
+// confirmQuick is the re-probe delay of a probe that confirmed a peer's
+// report.
+const confirmQuick = 250 * time.Millisecond
+
 // probeFlags is the probe loop's bookkeeping per check.
 type probeFlags struct {
 	mu         sync.Mutex
@@ -90,9 +94,22 @@ func (n *Node) observe(c *config.Check, r checker.Result) {
 // next interval, and when ask is set (a first failure, or a first success
 // while the check is down) asks every other node to probe it now (fast
 // confirmation, both ways).
+//
+// A probe that confirmed a peer's report (a peer asked, within the last
+// few seconds) is re-probed after confirmQuick instead: the peer's failure
+// is already the first evidence, so the region's two failures need not be
+// confirmRetry apart. With staggered phases one region meets a fault
+// alone; the regions it asks then reach fail_after within a fraction of a
+// second, not after confirmRetry.
 func (n *Node) confirm(c *config.Check, ask bool) {
 	name := c.Name
-	time.AfterFunc(confirmRetry, func() {
+	delay := confirmRetry
+	n.probes.lock()
+	if n.now().Sub(n.probes.confirming[name]) < 2*confirmRetry {
+		delay = confirmQuick
+	}
+	n.probes.mu.Unlock()
+	time.AfterFunc(delay, func() {
 		if n.ctx.Err() == nil {
 			n.sched.RunNow(name)
 		}
