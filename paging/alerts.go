@@ -330,7 +330,8 @@ func (p *Pager) remindersLocked(c *config.Check, pages []*page, now time.Time) [
 		return nil
 	}
 	due := map[int][]string{} // reminder number -> notifiers
-	for _, name := range p.notifiersLocked(c) {
+	// groups.go: a grouping route's notifiers are reminded by the group.
+	for _, name := range p.ungroupedLocked(c) {
 		every := p.router.Repeat(c, name)
 		if every <= 0 {
 			continue

@@ -112,6 +112,7 @@ type Pager struct {
 	flaps       map[string]*flapState     // by check
 	coverage    map[string]*coverageState // by check, for checks unknown or alerted
 	certs       map[string]*certState     // by check, for certificates expiring or warned about
+	groups      []*grouping               // groups.go: grouped pages, on the sender
 	kick        chan struct{}
 	sweeps      atomic.Uint64
 }
@@ -213,7 +214,7 @@ func (p *Pager) Removed(ctx context.Context, closed []verdict.Closed) {
 		}
 		at := now.UTC()
 		ev := p.eventLocked(cl.Check, cl.IncidentID, pg.trigger.StartedAt, nil, &at)
-		jobs = append(jobs, job{ev: ev, notifiers: p.notifiersLocked(cl.Check)})
+		jobs = append(jobs, job{ev: ev, notifiers: p.ungroupedLocked(cl.Check)}) // groups.go: a group resolves its own
 	}
 	p.mu.Unlock()
 	for _, j := range jobs {
@@ -257,6 +258,9 @@ type job struct {
 	// done marks the producer's record (under the pager's lock) once the
 	// notification is queued here or found delivered.
 	done func()
+	// queued, when set, is told (without the pager's lock, before done)
+	// the notifiers this node queued the notification for (groups.go).
+	queued func(notifiers []string)
 }
 
 // Sweep runs the pager once.
@@ -275,6 +279,7 @@ func (p *Pager) Sweep(ctx context.Context) {
 	jobs := p.alertsLocked(now, isSender)
 	jobs = append(jobs, p.pageJobsLocked(now, isSender)...)
 	jobs = append(jobs, p.certJobsLocked(now, isSender)...)
+	jobs = append(jobs, p.groupJobsLocked(now, isSender)...) // groups.go
 	p.mu.Unlock()
 	for _, j := range jobs {
 		if ctx.Err() != nil {
@@ -315,7 +320,7 @@ func (p *Pager) pageJobsLocked(now time.Time, isSender bool) []job {
 		if pg.held {
 			continue // hold: the check is flapping
 		}
-		notifiers := p.notifiersLocked(c)
+		notifiers := p.ungroupedLocked(c) // groups.go: a grouping route's notifiers page through the group
 		if !pg.triggered {
 			if now.Sub(pg.openedAt) < Settle {
 				continue // settle
@@ -323,6 +328,7 @@ func (p *Pager) pageJobsLocked(now time.Time, isSender bool) []job {
 			if !mayTrigger {
 				continue // suppressed by a parent, or waiting for one
 			}
+			p.joinGroupsLocked(c, pg) // groups.go
 			ev := pg.trigger
 			if st, _, _, _, _ := p.o.Checks.State(pg.check); st == quorum.StateDown {
 				if cv, ok := p.o.Checks.Check(pg.check); ok {
@@ -436,6 +442,9 @@ func (p *Pager) deliver(ctx context.Context, j job, view *verdict.View, now time
 			log.Warn("release send claim", "err", err)
 		}
 		return
+	}
+	if j.queued != nil { // groups.go
+		j.queued(ns)
 	}
 	p.markDone(j)
 }
