@@ -112,7 +112,6 @@ func FuzzConditional(f *testing.F) {
 	})
 }
 
-
 // memWriter is a Writer in memory: one open incident, inc-new.
 type memWriter struct {
 	mu  sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
@@ -26,14 +27,18 @@ const (
 
 // locale renders for one language and time zone. Immutable.
 type locale struct {
-	code string // en or ko
-	zone string // IANA name; "UTC" by default
-	loc  *time.Location
-	msgs map[string]string // English → this language; nil for English
-	tmpl *tmplSet
+	code  string // en or ko
+	zone  string // IANA name; "UTC" by default
+	asked string // the zone the site named (zone unless unknown)
+	loc   *time.Location
+	msgs  map[string]string // English → this language; nil for English
+	tmpl  *tmplSet
 }
 
-var locales sync.Map // "code|zone" → *locale
+var (
+	locales    sync.Map // "code|zone" → *locale
+	lastLocale atomic.Pointer[locale]
+)
 
 // localeOf returns the locale of a site (cached): its language, default
 // English, and its time zone, default UTC (also for an unknown name).
@@ -45,20 +50,26 @@ func localeOf(s Site) *locale {
 	if zone == "" {
 		zone = "UTC"
 	}
+	if l := lastLocale.Load(); l != nil && l.code == code && l.asked == zone {
+		return l // the usual case: one page, one locale
+	}
 	key := code + "|" + zone
 	if l, ok := locales.Load(key); ok {
+		lastLocale.Store(l.(*locale))
 		return l.(*locale)
 	}
+	asked := zone
 	loc, err := config.LoadLocation(zone)
 	if err != nil {
 		zone, loc = "UTC", time.UTC
 	}
-	l := &locale{code: code, zone: zone, loc: loc}
+	l := &locale{code: code, zone: zone, asked: asked, loc: loc}
 	if code == localeKO {
 		l.msgs = koMessages
 	}
 	l.tmpl = parseTemplates(l)
 	actual, _ := locales.LoadOrStore(key, l)
+	lastLocale.Store(actual.(*locale))
 	return actual.(*locale)
 }
 

@@ -23,14 +23,15 @@ import (
 
 // renderCache is what the last render kept. Guarded by Server.buildMu.
 type renderCache struct {
-	checks  map[string]*checkEntry // by check name
-	rows    map[string]*rowEntry
-	comps   map[string]*compEntry
-	badges  map[string]*badgeSet
-	groups  map[string]*groupEntry // by group name
-	index   assembler
-	summary assembler
-	ids     uint64 // the last fragment id given out
+	checks     map[string]*checkEntry // by check name
+	rows       map[string]*rowEntry
+	comps      map[string]*compEntry
+	badges     map[string]*badgeSet
+	groups     map[string]*groupEntry // by group name
+	index      assembler
+	summary    assembler
+	components assembler // components.json
+	ids        uint64    // the last fragment id given out
 
 	emptyDay time.Time // the day emptyBar is of
 	emptyBar []store.DayStat
@@ -447,13 +448,21 @@ func (s *Server) indexDoc(pd *pageData, cc string, prev *doc) *doc {
 // which the components are spliced, those of unchanged checks as they
 // were encoded before.
 func (s *Server) summaryDoc(v *view, created time.Time, cc string, prev *doc) *doc {
+	return s.spliceComponents(v, created, cc, prev, mustJSON(v.summaryOf(created, []spComponent{})),
+		func() []byte { return mustJSON(v.summary(created)) }, &s.rc.summary)
+}
+
+// spliceComponents renders a document with the page's components at its
+// top level (summary.json, components.json): b is the document encoded
+// with no components, into which they are spliced, those of unchanged
+// checks as they were encoded before; full encodes the whole document
+// (never needed: a fallback); asm keeps the document's chunks.
+func (s *Server) spliceComponents(v *view, created time.Time, cc string, prev *doc, b []byte, full func() []byte, asm *assembler) *doc {
 	const ctype = "application/json"
-	sum := v.summaryOf(created, []spComponent{})
-	b := mustJSON(sum)
 	marker := []byte("\n  \"components\": [")
 	i := bytes.Index(b, append(marker, ']'))
 	if i < 0 { // cannot happen: encoding/json writes an empty slice so
-		return newDoc(mustJSON(v.summary(created)), ctype, cc, v.At, prev)
+		return newDoc(full(), ctype, cc, v.At, prev)
 	}
 	head, tail := b[:i+len(marker)], b[i+len(marker):]
 
@@ -507,7 +516,7 @@ func (s *Server) summaryDoc(v *view, created time.Time, cc string, prev *doc) *d
 	if first { // no components: the document as encoded
 		parts = []part{{b: b}}
 	}
-	a := rc.summary.assemble(parts)
+	a := asm.assemble(parts)
 	if prev != nil && prev.sum == a.sum && prev.ctype[0] == ctype && prev.cache[0] == cc {
 		return prev
 	}

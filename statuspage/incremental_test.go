@@ -359,7 +359,11 @@ func TestPublishIsConstant(t *testing.T) {
 		ev := Event{Name: "check-00001", State: "down", Since: testNow, Regions: st.Checks[1].Regions}
 		return testing.AllocsPerRun(100, func() { s.Publish(ev) })
 	}
-	if a, b := cost(10), cost(5000); a != b {
+	slack := 0.0
+	if raceEnabled {
+		slack = 2 // pooled buffers are dropped at random under the race detector
+	}
+	if a, b := cost(10), cost(5000); a-b > slack || b-a > slack {
 		t.Fatalf("Publish allocates %v with 10 checks, %v with 5,000", a, b)
 	}
 }

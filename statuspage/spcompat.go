@@ -75,8 +75,10 @@ func (v *view) spStatus() spStatus {
 func (s *Server) renderStatuspage(sn *snapshot, v *view, cc string, old func(string) *doc) {
 	at := v.At
 	page := v.spPage()
-	sn.docs[keyComponents] = newDoc(mustJSON(spComponentsDoc{Page: page, Components: v.components(s.started)}),
-		"application/json", cc, at, old(keyComponents))
+	// the components as summary.json has them, encoded once per change
+	sn.docs[keyComponents] = s.spliceComponents(v, s.started, cc, old(keyComponents),
+		mustJSON(spComponentsDoc{Page: page, Components: []spComponent{}}),
+		func() []byte { return mustJSON(spComponentsDoc{Page: page, Components: v.components(s.started)}) }, &s.rc.components)
 	all, upcoming, active := v.maintenances(s.started)
 	for _, d := range []struct {
 		key  string

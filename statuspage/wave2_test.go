@@ -37,8 +37,8 @@ func leakyStatus() *Status {
 	}
 	db := &st.Checks[1]
 	db.Regions = map[string]RegionVote{
-		"eu-west": {Vote: "down", Error: "connect_refused", Message: secretMsg, Phases: &Phases{ConnectMS: 1}},
-		"us-east": {Vote: "down", Error: "connect_refused", Message: secretMsg},
+		"eu-west":  {Vote: "down", Error: "connect_refused", Message: secretMsg, Phases: &Phases{ConnectMS: 1}},
+		"us-east":  {Vote: "down", Error: "connect_refused", Message: secretMsg},
 		"ap-south": {Vote: "abstain"}}
 	return st
 }
@@ -132,15 +132,15 @@ func TestReadableIncidents(t *testing.T) {
 
 func TestParseDetails(t *testing.T) {
 	for in, want := range map[string]string{
-		"down: a,b; up: c; abstain: none":                   "a=down b=down c=up",
-		"down: none; up: a; abstain: b":                     "a=up b=abstain",
-		`{"regions":{"x":{"vote":"down","error":"tls"}}}`:   "x=down:tls",
-		"free text about the outage":                        "",
-		"down: a; sideways: b":                              "",
-		`{"regions":{}}`:                                    "",
-		"":                                                  "",
-		"{not json":                                         "",
-		"down: a; up: b; abstain: c; down: d":               "a=down b=up c=abstain d=down",
+		"down: a,b; up: c; abstain: none":                 "a=down b=down c=up",
+		"down: none; up: a; abstain: b":                   "a=up b=abstain",
+		`{"regions":{"x":{"vote":"down","error":"tls"}}}`: "x=down:tls",
+		"free text about the outage":                      "",
+		"down: a; sideways: b":                            "",
+		`{"regions":{}}`:                                  "",
+		"":                                                "",
+		"{not json":                                       "",
+		"down: a; up: b; abstain: c; down: d":             "a=down b=up c=abstain d=down",
 		"down:  eu-west , us-east ;up:none;abstain:ap-south": "ap-south=abstain eu-west=down us-east=down",
 	} {
 		regions, ok := parseDetails(in)
