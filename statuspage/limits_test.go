@@ -290,3 +290,29 @@ func TestHTTPServerLimits(t *testing.T) {
 	resp.Body.Close()
 	held[1].Close()
 }
+
+// The server's read and write timeouts do not cut the websocket: it sets
+// its own deadlines once upgraded.
+func TestWebsocketOutlivesServerTimeouts(t *testing.T) {
+	s := New(Options{Source: &fakeSource{ready: true, st: testStatus()}, Page: testPage(),
+		Hub: HubOptions{PingInterval: 100 * time.Millisecond}})
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config = NewHTTPServer(s, HTTPOptions{ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond,
+		WriteTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	c := dial(t, ts)
+	waitClients(t, s.Hub(), 1)
+	time.Sleep(time.Second) // over three times each timeout
+	s.Publish(Event{Name: "db", State: "up", Since: testNow})
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("websocket cut: %v", err)
+		}
+		if strings.Contains(string(msg), `"name":"db"`) {
+			return
+		}
+	}
+}
