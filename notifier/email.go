@@ -301,6 +301,14 @@ var emailHTML = template.Must(template.New("email").Parse(`<!DOCTYPE html>
 {{- end}}
 </table>
 {{- end}}
+{{- if .Checks}}
+<h3>Checks</h3>
+<ul>
+{{- range .Checks}}
+<li>{{.}}</li>
+{{- end}}
+</ul>
+{{- end}}
 {{- if .Link}}
 <p><a href="{{.Link}}">Status page</a></p>
 {{- end}}
@@ -351,7 +359,8 @@ func (m *email) message(e Event, now time.Time) (*gomail.Msg, error) {
 	data := struct {
 		Headline, Color, Link string
 		Fields, Regions       []kv
-	}{Headline: Headline(e), Link: e.StatusPageURL, Color: fmt.Sprintf("#%06X", eventColor(e))}
+		Checks                []string // a grouped page's
+	}{Headline: Headline(e), Link: e.StatusPageURL, Color: fmt.Sprintf("#%06X", eventColor(e)), Checks: memberLines(e)}
 	for _, f := range fields(e) {
 		data.Fields = append(data.Fields, kv{f.Name, f.Value})
 	}

@@ -216,3 +216,30 @@ func TestGroupOutbox(t *testing.T) {
 		t.Fatal("a grouped page with an incident's id accepted")
 	}
 }
+
+// Email: both parts list the checks; an update replies in the page's
+// thread.
+func TestGroupEmail(t *testing.T) {
+	srv, pool := newSMTPServer(t, "implicit")
+	n := emailNotifier(srv, "implicit")
+	n.Auth, n.Username, n.Password = "login", "user", "pw"
+	p := mustNewOpts(t, n, Options{RootCAs: pool})
+	send(t, p, groupEv(ActionTrigger, 2, 0))
+	send(t, p, groupEv(ActionUpdate, 3, 1))
+	msgs := srv.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	_, text, html := parts(t, msgs[0].Data)
+	if !strings.Contains(text, "c01 (https://c01.example.com/): not reachable") || !strings.Contains(html, "<li>c01 (https://c01.example.com/): not reachable") {
+		t.Fatalf("parts:\n%s\n%s", text, html)
+	}
+	update, _, _ := parts(t, msgs[1].Data)
+	id := GroupID(0, "shop", t0)
+	if s := subject(t, update); s != "1 more check in group shop is down, 3 in all: c02" {
+		t.Errorf("update Subject %q", s)
+	}
+	if update.Header.Get("Message-Id") != "<"+id+".update#3@vantage>" || update.Header.Get("In-Reply-To") != "<"+id+".trigger@vantage>" {
+		t.Errorf("threading: %v", update.Header)
+	}
+}
