@@ -152,7 +152,7 @@ func (m *Mesh) Register(r Registry) error {
 	return Register(r, map[string]sharer{
 		KeyVotes: m.Votes, KeyHealth: m.Health, KeyIncidents: m.Incidents, KeySent: m.Sent,
 		KeyClaims: m.Claims, KeyUpdates: m.Updates, KeyAsks: m.Asks, KeyReceipts: m.Receipts,
-		KeyProbes: m.Ops.Probes,
+		KeyProbes: m.Ops.Probes, KeySnapshots: m.Ops.Snapshots,
 	})
 }
 

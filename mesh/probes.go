@@ -279,10 +279,11 @@ const KeyProbes = "probes"
 // Ops bundles the tables of the operator features: ad-hoc probes from
 // every region (probes.go) and failure snapshots (snapshots.go).
 type Ops struct {
-	Probes *Probes
+	Probes    *Probes
+	Snapshots *Snapshots
 }
 
 // NewOps returns the operator tables of one node.
 func NewOps(o Options) *Ops {
-	return &Ops{Probes: NewProbes(o.Self, nil, o.Logger)}
+	return &Ops{Probes: NewProbes(o.Self, nil, o.Logger), Snapshots: NewSnapshots(o.Self, o.Now, o.Logger)}
 }

@@ -14,12 +14,14 @@ type extensions struct {
 	// day buckets over the period (about 0.6 s for 1,000 checks over 90 days).
 	reports chan struct{}
 	adhoc   adhocState
+	snaps   snapState
 }
 
 func (x *extensions) init(n *Node) error {
 	x.reports = make(chan struct{}, 1)
 	x.adhoc.init()
 	n.mesh.Ops.Probes.SetOnRequest(n.onProbeRequest)
+	x.snaps.init(n)
 	return nil
 }
 

@@ -145,6 +145,8 @@ type Event struct {
 	// Members lists the checks of a grouped page (KindGroup) in the order
 	// their outages began; nil for every other event.
 	Members []GroupMember `json:"members,omitempty"`
+	// SnapshotsURL is the signed link to the incident's failure snapshots.
+	SnapshotsURL string `json:"snapshots_url,omitempty"`
 }
 
 // IsNotice reports whether e is a notice (flapping, coverage, an expiring

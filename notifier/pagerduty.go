@@ -145,6 +145,9 @@ func (p *pagerDuty) body(e Event) pdEvent {
 		ev.ClientURL = e.StatusPageURL
 		ev.Links = []pdLink{{Href: e.StatusPageURL, Text: "Status page"}}
 	}
+	if e.SnapshotsURL != "" {
+		ev.Links = append(ev.Links, pdLink{Href: e.SnapshotsURL, Text: "Failure snapshots by region"})
+	}
 	return ev
 }
 

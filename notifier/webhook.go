@@ -63,6 +63,8 @@ type WebhookBody struct {
 	Kind    string        `json:"kind,omitempty"`
 	Group   string        `json:"group,omitempty"`
 	Members []GroupMember `json:"members,omitempty"`
+	// SnapshotsURL links the incident's failure snapshots (signed).
+	SnapshotsURL string `json:"snapshots_url,omitempty"`
 }
 
 // NewWebhookBody builds the document for e.
@@ -79,6 +81,7 @@ func NewWebhookBody(e Event) WebhookBody {
 	if e.DisplayName != e.Check {
 		w.DisplayName = e.DisplayName
 	}
+	w.SnapshotsURL = e.SnapshotsURL
 	switch e.Action {
 	case ActionResolve:
 		w.Event, w.Test = WebhookUp, e.Test
