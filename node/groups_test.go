@@ -58,8 +58,9 @@ routes:
 	failing.Store(true)
 	waitMesh(t, nodes, "every check down everywhere", all("down"))
 	waitEvents(t, hook, "the group's page", func(evs []string) bool { return has(evs, "down/") })
-	// Every check is listed once the page and its updates are in.
-	deadline := time.Now().Add(30 * time.Second)
+	// Every check is listed once the page and its updates are in (a node
+	// under load may hand its changes to the pager late).
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if groupListed(hook) == n+1 {
 			break
