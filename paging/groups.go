@@ -77,23 +77,26 @@ func (p *Pager) ungroupedLocked(c *config.Check) []string {
 }
 
 // joinGroupsLocked adds pg, whose trigger is due, to the open groups of
-// each route that groups c's outages, or starts a group. It is
-// idempotent.
+// each route that groups c's outages, or starts a group. A group lists a
+// check once: a newer incident of a check it lists takes the older one's
+// place. It is idempotent.
 func (p *Pager) joinGroupsLocked(c *config.Check, pg *page) {
 	start := pg.trigger.StartedAt
 routes:
 	for _, gr := range p.router.Groupings(c) {
 		key := groupKey{gr.Route, gr.Group}
 		var into *grouping
+		at := -1
 		for _, g := range p.groups {
 			if g.key != key || g.resolved {
 				continue
 			}
-			if slices.Contains(g.members, pg) {
+			i := slices.IndexFunc(g.members, func(m *page) bool { return m.check == pg.check })
+			if i >= 0 && g.members[i] == pg {
 				continue routes
 			}
 			if into == nil && absDuration(start.Sub(g.anchor)) <= g.wait {
-				into = g
+				into, at = g, i
 			}
 		}
 		if into == nil {
@@ -103,13 +106,22 @@ routes:
 			p.log.Info("grouped page opened", "group", gr.Group, "route", gr.Route, "check", c.Name,
 				"incident_id", pg.trigger.IncidentID, "group_wait", gr.Wait)
 		}
-		into.members = append(into.members, pg)
+		if at >= 0 {
+			old := into.members[at]
+			into.members[at] = pg
+			delete(into.gone, old)
+			delete(into.shown, old)
+			p.log.Info("a newer incident of a check takes its place in a grouped page", "group", gr.Group,
+				"check", c.Name, "incident_id", pg.trigger.IncidentID, "replaced", old.trigger.IncidentID, "group_id", into.id)
+		} else {
+			into.members = append(into.members, pg)
+			if into.triggered {
+				p.log.Info("check joins a grouped page already sent; updating it", "group", gr.Group,
+					"check", c.Name, "incident_id", pg.trigger.IncidentID, "group_id", into.id)
+			}
+		}
 		if pg.openedAt.Before(into.firstOpen) {
 			into.firstOpen = pg.openedAt
-		}
-		if into.triggered {
-			p.log.Info("check joins a grouped page already sent; updating it", "group", gr.Group,
-				"check", c.Name, "incident_id", pg.trigger.IncidentID, "group_id", into.id)
 		}
 	}
 }

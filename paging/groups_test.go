@@ -380,3 +380,33 @@ func TestGroupedPageCheckRemoved(t *testing.T) {
 		t.Fatalf("d up at %v, want when it was removed", ev.Members[1].ResolvedAt)
 	}
 }
+
+// A group lists a check once: a check that recovers and fails again
+// within the window is listed with its newer incident.
+func TestGroupedPageListsACheckOnce(t *testing.T) {
+	r := newGroupRig(t, "aa-1", 0)
+	r.sweep()
+	r.open("a", "a1", t0)
+	r.open("b", "inc-b", t0)
+	r.at(2 * time.Second)
+	expect(t, "a and b join", r.sweep())
+	r.at(10 * time.Second)
+	r.resolve("a", "a1", t0)
+	expect(t, "a up", r.sweep())
+	r.at(16 * time.Second)
+	r.open("a", "a2", t0.Add(15*time.Second))
+	r.at(17 * time.Second)
+	expect(t, "a again", r.sweep())
+	r.at(30 * time.Second)
+	expect(t, "one page", r.sweep(), "group:trigger/:pager")
+	ev := r.lastEvent()
+	expectMembers(t, "trigger", ev, notifier.GroupID(0, "shop", t0), "b", "a")
+	if ev.Members[1].IncidentID != "a2" {
+		t.Fatalf("a listed with %s, want its newer incident a2", ev.Members[1].IncidentID)
+	}
+	r.at(40 * time.Second)
+	r.resolve("b", "inc-b", t0)
+	expect(t, "b up, a down", r.sweep())
+	r.resolve("a", "a2", t0.Add(15*time.Second))
+	expect(t, "both up", r.sweep(), "group:resolve/:pager")
+}
