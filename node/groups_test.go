@@ -57,7 +57,7 @@ routes:
 
 	failing.Store(true)
 	waitMesh(t, nodes, "every check down everywhere", all("down"))
-	waitEvents(t, hook, "the group's page", func(evs []string) bool { return has(evs, "down/") })
+	waitGroup(t, hook, "the group's page", "down")
 	// Every check is listed once the page and its updates are in (a node
 	// under load may hand its changes to the pager late).
 	deadline := time.Now().Add(60 * time.Second)
@@ -66,7 +66,7 @@ routes:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the group's page lists %d checks, want %d; events %v", groupListed(hook), n+1, events(hook))
+			t.Fatalf("the group's page lists %d checks, want %d; events %v", groupListed(hook), n+1, groupEvents(hook))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -74,7 +74,7 @@ routes:
 
 	failing.Store(false)
 	waitMesh(t, nodes, "every check up everywhere again", all("up"))
-	waitEvents(t, hook, "the group's resolve", func(evs []string) bool { return has(evs, "up/") })
+	waitGroup(t, hook, "the group's resolve", "up")
 	waitEvents(t, own, "own's resolve", func(evs []string) bool { return has(evs, "up/own") })
 	// Let a duplicate from a second sender arrive, bounded by the sent
 	// log's propagation: wait until every node knows the group's resolve.
@@ -119,6 +119,43 @@ routes:
 		t.Fatalf("own's receiver got %v, want own's page alone", oe)
 	}
 	t.Logf("the group's receiver got %v", kinds)
+}
+
+// groupEvents lists a receiver's events as "event#seq@id[checks listed]".
+func groupEvents(h *hookRecorder) []string {
+	var out []string
+	for _, ev := range h.all() {
+		s := fmt.Sprint(ev["event"])
+		if seq, ok := ev["seq"]; ok {
+			s += fmt.Sprintf("#%v", seq)
+		}
+		var names []string
+		ms, _ := ev["members"].([]any)
+		for _, m := range ms {
+			if m, ok := m.(map[string]any); ok {
+				names = append(names, fmt.Sprint(m["check"]))
+			}
+		}
+		out = append(out, fmt.Sprintf("%s@%v%v", s, ev["incident_id"], names))
+	}
+	return out
+}
+
+// waitGroup waits until h got an event named event.
+func waitGroup(t *testing.T, h *hookRecorder, what, event string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, ev := range h.all() {
+			if ev["event"] == event {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; got %v", what, groupEvents(h))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // groupListed is the number of checks the group's latest page (trigger or
