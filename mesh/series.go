@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/store"
 )
 
@@ -42,9 +45,10 @@ const KeySeries = "series"
 // the store keeps one version per node, check and bucket, so what a peer
 // can make this node hold is bounded by checks × nodes × retention.
 type Series struct {
-	o   SeriesOptions
-	log *slog.Logger
-	st  *store.Store
+	o       SeriesOptions
+	log     *slog.Logger
+	st      *store.Store
+	session uint64 // this run's, in its wants
 
 	mu     sync.Mutex
 	b      Broadcaster
@@ -55,6 +59,13 @@ type Series struct {
 	wantMu   sync.Mutex
 	wantQ    []wantMsg // FIFO of wants to answer
 	wantWake chan struct{}
+
+	seq uint64 // names small answers apart (answering goroutine only)
+
+	// sent remembers, by asker, the units answered lately with their
+	// hashes: a want that crossed an answer still being sent (the asker
+	// listed what it held before it) does not send them again.
+	sent map[string]map[blockKey]sentUnit
 
 	stats seriesCounters
 }
@@ -78,7 +89,8 @@ type SeriesOptions struct {
 	WantRetry  time.Duration // how long before an unanswered want is sent again; default 30 s
 	AnswerRate int           // bytes per second of answers; default 256 KiB
 	// Lag is how old a bucket must be to count in digests: it must have
-	// ended that long ago; default 2 minutes.
+	// ended that long ago, so that its live message has arrived; default
+	// Settle + 2 × LiveEvery + 10 s (45 s), at most 2 minutes.
 	Lag time.Duration
 }
 
@@ -102,8 +114,10 @@ func (o *SeriesOptions) setDefaults() {
 		o.AnswerRate = 256 << 10
 	}
 	if o.Lag <= 0 {
-		o.Lag = 2 * time.Minute
+		// a bucket's live message has had time to arrive
+		o.Lag = o.Settle + 2*o.LiveEvery + 10*time.Second
 	}
+	o.Lag = min(o.Lag, 2*time.Minute)
 }
 
 type seriesCounters struct {
@@ -148,20 +162,35 @@ type wantState struct {
 	backoff  int
 }
 
+// answerNames is how many broadcast names an asker's answers take turns
+// among.
+const answerNames = 4
+
+// sentUnit is a unit sent in an answer.
+type sentUnit struct {
+	hash uint64
+	at   time.Time
+}
+
 // Bounds of the queues.
 const (
+	// maxSentUnits bounds the units remembered as sent per asker, and
+	// maxAskers the askers.
+	maxSentUnits     = 1 << 20
+	maxAskers        = 2 * MaxOrigins
 	maxQueuedDigests = 16
 	maxQueuedWants   = 256
 	// maxWantsPerDigest bounds the wants one digest makes.
 	maxWantsPerDigest = 256
-	maxWantBackoff    = 5 // WantRetry × 2^5
+	maxWantBackoff    = 5 // after three tries, WantRetry × 2^(tries-3), at most 2^5
 )
 
 // NewSeries returns the table of a node.
 func NewSeries(o SeriesOptions) *Series {
 	o.setDefaults()
-	return &Series{o: o, log: o.Logger.With("component", "series"), st: o.Store, b: nopBroadcaster{},
-		wanted: map[blockKey]*wantState{}, digests: make(chan digestMsg, maxQueuedDigests), wantWake: make(chan struct{}, 1)}
+	return &Series{o: o, log: o.Logger.With("component", "series"), st: o.Store, b: nopBroadcaster{}, session: rand.Uint64(),
+		wanted: map[blockKey]*wantState{}, digests: make(chan digestMsg, maxQueuedDigests), wantWake: make(chan struct{}, 1),
+		sent: map[string]map[blockKey]sentUnit{}}
 }
 
 func (s *Series) setBroadcaster(b Broadcaster) {
@@ -223,7 +252,13 @@ func (s *Series) shareLive() {
 			return
 		}
 		msg := e.bytes()
-		if err := b.Broadcast(fmt.Sprintf("l%d", page), msg); err != nil {
+		name := fmt.Sprintf("l%d", page)
+		if len(msg) < cluster.MaxMessageSize {
+			// a message that fits a packet travels by gossip alone: one
+			// name per tick, so that the next does not replace it
+			name = fmt.Sprintf("l%d/%d", page, s.o.Now().Unix())
+		}
+		if err := b.Broadcast(name, msg); err != nil {
 			s.log.Warn("broadcast own buckets; anti-entropy repairs", "err", err)
 		}
 		s.stats.liveBuckets.Add(uint64(e.n))
@@ -430,12 +465,14 @@ func (s *Series) compare(ctx context.Context, d digestMsg) error {
 		if err != nil {
 			return err
 		}
-		msg := encodeWant(wantMsg{To: d.Sender, Origin: b.Node, Step: b.Step, Start: b.Start, Cutoff: cutoff, Units: units})
+		msg := encodeWant(wantMsg{To: d.Sender, Origin: b.Node, Step: b.Step, Start: b.Start, Cutoff: cutoff, Session: s.session, Units: units})
 		if err := s.broadcaster().Broadcast(broadcastName("w", d.Sender, b.Node, b.Step.String(), fmt.Sprint(b.Start)), msg); err != nil {
 			s.log.Warn("broadcast a want for buckets", "peer", d.Sender, "err", err)
 			continue
 		}
 		s.stats.wantsSent.Add(1)
+		s.log.Debug("want sent", "peer", d.Sender, "origin", b.Node, "step", b.Step, "block", msTimeUTC(b.Start),
+			"units_held", len(units), "peer_buckets", b.Rows)
 		sent++
 	}
 	return nil
@@ -447,18 +484,18 @@ func (s *Series) due(k blockKey, peer string, peerHash uint64, now time.Time) bo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.wanted[k]
-	if w == nil {
+	switch {
+	case w == nil:
 		s.wanted[k] = &wantState{peer: peer, peerHash: peerHash, at: now}
 		return true
-	}
-	wait := s.o.WantRetry << min(w.backoff, maxWantBackoff)
-	if now.Sub(w.at) < wait {
-		return false
-	}
-	if w.peer == peer && w.peerHash == peerHash {
-		w.backoff++ // the answer changed nothing: back off
-	} else {
+	case w.peer != peer || w.peerHash != peerHash:
+		// the peer holds more since: ask (its answer skips what it sent
+		// for the last want, see answer)
 		w.backoff = 0
+	case now.Sub(w.at) < s.o.WantRetry<<min(max(w.backoff-2, 0), maxWantBackoff):
+		return false
+	default:
+		w.backoff++ // the answer changed nothing, or was lost: back off
 	}
 	w.peer, w.peerHash, w.at = peer, peerHash, now
 	return true
@@ -530,16 +567,36 @@ func (s *Series) answer(ctx context.Context, m wantMsg) error {
 	for _, u := range m.Units {
 		theirs[u.Start] = u.Hash
 	}
+	recent := s.sentTo(fmt.Sprintf("%s/%x", m.To, m.Session), s.o.Now())
 	var diff []int64
 	for _, u := range mine {
-		if h, ok := theirs[u.Start]; u.Rows > 0 && (!ok || h != u.Hash) {
-			diff = append(diff, u.Start)
+		h, ok := theirs[u.Start]
+		if u.Rows == 0 || ok && h == u.Hash {
+			continue
 		}
+		k := blockKey{m.Origin, m.Step, u.Start}
+		if su, ok := recent[k]; ok && su.hash == u.Hash {
+			continue // just sent, as it is: the want crossed the answer
+		}
+		diff = append(diff, u.Start)
+		recent[k] = sentUnit{hash: u.Hash}
 	}
 	if len(diff) == 0 {
 		return nil
 	}
+	defer func() {
+		// the units count as sent from the end of the answer
+		now := s.o.Now()
+		for _, st := range diff {
+			k := blockKey{m.Origin, m.Step, st}
+			u := recent[k]
+			u.at = now
+			recent[k] = u
+		}
+	}()
 	s.stats.wantsAnswered.Add(1)
+	s.log.Debug("answering a want", "peer", m.To, "origin", m.Origin, "step", m.Step, "block", msTimeUTC(m.Start),
+		"units", len(diff), "first", msTimeUTC(diff[0]), "last", msTimeUTC(diff[len(diff)-1]))
 	want := make(map[int64]bool, len(diff))
 	for _, st := range diff {
 		want[st] = true
@@ -550,7 +607,6 @@ func (s *Series) answer(ctx context.Context, m wantMsg) error {
 	// answers are paced.
 	slice := 60 * stepMS
 	b := s.broadcaster()
-	name := broadcastName("p", m.To)
 	var (
 		e     rowsEncoder
 		pages [][]byte
@@ -584,7 +640,18 @@ func (s *Series) answer(ctx context.Context, m wantMsg) error {
 		}
 		cut()
 		for _, msg := range pages {
-			if err := b.Broadcast(name, msg); err != nil {
+			// A message that fits a packet is only gossiped, and may be
+			// lost while the asker (re)joins; a larger one the cluster
+			// cuts into chunks and also sends directly to every member:
+			// answers are padded to be that large. Consecutive answers
+			// take turns among a few names: back-to-back chunked
+			// messages of one name lose some (the cluster takes a newer
+			// chunk of a name for a stale copy of an older one), and a
+			// bounded set of names keeps few of them in the gossip queue.
+			s.seq++
+			n := broadcastName("p", m.To, strconv.FormatUint(s.seq%answerNames, 10))
+			msg = padded(msg, cluster.MaxMessageSize+64)
+			if err := b.Broadcast(n, msg); err != nil {
 				return err
 			}
 			s.stats.answerBytes.Add(uint64(len(msg)))
@@ -600,6 +667,29 @@ func (s *Series) answer(ctx context.Context, m wantMsg) error {
 		hi = lo
 	}
 	return nil
+}
+
+// sentTo returns the units answered lately to asker, after dropping the
+// ones answered more than WantRetry ago (their answer may have been lost).
+// Only the answering goroutine uses it.
+func (s *Series) sentTo(asker string, now time.Time) map[blockKey]sentUnit {
+	m := s.sent[asker]
+	if m == nil {
+		if len(s.sent) >= maxAskers {
+			clear(s.sent)
+		}
+		m = map[blockKey]sentUnit{}
+		s.sent[asker] = m
+	}
+	if len(m) >= maxSentUnits {
+		clear(m)
+	}
+	for k, u := range m {
+		if !u.at.IsZero() && now.Sub(u.at) >= s.o.WantRetry {
+			delete(m, k)
+		}
+	}
+	return m
 }
 
 func floorTo(v, unit int64) int64 {

@@ -443,6 +443,16 @@ func TestRowsRoundTrip(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d buckets in %d bytes (%.1f per bucket)", step, len(bs), len(msg), float64(len(msg))/float64(len(bs)))
+		// padded, as answers are: the same
+		r = reader{b: padded(msg, 2000)}
+		r.version(seriesFormat)
+		r.byte()
+		if _, got := decodeRows(&r); r.end() != nil || len(got) != len(bs) || len(r.b) != 0 {
+			t.Fatalf("padded: %d rows, %v", len(got), r.err)
+		}
+		if len(padded(msg, 2000)) < 2000 && len(msg) < 2000 {
+			t.Fatal("not padded")
+		}
 	}
 }
 
@@ -467,6 +477,7 @@ func FuzzSeriesMerge(f *testing.F) {
 	f.Add(encodeWant(wantMsg{To: "us-1", Origin: "eu-1", Step: store.StepMinute, Start: t0.Truncate(24 * time.Hour).UnixMilli(), Cutoff: t0.UnixMilli(),
 		Units: []store.UnitDigest{{Start: t0.Add(-time.Hour).UnixMilli(), Hash: 5}}}))
 	f.Add([]byte{seriesFormat, kindRows, 0, 0, 0, 0, 200})
+	f.Add(padded(encodeRows(rowsMsg{To: "us-1", Origin: "eu-1", Region: "eu", Step: store.StepMinute}, []store.Bucket{ok}), 1200))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = s.Merge("eu-1", b)
 		// digests and wants queued are bounded

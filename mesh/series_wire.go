@@ -17,12 +17,13 @@ import (
 //	          count, failures, latencies  uvarint
 //	          when latencies > 0: min, max - min, sum - latencies*min  uvarint (µs)
 //	          bins    uvarint, then bins times: index byte, count uvarint
+//	        then, optionally: padding uvarint n, n zero bytes (ignored)
 //	digest  sender string, cutoff varint (unix ms), origins uvarint, each:
 //	          origin string, blocks uvarint, each:
 //	            step byte, block uvarint (start / block length),
 //	            hash 8 bytes (little endian), buckets uvarint
 //	want    to string, origin string, step byte, block uvarint, cutoff
-//	        varint (unix ms), units uvarint, each:
+//	        varint (unix ms), session 8 bytes, units uvarint, each:
 //	          offset uvarint (units from the block's start), hash 8 bytes
 //
 // A want lists the units the asking node holds; the answer is rows
@@ -126,6 +127,16 @@ func (e *rowsEncoder) bytes() []byte {
 	return append(out, e.w.b[e.countAt:]...)
 }
 
+// padded returns msg padded to at least size bytes (see the format).
+func padded(msg []byte, size int) []byte {
+	n := size - len(msg)
+	if n <= 0 {
+		return msg
+	}
+	msg = binary.AppendUvarint(msg, uint64(n))
+	return append(msg, make([]byte, n)...)
+}
+
 // encodeRows encodes buckets of one origin, region and step as one
 // message (tests and small messages).
 func encodeRows(h rowsMsg, bs []store.Bucket) []byte {
@@ -203,6 +214,21 @@ func decodeRows(r *reader) (rowsMsg, []store.Bucket) {
 			return h, nil
 		}
 		out = append(out, b)
+	}
+	if r.err == nil && len(r.b) > 0 {
+		// padding
+		pad := r.uvarint()
+		if r.err == nil && pad != uint64(len(r.b)) {
+			r.fail(fmt.Errorf("mesh: %d bytes of padding, %d left", pad, len(r.b)))
+			return h, nil
+		}
+		for _, c := range r.b {
+			if c != 0 {
+				r.fail(fmt.Errorf("mesh: padding not zero"))
+				return h, nil
+			}
+		}
+		r.b = r.b[len(r.b):]
 	}
 	return h, out
 }
@@ -330,7 +356,10 @@ type wantMsg struct {
 	Step       store.Step
 	Start      int64 // unix ms, aligned to the block
 	Cutoff     int64
-	Units      []store.UnitDigest // Rows is not sent
+	// Session identifies the asking process (random at its start): what
+	// was sent to a previous run of the asker is not assumed held.
+	Session uint64
+	Units   []store.UnitDigest // Rows is not sent
 }
 
 func encodeWant(m wantMsg) []byte {
@@ -340,6 +369,7 @@ func encodeWant(m wantMsg) []byte {
 	w.b = append(w.b, byte(m.Step))
 	w.uvarint(uint64(m.Start / int64(m.Step.Block()/1e6)))
 	w.varint(m.Cutoff)
+	w.u64(m.Session)
 	w.uvarint(uint64(len(m.Units)))
 	unit := int64(m.Step.Duration() / 1e6)
 	for _, u := range m.Units {
@@ -356,6 +386,7 @@ func decodeWant(r *reader) wantMsg {
 	m.Step = store.Step(r.byte())
 	idx := r.uvarint()
 	m.Cutoff = r.varint()
+	m.Session = r.u64()
 	if r.err != nil {
 		return m
 	}
