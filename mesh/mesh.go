@@ -100,7 +100,8 @@ type Mesh struct {
 	Updates   *Updates
 	Asks      *Asks
 	Receipts  *Receipts
-	Ops       *Ops // ad-hoc probes and failure snapshots (probes.go, snapshots.go)
+	Ops       *Ops         // ad-hoc probes and failure snapshots (probes.go, snapshots.go)
+	Maint     *Maintenance // runtime maintenance windows (maintenance.go)
 }
 
 // Options configure a Mesh.
@@ -144,6 +145,7 @@ func New(o Options) *Mesh {
 		Asks:      NewAsks(o.Self, o.OnAsk, o.Logger),
 		Receipts:  NewReceipts(o.Self, o.Now, notify, o.Logger),
 		Ops:       NewOps(o),
+		Maint:     NewMaintenance(o.Now, o.Logger), // runtime maintenance windows (maintenance.go)
 	}
 }
 
@@ -153,6 +155,7 @@ func (m *Mesh) Register(r Registry) error {
 		KeyVotes: m.Votes, KeyHealth: m.Health, KeyIncidents: m.Incidents, KeySent: m.Sent,
 		KeyClaims: m.Claims, KeyUpdates: m.Updates, KeyAsks: m.Asks, KeyReceipts: m.Receipts,
 		KeyProbes: m.Ops.Probes, KeySnapshots: m.Ops.Snapshots,
+		KeyMaintenance: m.Maint, // runtime maintenance windows (maintenance.go)
 	})
 }
 
