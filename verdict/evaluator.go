@@ -90,6 +90,10 @@ type Options struct {
 	Sent         *mesh.SentLog
 	Receipts     *mesh.Receipts // push checks' reports
 	Logger       *slog.Logger
+	// Maintenance, when set, reports whether a runtime maintenance window
+	// (scheduled through the API) covers check at t; consulted alongside
+	// the config's windows. It must not block or call into the evaluator.
+	Maintenance func(check string, t time.Time) bool
 	// Canary, when set, gates this node's down votes (cluster.canaries):
 	// it reports the verdict of a canary round that began at or after
 	// since, known false until one has completed (and then asks for one).
@@ -117,6 +121,9 @@ type checkState struct {
 	due time.Time
 	// maint: the check has maintenance windows (evaluated every sweep).
 	maint bool
+	// rtMaint: a runtime window covered the check at its last evaluation
+	// (evaluated every sweep, so its end or cancellation is seen).
+	rtMaint bool
 	// published is the vote this node last shared; gate, when set, is the
 	// start of the failing probe whose down vote waits for a canary round
 	// that began after it.
@@ -482,7 +489,7 @@ func (e *Evaluator) EvaluateDue() {
 	var due []string
 	for _, name := range e.names {
 		cs := e.checks[name]
-		if cs.maint || (!cs.due.IsZero() && !now.Before(cs.due)) {
+		if cs.maint || cs.rtMaint || e.runtimeMaint(name, now) || (!cs.due.IsZero() && !now.Before(cs.due)) {
 			due = append(due, name)
 		}
 	}
@@ -490,6 +497,12 @@ func (e *Evaluator) EvaluateDue() {
 	for _, name := range due {
 		e.Evaluate(name)
 	}
+}
+
+// runtimeMaint reports whether a runtime maintenance window covers check
+// at t (Options.Maintenance).
+func (e *Evaluator) runtimeMaint(check string, t time.Time) bool {
+	return e.o.Maintenance != nil && e.o.Maintenance(check, t)
 }
 
 // Evaluate decides one check's state from the vote table.
@@ -515,8 +528,9 @@ func (e *Evaluator) Evaluate(name string) {
 			cs.due = oldest.Add(p.MaxAge + time.Millisecond) // the oldest counted vote goes stale
 		}
 	}
+	cs.rtMaint = e.runtimeMaint(name, now)
 	in := quorum.Input{
-		Now: now, Regions: regions, Maintenance: e.cfg.InMaintenance(name, now),
+		Now: now, Regions: regions, Maintenance: e.cfg.InMaintenance(name, now) || cs.rtMaint,
 		SeesMajority: view.SeesMajority, DownSince: quorum.DownStart(p.Quorum, downSince),
 	}
 	// Every node names an incident as the designated sender does: a node
@@ -854,6 +868,9 @@ func (e *Evaluator) Run(ctx context.Context, sink func(Change)) {
 		}
 		for q := e.Drain(); len(q) > 0; q = e.Drain() {
 			for _, ch := range q {
+				if ctx.Err() != nil {
+					return // stopping: what is left is not handed on
+				}
 				sink(ch)
 			}
 		}
