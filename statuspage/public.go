@@ -75,7 +75,7 @@ func publicVotes(regions map[string]RegionVote) map[string]RegionVote {
 // tokenOK reports whether the request carries the API token as a bearer
 // token (compared in constant time); false when no token is configured.
 func (s *Server) tokenOK(r *http.Request) bool {
-	if s.opts.APIToken == "" {
+	if s.apiToken() == "" {
 		return false
 	}
 	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -84,7 +84,7 @@ func (s *Server) tokenOK(r *http.Request) bool {
 		return false
 	}
 	// Hash both so the comparison takes the same time whatever the lengths.
-	got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.opts.APIToken))
+	got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.apiToken()))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
@@ -94,7 +94,7 @@ func (s *Server) operator(w http.ResponseWriter, r *http.Request) bool {
 	if s.tokenOK(r) {
 		return true
 	}
-	if s.opts.APIToken == "" {
+	if s.apiToken() == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vantage"`)
 		writeErr(w, http.StatusUnauthorized, "no API token is configured on this node "+
 			"(set statuspage.api_token in the config or VANTAGE_API_TOKEN); send no Authorization header for the public view")

@@ -41,7 +41,7 @@ func (s *Server) registerOperatorAPIs() {
 // detail, in constant time; it answers 401 itself.
 func (s *Server) authorizeToken(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Cache-Control", "no-store")
-	if s.opts.APIToken == "" {
+	if s.apiToken() == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vantage"`)
 		writeErr(w, http.StatusUnauthorized, "this API is disabled: no API token is configured "+
 			"(set statuspage.api_token in the config or VANTAGE_API_TOKEN)")
@@ -63,8 +63,8 @@ func (s *Server) authorizeToken(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) tokenMatches(tok string) bool {
-	got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.opts.APIToken))
-	return s.opts.APIToken != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(s.apiToken()))
+	return s.apiToken() != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 // reports serves GET /api/v1/reports?from=&to=&group=&format=&tz=.

@@ -114,6 +114,8 @@ type Server struct {
 
 	reads atomic.Uint64 // numbers the renders' Source.Status calls, in order
 
+	token atomic.Pointer[string] // the API token once SetAPIToken replaced Options.APIToken (write.go)
+
 	// GET /api/v1/status: the public view, and the operators' (with
 	// targets, messages and addresses), each encoded once per Status.
 	statusDoc [2]atomic.Pointer[statusEntry]
@@ -194,6 +196,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /favicon.ico", s.favicon)
 	s.mux.Handle("GET /ws", s.hub)
 	s.registerOperatorAPIs() // reports, ad-hoc probes, failure snapshots (reports.go)
+	s.registerMaintenance()  // runtime maintenance windows (maintenance.go)
 	for pattern, h := range opts.Extra {
 		s.mux.Handle(pattern, h)
 	}

@@ -70,11 +70,25 @@ func writeErr(w http.ResponseWriter, code int, msg string) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// SetAPIToken replaces the API token (a config reload): from its return
+// on, every request that needs the token takes only this one, and the
+// previous one is refused. "" disables the token-checked APIs.
+func (s *Server) SetAPIToken(tok string) { s.token.Store(&tok) }
+
+// apiToken is the API token in force: the last SetAPIToken's, else
+// Options.APIToken. Every check of the token reads it.
+func (s *Server) apiToken() string {
+	if p := s.token.Load(); p != nil {
+		return *p
+	}
+	return s.opts.APIToken
+}
+
 // authorize checks the bearer token in constant time; it answers 401 (or
 // 503 without a Writer) itself and returns false when the request may not
 // write.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
-	if s.opts.APIToken == "" {
+	if s.apiToken() == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vantage"`)
 		writeErr(w, http.StatusUnauthorized, "the write API is disabled: no API token is configured "+
 			"(set statuspage.api_token in the config or VANTAGE_API_TOKEN)")
