@@ -77,6 +77,7 @@ type Node struct {
 	ext     extensions // reports, ad-hoc probes, failure snapshots
 	probes  probeFlags
 	writes  writeQueue
+	maint   maintState // runtime maintenance windows (maintenance.go)
 	cl      atomic.Pointer[cluster.Cluster]
 	pushes  atomic.Pointer[map[string]string] // push check -> token
 
@@ -133,8 +134,13 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	n.canary = cn
 	n.mesh = mesh.New(mesh.Options{Self: o.Name, Region: o.Region, Now: o.Now, Logger: o.Logger,
 		Notify: n.queueEval, OnHealth: n.healthChanged, OnAsk: n.onAsk, OnWrite: n.writes.push})
+	if err := n.initMaintenance(ctx); err != nil { // runtime maintenance windows (maintenance.go)
+		st.Close()
+		return nil, err
+	}
 	vo := verdict.Options{Self: o.Name, Region: o.Region, Now: o.Now, Votes: n.mesh.Votes,
-		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Receipts: n.mesh.Receipts, Logger: o.Logger}
+		Health: n.mesh.Health, Incidents: n.mesh.Incidents, Sent: n.mesh.Sent, Receipts: n.mesh.Receipts, Logger: o.Logger,
+		Maintenance: n.mesh.Maint.Active} // runtime windows count as the config's (maintenance.go)
 	if len(o.Config.Cluster.Canaries) > 0 {
 		vo.Canary = cn.Since // down votes wait for a canary round begun after the failing probe
 	}
@@ -173,7 +179,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.sched = sched
 	n.http = statuspage.New(statuspage.Options{
-		Source: n, Logger: o.Logger, History: st, Page: statuspage.PageFromConfig(o.Config),
+		Source: n, Logger: o.Logger, History: st, Page: n.pageOf(o.Config), // with runtime maintenance windows (maintenance.go)
 		// Live state reaches browsers over /ws at once; the HTML and JSON
 		// documents are re-rendered at most every 2 s, and every minute for
 		// uptime numbers: a render reads 90 days of rollups per check.
@@ -273,6 +279,7 @@ func (n *Node) Start() error {
 	n.goRun(n.evaluate)
 	n.goRun(func(ctx context.Context) { n.ev.Run(ctx, n.apply) })
 	n.goRun(n.writes.run(n))
+	n.goRun(n.runMaintenance) // runtime maintenance windows (maintenance.go)
 	n.goRun(n.housekeeping)
 	n.goRun(n.watchDisk)
 	return nil

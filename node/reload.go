@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
-	"github.com/vantage-dev/vantage/statuspage"
 	"github.com/vantage-dev/vantage/store"
 )
 
@@ -107,7 +106,8 @@ func (n *Node) Reload(cfg *config.Config) (ReloadResult, error) {
 			n.log.Warn("advertise new config hash", "err", err)
 		}
 	}
-	n.http.SetPage(statuspage.PageFromConfig(&next))
+	n.refreshPage()                            // the page, with runtime maintenance windows (maintenance.go)
+	n.http.SetAPIToken(n.tokenOnReload(&next)) // the old token stops working now (maintenance.go)
 	n.status.touch(true)
 	n.queueEvalAll()
 	return res, errors.Join(errs...)
