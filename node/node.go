@@ -87,6 +87,7 @@ type Node struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	pageWG    sync.WaitGroup // the status page's render loop
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -273,7 +274,11 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.sched.Start()
-	n.goRun(n.http.Run)
+	n.pageWG.Add(1)
+	go func() { // not in wg: Close waits for it only briefly (below)
+		defer n.pageWG.Done()
+		n.http.Run(n.ctx)
+	}()
 	n.goRun(n.canary.run)
 	n.goRun(n.pager.Run)
 	n.goRun(n.evaluate)
@@ -313,6 +318,12 @@ func (n *Node) Close() error {
 			}
 		}
 		n.wg.Wait()
+		// A render of a large page may be compressing documents: it stops
+		// reading history at once and is not waited for long; the process
+		// exits meanwhile.
+		if !waitTimeout(&n.pageWG, 2*time.Second) {
+			n.log.Warn("status page render still running at shutdown; not waiting for it")
+		}
 		if n.outbox != nil {
 			if err := n.outbox.Close(); err != nil {
 				n.closeErr = errors.Join(n.closeErr, fmt.Errorf("close outbox: %w", err))
@@ -529,5 +540,19 @@ func (n *Node) watchClocks(warned map[string]bool) {
 			delete(warned, m.Name)
 			n.log.Info("a peer's clock agrees with this node's again", "peer", m.Name, "offset", off.Round(time.Millisecond))
 		}
+	}
+}
+
+// waitTimeout waits for wg up to d and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
 }

@@ -87,6 +87,9 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 	start := time.Now()
 	v := s.buildView(ctx, st)
 	prev := s.snap.Load()
+	if ctx.Err() != nil && prev != nil {
+		return // cut short (shutdown): the previous render stays
+	}
 	old := func(k string) *doc {
 		if prev == nil {
 			return nil
@@ -111,6 +114,9 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 		s.opts.Logger.Error("statuspage: render feed", "err", err)
 	}
 	for _, c := range v.Checks {
+		if ctx.Err() != nil && prev != nil {
+			return // cut short (shutdown): the previous render stays
+		}
 		sn.badges[c.Name] = s.badgesOf(c, cc, at)
 	}
 	s.rc.prune(v)

@@ -313,6 +313,9 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 	states := make([]string, 0, len(order))
 	v.Checks = make([]*checkView, 0, len(order))
 	for i, pc := range order {
+		if ctx.Err() != nil {
+			break // shutting down or the reader left: renderLocked keeps the previous render
+		}
 		cv := s.checkViewOf(ctx, pc, i+1, statusByName[pc.Name], st.Cluster.Regions, byCheck[pc.Name], now)
 		states = append(states, cv.State)
 		v.Checks = append(v.Checks, cv)
