@@ -263,7 +263,8 @@ type snapshotLinks struct {
 
 func (o snapshotLinks) Enqueue(ctx context.Context, e notifier.Event, notifiers ...string) error {
 	if e.IncidentID != "" && !e.IsNotice() && e.SnapshotsURL == "" {
-		e.SnapshotsURL = statuspage.SnapshotsURL(o.n.cfg.Load().StatusPage.URL, apiToken(o.n.o), e.IncidentID)
+		cfg := o.n.cfg.Load()
+		e.SnapshotsURL = statuspage.SnapshotsURL(cfg.StatusPage.URL, o.n.tokenOnReload(cfg), e.IncidentID) // the token in force
 	}
 	return o.Outbox.Enqueue(ctx, e, notifiers...)
 }

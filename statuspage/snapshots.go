@@ -71,8 +71,8 @@ func (s *Server) registerSnapshotAPI() {
 
 // authorizeSnapshots takes the token or the incident's signature.
 func (s *Server) authorizeSnapshots(w http.ResponseWriter, r *http.Request, id string) bool {
-	if sig := r.URL.Query().Get("sig"); sig != "" && s.opts.APIToken != "" {
-		want := SnapshotSig(s.opts.APIToken, id)
+	if sig := r.URL.Query().Get("sig"); sig != "" && s.apiToken() != "" {
+		want := SnapshotSig(s.apiToken(), id)
 		if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) == 1 {
 			w.Header().Set("Cache-Control", "no-store")
 			return true
