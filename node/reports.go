@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/report"
 )
 
@@ -45,7 +46,16 @@ func (n *Node) Report(ctx context.Context, p report.Params) (*report.Report, err
 		}
 		p.Title = title + " uptime report"
 	}
-	return report.Build(ctx, n.store, cfg, p)
+	// The windows scheduled through the API count as the config's.
+	var extra []config.Maintenance
+	for _, w := range n.mesh.Maint.Windows() {
+		extra = append(extra, w.Maintenance())
+	}
+	in, err := report.InputFrom(ctx, n.store, cfg, p, extra)
+	if err != nil {
+		return nil, err
+	}
+	return report.Compute(in, p)
 }
 
 // ReportLocation is the zone report dates are read in: statuspage.timezone.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/mesh"
 	"github.com/vantage-dev/vantage/report"
 	"github.com/vantage-dev/vantage/store"
 )
@@ -93,7 +94,7 @@ func getWithToken(t *testing.T, url, token string) (*http.Response, []byte) {
 }
 
 func TestReportsAPI(t *testing.T) {
-	_, srv := reportNode(t)
+	n, srv := reportNode(t)
 	u := srv.URL + "/api/v1/reports?from=2026-11-01&to=2026-12-01"
 
 	for _, tok := range []string{"", "wrong-token-0123456789"} {
@@ -119,12 +120,16 @@ func TestReportsAPI(t *testing.T) {
 		t.Fatalf("groups %+v", r.Groups)
 	}
 
-	// December so far: the incident's last two hours, its MTTR, cut at now.
+	// December so far: the incident's last two hours, its MTTR, cut at
+	// now; a window scheduled through the API counts as maintenance.
+	n.mesh.Maint.Seed([]mesh.Window{{ID: "00112233aabbccdd", Version: 1, Title: "db move", Checks: []string{"api"},
+		Start: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC), Author: "eu-1",
+		Created: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Updated: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}})
 	_, body = getWithToken(t, srv.URL+"/api/v1/reports?from=2026-12-01&to=2027-01-01&group=Public+API", reportToken)
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Checks) != 1 || r.Checks[0].DownS != 7200 || *r.Checks[0].MTTRS != 4*3600 || r.Until.Day() != 10 {
+	if len(r.Checks) != 1 || r.Checks[0].DownS != 7200 || *r.Checks[0].MTTRS != 4*3600 || r.Until.Day() != 10 || r.Checks[0].MaintenanceS != 3600 {
 		t.Fatalf("december: %s", body)
 	}
 
