@@ -26,7 +26,8 @@
 // a webhook notifier pointing at a receiver in this process. Each target
 // fails at a random moment spread over one interval; the bench records the
 // first failed probe (seen at the target) and when the webhook trigger
-// arrives, then restores the targets and waits for the resolves.//
+// arrives, then restores the targets and waits for the resolves.
+//
 //	go run ./bench serve [--checks 1000] [--paths /api/v1/status,/,...] [--duration 10s]
 //
 // serve: runs a node with N http checks, then for each path loads it with

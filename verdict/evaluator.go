@@ -148,7 +148,7 @@ type Evaluator struct {
 	queue    []Change
 	kick     chan struct{}
 	gated    map[string]bool // checks whose down vote waits for the canaries
-	started time.Time // push checks that never reported are late from here
+	started  time.Time       // push checks that never reported are late from here
 	// odd holds the (node, check) pairs whose votes were left out because
 	// the node probes the check with other settings (logged once each).
 	odd map[[2]string]bool
