@@ -81,7 +81,6 @@ func (s *Server) seriesQuery(w http.ResponseWriter, r *http.Request, defStep sto
 		}
 		from = t.UTC()
 	}
-	from = step.Floor(from)
 	if !from.Before(to) {
 		http.Error(w, "from must be before to", http.StatusBadRequest)
 		return
@@ -90,6 +89,7 @@ func (s *Server) seriesQuery(w http.ResponseWriter, r *http.Request, defStep sto
 		http.Error(w, "range too long: at most 2 days of 1m, 90 days of 1h or 2 years of 1d", http.StatusBadRequest)
 		return
 	}
+	from = step.Floor(from) // the bucket holding from is answered whole
 	sh, good := s.opts.History.(SeriesHistory)
 	if !good {
 		http.Error(w, "no history on this node", http.StatusServiceUnavailable)
