@@ -263,6 +263,9 @@ func (n *Node) Start() error {
 		if err := n.mesh.Register(cl); err != nil {
 			return err
 		}
+		if err := n.startSeries(cl); err != nil { // every region's history (series.go)
+			return err
+		}
 		if err := cl.Start(); err != nil {
 			return fmt.Errorf("start gossip: %w", err)
 		}
