@@ -152,6 +152,10 @@ type Evaluator struct {
 	// odd holds the (node, check) pairs whose votes were left out because
 	// the node probes the check with other settings (logged once each).
 	odd map[[2]string]bool
+	// senderSince is when this node last became the designated sender:
+	// for IDSettle after, it too waits for peers' ids before naming an
+	// incident (it may have just joined a cluster mid-incident).
+	senderSince time.Time
 }
 
 // New returns an evaluator with no checks; call SetConfig.
@@ -164,7 +168,7 @@ func New(o Options) *Evaluator {
 	}
 	e := &Evaluator{o: o, log: o.Logger, cfg: &config.Config{}, started: o.Now(), checks: map[string]*checkState{}, kick: make(chan struct{}, 1),
 		gated: map[string]bool{}, odd: map[[2]string]bool{}}
-	e.view = newView(o.Self, o.Region, nil, e.regions(), 1, nil)
+	e.setViewLocked(newView(o.Self, o.Region, nil, e.regions(), 1, nil))
 	return e
 }
 
@@ -209,8 +213,18 @@ func (e *Evaluator) SetMembers(ms []Member) bool {
 	defer e.mu.Unlock()
 	v := newView(e.o.Self, e.o.Region, ms, e.regions(), e.quorum(), e.degraded)
 	changed := !v.same(e.view)
-	e.view, e.members = v, ms
+	e.setViewLocked(v)
+	e.members = ms
 	return changed
+}
+
+// setViewLocked installs a view, noting when this node became the
+// designated sender.
+func (e *Evaluator) setViewLocked(v *View) {
+	if v.Sender == e.o.Self && (e.view == nil || e.view.Sender != e.o.Self) {
+		e.senderSince = e.o.Now()
+	}
+	e.view = v
 }
 
 // SetDegraded replaces the set of nodes that cannot write their data
@@ -222,7 +236,7 @@ func (e *Evaluator) SetDegraded(nodes map[string]bool) bool {
 	e.degraded = nodes
 	v := newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum(), e.degraded)
 	changed := !v.same(e.view)
-	e.view = v
+	e.setViewLocked(v)
 	return changed
 }
 
@@ -293,7 +307,7 @@ func (e *Evaluator) SetConfig(cfg *config.Config) Diff {
 	}
 	clear(e.odd)
 	e.cfg, e.checks, e.names = cfg, checks, names
-	e.view = newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum(), e.degraded)
+	e.setViewLocked(newView(e.o.Self, e.o.Region, e.members, e.regions(), e.quorum(), e.degraded))
 	e.mu.Unlock()
 	for _, name := range d.Reset {
 		e.o.Votes.Forget(name) // our vote was about the old probe
@@ -537,7 +551,7 @@ func (e *Evaluator) Evaluate(name string) {
 	// about to open one waits (up to IDSettle) for the sender's id.
 	opens := cs.tracker.Opens(p, in)
 	auth, haveAuth := e.authorityLocked(cs, view, opens)
-	if opens && !haveAuth && view.Sender != e.o.Self {
+	if opens && !haveAuth && (view.Sender != e.o.Self || now.Sub(e.senderSince) < IDSettle) {
 		if cs.pendingDown.IsZero() {
 			cs.pendingDown = now
 			e.log.Debug("quorum down; waiting for the designated sender's incident id", "check", name, "sender", view.Sender)

@@ -377,10 +377,11 @@ func TestMinorityNeverDown(t *testing.T) {
 // incident of a removed check.
 func TestSetConfig(t *testing.T) {
 	c := newCluster(t, "aa-1", "us-1", "ap-1")
+	c.at(IDSettle) // the sender since t0 names incidents itself from here
 	c.observe(false)
-	c.at(time.Second)
+	c.at(IDSettle + time.Second)
 	c.observe(false)
-	c.vote("us-1", "down", 0)
+	c.vote("us-1", "down", IDSettle)
 	if st, _ := c.state(); st != quorum.StateDown {
 		t.Fatalf("premise: state %s", st)
 	}
@@ -631,5 +632,25 @@ func TestPushCheck(t *testing.T) {
 	c.ev.Evaluate("backup")
 	if st := state(); st != quorum.StateUp {
 		t.Fatalf("after a new report: %s, want up", st)
+	}
+}
+
+// A node that has just become the designated sender (it joined, or took
+// over) waits IDSettle for peers' incident ids before naming an incident
+// itself: peers holding an incident open is what it would otherwise miss.
+func TestNewSenderWaitsForPeersIDs(t *testing.T) {
+	c := newCluster(t, "aa-1", "us-1", "ap-1") // aa-1: the sender from t0
+	c.at(time.Second)
+	c.vote("us-1", "down", 0)
+	c.vote("ap-1", "down", 0)
+	if st, _ := c.state(); st == quorum.StateDown {
+		t.Fatal("a sender of one second named an incident without waiting for its peers' ids")
+	}
+	if err := c.peers["us-1"].Incidents.Announce("api", "held-id", t0, false); err != nil {
+		t.Fatal(err)
+	}
+	c.push("us-1")
+	if st, id := c.state(); st != quorum.StateDown || id != "held-id" {
+		t.Fatalf("%s %q, want down under the id its peers hold", st, id)
 	}
 }
