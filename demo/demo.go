@@ -23,6 +23,7 @@ import (
 	"github.com/vantage-dev/vantage/cluster"
 	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/node"
+	"github.com/vantage-dev/vantage/statuspage"
 )
 
 // The demo's timeline, repeated every demoCycle: a one-region path cut that
@@ -242,9 +243,11 @@ func Run(ctx context.Context, httpAddr string, verbose bool, out io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("listen %s: %w (try --http 127.0.0.1:0)", addr, err)
 		}
-		srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		// Served as `vantage run` serves: timeouts and a connection cap.
+		httpOpts := statuspage.DefaultHTTPOptions()
+		srv := statuspage.NewHTTPServer(n.Handler(), httpOpts, log)
 		servers = append(servers, srv)
-		go srv.Serve(ln)
+		go srv.Serve(statuspage.LimitListener(ln, httpOpts.MaxConns))
 		if err := n.Start(); err != nil {
 			return err
 		}

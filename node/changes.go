@@ -42,8 +42,10 @@ func (n *Node) apply(ch verdict.Change) {
 	switch {
 	case ch.Opened:
 		n.metrics.incidents.WithLabelValues(ch.Check).Inc()
+		// Details in the form the page words ("not reachable from 2 of 3
+		// regions (…): HTTP 503"), with the error codes of the votes.
 		inc := store.Incident{ID: ch.IncidentID, Check: ch.Check, Title: c.DisplayName + " is down", State: "open",
-			StartedAt: ch.Start, Details: detail}
+			StartedAt: ch.Start, Details: statuspage.IncidentDetailsOf(n.checkStatus(ch.View).Regions)}
 		if _, err := n.store.OpenIncident(ctx, inc); err != nil {
 			n.log.Error("open incident", "check", ch.Check, "incident_id", ch.IncidentID, "err", err)
 		}

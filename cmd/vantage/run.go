@@ -64,7 +64,8 @@ type settings struct {
 	LogFormat, LogLevel, DebugAddr              string
 	// APIToken is the status page's write API token: VANTAGE_API_TOKEN,
 	// else statuspage.api_token; "" disables the write API.
-	APIToken string
+	APIToken        string
+	apiTokenFromEnv bool // VANTAGE_API_TOKEN: kept over the file's on reload
 }
 
 // resolveSettings merges flags, the node: section and defaults, and checks
@@ -101,7 +102,7 @@ func resolveSettings(f *runFlags, cfg *config.Config, getenv func(string) string
 		if len(t) < minAPIToken {
 			return nil, fmt.Errorf("VANTAGE_API_TOKEN must be at least %d characters, got %d", minAPIToken, len(t))
 		}
-		s.APIToken = t
+		s.APIToken, s.apiTokenFromEnv = t, true
 	}
 	if f.set["join"] {
 		s.Join = splitList(f.join)
@@ -265,7 +266,7 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 		}
 	}
 	n, err := node.New(ctx, node.Options{Config: cfg, Name: s.Node, Region: s.Region, Version: v, DBPath: dbPath,
-		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log, Gossip: gossip, APIToken: s.APIToken})
+		OutboxPath: filepath.Join(s.Data, "outbox.db"), Logger: log, Gossip: gossip, APIToken: nodeToken(s)})
 	if err != nil {
 		return err
 	}
@@ -321,4 +322,14 @@ func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Log
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// nodeToken is the API token the node is given: the environment's, which
+// stays over the file's on reload; without one the node follows the file's
+// statuspage.api_token, reloads included.
+func nodeToken(s *settings) string {
+	if s.apiTokenFromEnv {
+		return s.APIToken
+	}
+	return ""
 }
