@@ -118,6 +118,9 @@ type netLab struct {
 	// canaries, when set, is the nodes' cluster.canaries (set before
 	// startNodes).
 	canaries []string
+	// extraChecks, when set, is YAML of further checks, apiExtra of further
+	// keys of api (set before startNodes).
+	extraChecks, apiExtra string
 
 	nodes map[string]*labNode
 }
@@ -326,12 +329,12 @@ checks:
   - name: api
     type: http
     url: %s
-    notify: [hook]
+    notify: [hook]%s%s
 notifiers:
   - name: hook
     type: webhook
     url: %s
-`, canaries, labTgtURL, labHook))
+`, canaries, labTgtURL, l.apiExtra, l.extraChecks, labHook))
 	l.key = make([]byte, 32)
 	rand.Read(l.key)
 	for _, region := range allRegions {
@@ -1029,4 +1032,61 @@ func TestNetnsDownThenUnknownResolvesOnce(t *testing.T) {
 		t.Fatalf("pager got %v, want one trigger and one resolve of %s", evs, incident)
 	}
 	t.Logf("resolved once under %s; total %s", incident, time.Since(start).Round(time.Millisecond))
+}
+
+// TestNetnsDependsOnPagesTheParentOnce: api (http) depends on host (icmp to
+// the target's address). The target's host drops off the network: its
+// ICMP and HTTP both fail in every region. host pages once; api is down
+// too but shown suppressed by host and pages nobody; both recover and only
+// host's resolve is sent.
+func TestNetnsDependsOnPagesTheParentOnce(t *testing.T) {
+	start := time.Now()
+	l := newNetLab(t)
+	l.extraChecks = `
+  - name: host
+    type: icmp
+    target: ` + labTgtIP + `
+    notify: [hook]`
+	l.apiExtra = `
+    depends_on: [host]
+    depends_wait: 3s`
+	l.startNodes()
+	l.wait("a whole mesh, api and host up", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return aliveMembers(st) == 3 && checkByName(st, "api").State == "up" && checkByName(st, "host").State == "up"
+	}, nil)
+	if err := labCmd("ip", "-n", l.ns["tg"], "link", "set", "eth0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	downAt := time.Now()
+	onlyHost := func(r string, st *statuspage.Status) error {
+		for _, e := range l.events() {
+			if e.ev["check"] == "api" {
+				return fmt.Errorf("api paged: %v", e)
+			}
+		}
+		return nil
+	}
+	sts := l.wait("host down, api down and suppressed by host, everywhere", 40*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		a, h := checkByName(st, "api"), checkByName(st, "host")
+		return h.State == "down" && a.State == "down" && len(a.SuppressedBy) == 1 && a.SuppressedBy[0] == "host" &&
+			a.ParentIncidentID == h.IncidentID
+	}, onlyHost)
+	t.Logf("host down and api suppressed everywhere %s after the target's host went away", time.Since(downAt).Round(time.Millisecond))
+	hostIncident := checkByName(sts["eu"], "host").IncidentID
+	l.waitEvents("host's trigger", 1, 20*time.Second)
+	l.hold("api paging nobody", 5*time.Second, allRegions, onlyHost)
+	if err := labCmd("ip", "-n", l.ns["tg"], "link", "set", "eth0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	l.wait("both up again", 40*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return checkByName(st, "api").State == "up" && checkByName(st, "host").State == "up"
+	}, onlyHost)
+	l.waitEvents("host's resolve", 2, 20*time.Second)
+	l.hold("no page of api after the recovery", 5*time.Second, allRegions, onlyHost)
+	evs := l.events()
+	if len(evs) != 2 || evs[0].ev["check"] != "host" || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" ||
+		evs[0].ev["incident_id"] != hostIncident {
+		t.Fatalf("pager got %v, want host's trigger and resolve only", evs)
+	}
+	t.Logf("one page, for the parent; total %s", time.Since(start).Round(time.Millisecond))
 }
