@@ -1090,3 +1090,63 @@ func TestNetnsDependsOnPagesTheParentOnce(t *testing.T) {
 	}
 	t.Logf("one page, for the parent; total %s", time.Since(start).Round(time.Millisecond))
 }
+
+// TestNetnsPushReportsToAnyNode: a push check's job reports to a different
+// node each time, from the target's host; every node counts every report.
+// When the job stops, the check is down once period + grace has passed and
+// pages exactly once; when it reports again, one resolve.
+func TestNetnsPushReportsToAnyNode(t *testing.T) {
+	l := newNetLab(t)
+	const token = "backup-job-token-0123"
+	l.extraChecks = `
+  - name: backup
+    type: push
+    token: ` + token + `
+    period: 2s
+    grace: 5s
+    notify: [hook]`
+	l.startNodes()
+	job := l.clientFrom("tg")
+	report := func(region string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+l.nodes[region].addr+"/api/v1/push/backup", strings.NewReader("done"))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := job.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("report to %s-1: %s", region, resp.Status)
+		}
+	}
+	l.wait("a whole mesh", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool { return aliveMembers(st) == 3 }, nil)
+	for _, r := range allRegions { // a different node each time
+		report(r)
+	}
+	l.wait("backup up everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return checkByName(st, "backup").State == "up"
+	}, l.noPage)
+	stopped := time.Now()
+	sts := l.wait("backup down everywhere once the job stopped", 30*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return checkByName(st, "backup").State == "down"
+	}, nil)
+	t.Logf("down everywhere %s after the last report (period 2 s + grace 5 s)", time.Since(stopped).Round(time.Millisecond))
+	incident := checkByName(sts["eu"], "backup").IncidentID
+	l.waitEvents("the trigger", 1, 20*time.Second)
+	report("ap")
+	l.wait("backup up again everywhere", 20*time.Second, allRegions, func(_ string, st *statuspage.Status) bool {
+		return checkByName(st, "backup").State == "up"
+	}, nil)
+	l.waitEvents("the resolve", 2, 20*time.Second)
+	l.hold("no duplicate", 3*time.Second, allRegions, func(string, *statuspage.Status) error {
+		if k := len(l.events()); k > 2 {
+			return fmt.Errorf("the pager got %d events: %v", k, l.events())
+		}
+		return nil
+	})
+	evs := l.events()
+	if len(evs) != 2 || evs[0].ev["event"] != "down" || evs[1].ev["event"] != "up" || evs[0].ev["incident_id"] != incident {
+		t.Fatalf("pager got %v, want one trigger and one resolve of %s", evs, incident)
+	}
+}
