@@ -150,20 +150,9 @@ func (t *Incidents) Own() []Announcement {
 
 // Retain keeps the checks in keep and accepts only those from now on.
 func (t *Incidents) Retain(keep map[string]bool) {
-	k := make(map[string]bool, len(keep))
-	for c, ok := range keep {
-		if ok {
-			k[c] = true
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.keep = k
-	for c := range t.byCheck {
-		if !k[c] {
-			delete(t.byCheck, c)
-		}
-	}
+	t.keep = retain(t.byCheck, keep)
 }
 
 // Expire drops peers' announcements not renewed within announceTTL.

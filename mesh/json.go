@@ -73,3 +73,20 @@ func (iv *invalid) err(what, from string) error {
 	}
 	return fmt.Errorf("mesh: %d invalid %s from %s, first: %w", iv.n, what, from, iv.first)
 }
+
+// retain drops from m, a table keyed by check, the checks not in keep, and
+// returns the set of checks to accept from now on.
+func retain[V any](m map[string]V, keep map[string]bool) map[string]bool {
+	k := make(map[string]bool, len(keep))
+	for c, ok := range keep {
+		if ok {
+			k[c] = true
+		}
+	}
+	for c := range m {
+		if !k[c] {
+			delete(m, c)
+		}
+	}
+	return k
+}

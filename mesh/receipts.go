@@ -88,20 +88,9 @@ func (t *Receipts) Last(check string) (time.Time, bool) {
 
 // Retain keeps the checks in keep and accepts only those.
 func (t *Receipts) Retain(keep map[string]bool) {
-	k := make(map[string]bool, len(keep))
-	for c, ok := range keep {
-		if ok {
-			k[c] = true
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.keep = k
-	for c := range t.m {
-		if !k[c] {
-			delete(t.m, c)
-		}
-	}
+	t.keep = retain(t.m, keep)
 }
 
 // MarshalBinary implements cluster.State: every check's latest receipt,

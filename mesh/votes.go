@@ -164,20 +164,9 @@ func (t *Votes) Len() int {
 // Retain keeps the votes of the checks in keep, and from now on accepts
 // only those.
 func (t *Votes) Retain(keep map[string]bool) {
-	k := make(map[string]bool, len(keep))
-	for c, ok := range keep {
-		if ok {
-			k[c] = true
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.keep = k
-	for c := range t.byCheck {
-		if !k[c] {
-			delete(t.byCheck, c)
-		}
-	}
+	t.keep = retain(t.byCheck, keep)
 }
 
 // Expire drops votes made (on this node's clock) before before: a
