@@ -488,9 +488,11 @@ func (s *Series) due(k blockKey, peer string, peerHash uint64, now time.Time) bo
 	case w == nil:
 		s.wanted[k] = &wantState{peer: peer, peerHash: peerHash, at: now}
 		return true
-	case w.peer != peer || w.peerHash != peerHash:
-		// the peer holds more since: ask (its answer skips what it sent
-		// for the last want, see answer)
+	case w.peer != peer && w.peerHash == peerHash && now.Sub(w.at) < s.o.WantRetry:
+		return false // another peer holding the same is answering
+	case w.peerHash != peerHash:
+		// the peer holds something else, or more since: ask (an
+		// answer skips what it just sent this run, see answer)
 		w.backoff = 0
 	case now.Sub(w.at) < s.o.WantRetry<<min(max(w.backoff-2, 0), maxWantBackoff):
 		return false

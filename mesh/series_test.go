@@ -528,3 +528,37 @@ func aggOf(failures int, ms ...int) store.Agg {
 	}
 	return a
 }
+
+// A node that finds the same block at two peers asks one of them.
+func TestSeriesOnePeerAnswers(t *testing.T) {
+	clk := &clock{t: t0}
+	rng := rand.New(rand.NewPCG(9, 9))
+	net := newSeriesNet()
+	a := net.add(t, "eu-1", "eu", clk, "api")
+	b := net.add(t, "us-1", "us", clk, "api")
+	addResults(a.st, "eu-1", "eu", t0.Add(-2*time.Hour), 120, time.Minute, rng, "api")
+	net.flush(t)
+	clk.Advance(time.Minute)
+	a.s.shareLive()
+	net.pump(t)
+	c := net.add(t, "ap-1", "ap", clk, "api")
+	ctx := context.Background()
+	da, _ := a.s.MarshalBinary()
+	db, _ := b.s.MarshalBinary()
+	if !slices.Equal(da[len(da)-40:], db[len(db)-40:]) {
+		t.Fatal("test premise: a and b hold the same")
+	}
+	_ = c.s.Merge("eu-1", da)
+	_ = c.s.Merge("us-1", db)
+	c.s.drainDigests(ctx, t)
+	wants := c.s.Stats().WantsSent
+	for range 3 {
+		net.pump(t)
+		a.s.drainWants(ctx, t)
+		b.s.drainWants(ctx, t)
+	}
+	if a.s.Stats().WantsAnswered == 0 || b.s.Stats().WantsAnswered != 0 || wants != a.s.Stats().WantsAnswered {
+		t.Fatalf("%d wants; a answered %d, b %d", wants, a.s.Stats().WantsAnswered, b.s.Stats().WantsAnswered)
+	}
+	sameSeriesOf(t, a, c, clk.Now().Add(-2*time.Minute), "api")
+}
