@@ -169,20 +169,17 @@ func (l *locale) pct(u float64) string { return l.t(pct(u)) }
 
 // dayText is a day of the bar in words: "99.95% uptime" or "no data".
 func (l *locale) dayText(d dayView) string {
-	if d.Class == "none" {
+	if d.Class == "none" || d.key < 0 {
 		return l.t("no data")
 	}
-	if p, ok := strings.CutSuffix(d.Text, " uptime"); ok {
-		return l.t("%s uptime", p)
-	}
-	return l.t(d.Text)
+	return l.t("%s uptime", pctText(d.key))
 }
 
 // dayLabel is a day cell's accessible text: the date, the uptime, and the
 // day's incidents.
 func (l *locale) dayLabel(d dayView) string {
 	var b strings.Builder
-	b.WriteString(l.date(dayOf(d.Date)))
+	b.WriteString(l.date(d.day))
 	b.WriteString(": ")
 	b.WriteString(l.dayText(d))
 	for _, inc := range d.Incidents {
@@ -190,12 +187,6 @@ func (l *locale) dayLabel(d dayView) string {
 		b.WriteString(l.t("incident: %s", inc))
 	}
 	return b.String()
-}
-
-// dayOf parses a dayView's date (2006-01-02).
-func dayOf(s string) time.Time {
-	t, _ := time.Parse("2006-01-02", s)
-	return t
 }
 
 // impact is a manual incident's impact in words.

@@ -34,7 +34,7 @@ type renderCache struct {
 	ids        uint64    // the last fragment id given out
 
 	emptyDay time.Time // the day emptyBar is of
-	emptyBar []store.DayStat
+	emptyBar *dayBar
 
 	// scratch, reused across checks
 	cv    checkView
@@ -112,8 +112,8 @@ func (s *Server) dropRenderCache() {
 // checkEntry is a check's view and what it was built from.
 type checkEntry struct {
 	cv      *checkView
-	uptimes []float64
-	days    []store.DayStat // as read; never modified
+	uptimes [4]float64
+	bar     *dayBar
 	incs    []incKey
 }
 
@@ -183,11 +183,11 @@ func (s *Server) checkViewOf(ctx context.Context, pc PageCheck, pos int, cs *Che
 		c.State = stUnknown
 	}
 	c.StateText = stateText[c.State]
-	uptimes, days := s.historyOf(ctx, c.Name, now)
-	if len(days) != barDays {
-		days = rc.noData(now)
+	uptimes, bar := s.historyOf(ctx, c.Name, now)
+	if bar == nil {
+		bar = rc.noData(now)
 	}
-	if e := rc.checks[c.Name]; e != nil && e.same(c, uptimes, days, incs) {
+	if e := rc.checks[c.Name]; e != nil && e.same(c, uptimes, bar, incs) {
 		return e.cv
 	}
 	cv := new(checkView)
@@ -196,29 +196,26 @@ func (s *Server) checkViewOf(ctx context.Context, pc PageCheck, pos int, cs *Che
 	if len(c.Regions) > 0 {
 		cv.Regions = slices.Clone(c.Regions)
 	}
-	fillHistory(cv, uptimes, days, incs, localeOf(s.page.Load().Site))
-	rc.checks[c.Name] = &checkEntry{cv: cv, uptimes: slices.Clone(uptimes), days: days, incs: incKeys(incs)}
+	cv.uptimes, cv.bar = uptimes, bar
+	cv.incDays = incDaysOf(bar, cv.Name, cv.Label, incs, localeOf(s.page.Load().Site))
+	rc.checks[c.Name] = &checkEntry{cv: cv, uptimes: uptimes, bar: bar, incs: incKeys(incs)}
 	return cv
 }
 
 // noData is the bar of a check without history: 90 days without data,
-// the same slice all day.
-func (rc *renderCache) noData(now time.Time) []store.DayStat {
+// the same bar all day.
+func (rc *renderCache) noData(now time.Time) *dayBar {
 	today := now.Truncate(24 * time.Hour)
 	if rc.emptyBar == nil || !rc.emptyDay.Equal(today) {
-		days := make([]store.DayStat, barDays)
-		for i := range days {
-			days[i] = store.DayStat{Day: today.AddDate(0, 0, i-barDays+1), Aggregate: store.Aggregate{Uptime: store.NoData}}
-		}
-		rc.emptyDay, rc.emptyBar = today, days
+		rc.emptyDay, rc.emptyBar = today, noDataBar(today)
 	}
 	return rc.emptyBar
 }
 
 // same reports whether the entry's view is that of c (whose uptime numbers
-// and bar are not filled in yet) with these uptime numbers, days and
+// and bar are not filled in yet) with these uptime numbers, bar and
 // incidents.
-func (e *checkEntry) same(c *checkView, uptimes []float64, days []store.DayStat, incs []*store.Incident) bool {
+func (e *checkEntry) same(c *checkView, uptimes [4]float64, bar *dayBar, incs []*store.Incident) bool {
 	o := e.cv
 	if o.Name != c.Name || o.Label != c.Label || o.Description != c.Description || o.Group != c.Group ||
 		o.State != c.State || o.StateText != c.StateText || !o.Since.Equal(c.Since) || o.IncidentID != c.IncidentID ||
@@ -232,7 +229,7 @@ func (e *checkEntry) same(c *checkView, uptimes []float64, days []store.DayStat,
 			return false
 		}
 	}
-	if !e.sameUptimes(uptimes) || !e.sameDays(days) || len(e.incs) != len(incs) {
+	if !e.sameUptimes(uptimes) || !e.sameBar(bar) || len(e.incs) != len(incs) {
 		return false
 	}
 	for i, k := range e.incs {
@@ -248,81 +245,30 @@ func (e *checkEntry) same(c *checkView, uptimes []float64, days []store.DayStat,
 // sameUptimes reports whether the uptime numbers show as the view's do
 // (the text, and the badge's colour); if so, they are kept for the next
 // comparison.
-func (e *checkEntry) sameUptimes(uptimes []float64) bool {
-	if slices.Equal(e.uptimes, uptimes) {
+func (e *checkEntry) sameUptimes(uptimes [4]float64) bool {
+	if e.uptimes == uptimes {
 		return true
-	}
-	if len(uptimes) != len(e.cv.Uptime) {
-		return false
 	}
 	for i, u := range uptimes {
-		if o := e.cv.Uptime[i]; u != o.Value && (pct(u) != o.Text || uptimeColour(u) != uptimeColour(o.Value)) {
+		if o := e.cv.uptimes[i]; u != o && (pctKey(u) != pctKey(o) || classOf(u) != classOf(o)) {
 			return false
 		}
 	}
-	e.uptimes = slices.Clone(uptimes)
+	e.uptimes = uptimes
 	return true
 }
 
-// sameDays reports whether days show as the view's bar does; if so, they
-// are kept for the next comparison.
-func (e *checkEntry) sameDays(days []store.DayStat) bool {
-	a := e.days
-	if len(a) != len(days) || len(e.cv.Days) != len(days) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &days[0] {
+// sameBar reports whether bar shows as the view's does; if so, it is kept
+// for the next comparison.
+func (e *checkEntry) sameBar(bar *dayBar) bool {
+	if e.bar == bar {
 		return true
 	}
-	for i, d := range days {
-		if !a[i].Day.Equal(d.Day) {
-			return false
-		}
-		if a[i].Count == d.Count && a[i].Uptime == d.Uptime {
-			continue
-		}
-		if dv := e.cv.Days[i]; dv.Class != dayClass(d.Uptime) || dv.Text != dayText(d) {
-			return false
-		}
+	if !e.cv.bar.sameCells(bar) {
+		return false
 	}
-	e.days = days
+	e.bar = bar
 	return true
-}
-
-// dayText is a day of the bar in words.
-func dayText(d store.DayStat) string {
-	if d.Count > 0 {
-		return pct(d.Uptime) + " uptime"
-	}
-	return "no data"
-}
-
-// fillHistory adds the uptime numbers and the 90-day bar; incs are the
-// incidents of the check, named in l's language as the page names them.
-func fillHistory(cv *checkView, uptimes []float64, days []store.DayStat, incs []*store.Incident, l *locale) {
-	for i, w := range uptimeWindows {
-		cv.Uptime = append(cv.Uptime, uptimeView{Window: w.name, Value: uptimes[i], Text: pct(uptimes[i])})
-	}
-	cv.Days = make([]dayView, 0, len(days))
-	for _, d := range days {
-		dv := dayView{Date: d.Day.UTC().Format("2006-01-02"), Class: dayClass(d.Uptime), Text: dayText(d)}
-		end := d.Day.Add(24 * time.Hour)
-		for _, inc := range incs {
-			if !inc.StartedAt.Before(end) {
-				continue
-			}
-			if inc.ResolvedAt != nil && inc.ResolvedAt.Before(d.Day) {
-				continue
-			}
-			title := inc.Title
-			if !inc.Manual && inc.Check == cv.Name {
-				title = l.t("%s is down", cv.Label)
-			}
-			dv.Incidents = append(dv.Incidents, title)
-		}
-		slices.Reverse(dv.Incidents)
-		cv.Days = append(cv.Days, dv)
-	}
 }
 
 // rowEntry is a check's row of the index page.
@@ -358,7 +304,7 @@ var badgeIndex = map[string]int{"24h": 1, "7d": 2, "30d": 3, "90d": 4}
 // badgesOf returns c's badges, the previous render's if they show the same.
 func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
 	var up, col [4]string
-	for i, u := range c.Uptime {
+	for i, u := range c.Uptime() {
 		up[i], col[i] = u.Text, uptimeColour(u.Value)
 	}
 	old := s.rc.badges[c.Name]
@@ -374,7 +320,7 @@ func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
 	}
 	l := localeOf(s.page.Load().Site)
 	b.docs[0] = newDoc(badge(c.Name, strings.ToLower(l.t(c.StateText)), badgeColour[c.State]), "image/svg+xml", cc, at, prev(0))
-	for i, u := range c.Uptime {
+	for i, u := range c.Uptime() {
 		b.docs[i+1] = newDoc(badge(c.Name+" "+l.t(u.Window), l.t(u.Text), uptimeColour(u.Value)), "image/svg+xml", cc, at, prev(i+1))
 	}
 	s.rc.badges[c.Name] = b

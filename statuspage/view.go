@@ -3,7 +3,6 @@ package statuspage
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -129,13 +128,6 @@ type uptimeView struct {
 	Text   string  // "99.95%" or "no data"
 }
 
-type dayView struct {
-	Date      string // 2006-01-02
-	Class     string // css: ok, minor, major, bad, none
-	Text      string // "99.95% uptime" or "no data"
-	Incidents []string
-}
-
 type regionView struct {
 	Name      string
 	Vote      string
@@ -152,9 +144,13 @@ type checkView struct {
 	Since                           time.Time
 	IncidentID                      string
 	Regions                         []regionView
-	Days                            []dayView
-	Uptime                          []uptimeView
 	Position                        int
+	// the uptime numbers by uptimeWindows, the bar and the days of
+	// the bar with incidents; their texts are made while rendering
+	// (Uptime, Days: bar.go)
+	uptimes [4]float64
+	bar     *dayBar
+	incDays []incDay
 }
 
 type groupView struct {
@@ -454,9 +450,9 @@ func groupID(name string) string {
 type histEntry struct {
 	have           bool
 	fastAt, slowAt time.Time
-	gen            uint64    // SeriesGen at slowAt
-	uptimes        []float64 // by uptimeWindows
-	days           []store.DayStat
+	gen            uint64     // SeriesGen at slowAt
+	uptimes        [4]float64 // by uptimeWindows
+	bar            *dayBar    // nil: none read
 	// key is the check's state, since and incident when the entry was
 	// made: a state change drops what was read. hot: the check is down or
 	// degraded, so its 24 h number and today's cell are read every render.
@@ -505,7 +501,7 @@ func (s *Server) markHistory(st *Status) {
 // shows per region, and the 7, 30 and 90 day numbers are those calendar
 // days of the bar, today included, so that no number contradicts the bar
 // or another.
-func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]float64, []store.DayStat) {
+func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([4]float64, *dayBar) {
 	fastTTL, slowTTL := s.opts.HistoryTTL, max(s.opts.HistorySlowTTL, s.opts.HistoryTTL)
 	s.histMu.Lock()
 	e := s.hist[name]
@@ -519,35 +515,38 @@ func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]f
 	fresh := func(at time.Time, ttl time.Duration) bool {
 		return e.have && ttl > 0 && now.Sub(at) < ttl && at.Truncate(24*time.Hour).Equal(today)
 	}
-	fastOK := fresh(e.fastAt, fastTTL) && (!series || !e.hot && len(e.uptimes) > 0 && e.uptimes[0] >= 0)
-	slowOK := fresh(e.slowAt, slowTTL) && len(e.days) == barDays && e.gen == gen
+	fastOK := fresh(e.fastAt, fastTTL) && (!series || !e.hot && e.uptimes[0] >= 0)
+	slowOK := fresh(e.slowAt, slowTTL) && e.bar != nil && e.gen == gen
 	switch {
 	case fastOK && slowOK:
-		return e.uptimes, e.days
+		return e.uptimes, e.bar
 	case slowOK:
-		e.uptimes = slices.Clone(e.uptimes)
 		e.uptimes[0] = s.uptime24(ctx, name, now)
 		if d := s.daily(ctx, name, 1, now); len(d) == 1 {
-			e.days = slices.Clone(e.days)
-			e.days[barDays-1] = d[0]
+			e.bar = e.bar.withToday(d[0])
 		}
 		e.fastAt = now
 	default:
 		e = histEntry{have: true, fastAt: now, slowAt: now, gen: gen, key: e.key, hot: e.hot}
-		e.days = s.daily(ctx, name, barDays, now)
+		if days := s.daily(ctx, name, barDays, now); len(days) == barDays {
+			e.bar = barOf(days)
+		}
 		for i, w := range uptimeWindows {
-			if i == 0 {
-				e.uptimes = append(e.uptimes, s.uptime24(ctx, name, now))
-			} else if !series {
-				e.uptimes = append(e.uptimes, s.uptime(ctx, name, w.d, now))
-			} else {
-				e.uptimes = append(e.uptimes, store.NoData) // from the days below
+			switch {
+			case i == 0:
+				e.uptimes[i] = s.uptime24(ctx, name, now)
+			case !series:
+				e.uptimes[i] = s.uptime(ctx, name, w.d, now)
 			}
 		}
 	}
 	if series {
-		for i, w := range uptimeWindows[1:] {
-			e.uptimes[i+1] = daysUptime(e.days, int(w.d/(24*time.Hour)))
+		// the 7, 30 and 90 day numbers are those days of the bar
+		for i := range barWindows {
+			e.uptimes[i+1] = store.NoData
+			if e.bar != nil {
+				e.uptimes[i+1] = e.bar.uptime(i)
+			}
 		}
 	}
 	if fastTTL > 0 {
@@ -555,21 +554,7 @@ func (s *Server) historyOf(ctx context.Context, name string, now time.Time) ([]f
 		s.hist[name] = e
 		s.histMu.Unlock()
 	}
-	return e.uptimes, e.days
-}
-
-// daysUptime is the uptime of the last n days of the bar, NoData without
-// results.
-func daysUptime(days []store.DayStat, n int) float64 {
-	var c, f int64
-	for _, d := range days[max(len(days)-n, 0):] {
-		c += d.Count
-		f += d.Failures
-	}
-	if c == 0 {
-		return store.NoData
-	}
-	return float64(c-f) / float64(c)
+	return e.uptimes, e.bar
 }
 
 // window24 is the window of the 24 h numbers at now: the 1,440 minutes
@@ -622,32 +607,6 @@ func (s *Server) daily(ctx context.Context, name string, days int, now time.Time
 		return nil
 	}
 	return d
-}
-
-func dayClass(u float64) string {
-	switch {
-	case u < 0:
-		return "none"
-	case u >= 0.999:
-		return "ok"
-	case u >= 0.99:
-		return "minor"
-	case u >= 0.95:
-		return "major"
-	}
-	return "bad"
-}
-
-// pct formats an uptime fraction: 99.95%, 100%, or "no data".
-func pct(u float64) string {
-	if u < 0 || math.IsNaN(u) {
-		return "no data"
-	}
-	if u >= 1 {
-		return "100%"
-	}
-	f := math.Floor(u*10000) / 100 // never round 99.999 up to 100
-	return fmt.Sprintf("%.2f%%", f)
 }
 
 // checkImpact is the impact of an incident a check opened.
