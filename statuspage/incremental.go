@@ -5,15 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vantage-dev/vantage/store"
 )
 
-// Renders are incremental: a check's view, its row of the index page, its
-// summary.json component and its badges are kept from one render to the
-// next and reused while the check's inputs stay the same (its state, since,
+// Renders are incremental: a check's view, its row of the index page and
+// its summary.json component are kept from one render to the next and
+// reused while the check's inputs stay the same (its state, since,
 // incident id, region votes and their eligibility, uptime numbers, daily
 // bar and the incidents on it, its page config and position). A render
 // after one check changed re-executes that check's row, re-encodes its
@@ -26,7 +25,6 @@ type renderCache struct {
 	checks     map[string]*checkEntry // by check name
 	rows       map[string]*rowEntry
 	comps      map[string]*compEntry
-	badges     map[string]*badgeSet
 	groups     map[string]*groupEntry // by group name
 	index      assembler
 	summary    assembler
@@ -46,7 +44,6 @@ func (rc *renderCache) init() {
 		rc.checks = map[string]*checkEntry{}
 		rc.rows = map[string]*rowEntry{}
 		rc.comps = map[string]*compEntry{}
-		rc.badges = map[string]*badgeSet{}
 		rc.groups = map[string]*groupEntry{}
 	}
 }
@@ -59,7 +56,6 @@ func (rc *renderCache) prune(v *view) {
 				delete(rc.checks, name)
 				delete(rc.rows, name)
 				delete(rc.comps, name)
-				delete(rc.badges, name)
 			}
 		}
 	}
@@ -286,45 +282,6 @@ type compEntry struct {
 	pageID string
 	id     uint64
 	b      []byte
-}
-
-// badgeSet is a check's badges: status, then uptime per window, with what
-// they show.
-type badgeSet struct {
-	state string
-	up    [4]string // text
-	col   [4]string // colour
-	cc    string
-	docs  [5]*doc
-}
-
-// badgeIndex maps a window to its badge in a badgeSet.
-var badgeIndex = map[string]int{"24h": 1, "7d": 2, "30d": 3, "90d": 4}
-
-// badgesOf returns c's badges, the previous render's if they show the same.
-func (s *Server) badgesOf(c *checkView, cc string, at time.Time) *badgeSet {
-	var up, col [4]string
-	for i, u := range c.Uptime() {
-		up[i], col[i] = u.Text, uptimeColour(u.Value)
-	}
-	old := s.rc.badges[c.Name]
-	if old != nil && old.state == c.State && old.up == up && old.col == col && old.cc == cc {
-		return old
-	}
-	b := &badgeSet{state: c.State, up: up, col: col, cc: cc}
-	prev := func(i int) *doc {
-		if old == nil {
-			return nil
-		}
-		return old.docs[i]
-	}
-	l := localeOf(s.page.Load().Site)
-	b.docs[0] = newDoc(badge(c.Name, strings.ToLower(l.t(c.StateText)), badgeColour[c.State]), "image/svg+xml", cc, at, prev(0))
-	for i, u := range c.Uptime() {
-		b.docs[i+1] = newDoc(badge(c.Name+" "+l.t(u.Window), l.t(u.Text), uptimeColour(u.Value)), "image/svg+xml", cc, at, prev(i+1))
-	}
-	s.rc.badges[c.Name] = b
-	return b
 }
 
 // indexParts executes the index page in parts, reusing the rows of the

@@ -142,10 +142,18 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 				t.Fatalf("%s: %s: the gzip form is not the body", what, k)
 			}
 		}
-		for name, ba := range a.badges {
-			for i, d := range ba.docs {
-				if !bytes.Equal(d.plain(), b.badges[name].docs[i].plain()) {
-					t.Fatalf("%s: badge %d of %s differs", what, i, name)
+		// badges, rendered on request: cached, and rendered anew
+		full.badgeMu.Lock()
+		full.badges.clear()
+		full.badgeMu.Unlock()
+		for _, c := range a.v.Checks {
+			for _, q := range []string{"", "?type=uptime&window=24h", "?type=uptime&window=7d", "?type=uptime", "?type=uptime&window=90d"} {
+				req := httptest.NewRequest("GET", "/badge/"+c.Name+".svg"+q, nil)
+				wa, wb := httptest.NewRecorder(), httptest.NewRecorder()
+				inc.ServeHTTP(wa, req)
+				full.ServeHTTP(wb, req)
+				if wa.Code != 200 || !bytes.Equal(wa.Body.Bytes(), wb.Body.Bytes()) {
+					t.Fatalf("%s: badge %s of %s differs (%d)", what, q, c.Name, wa.Code)
 				}
 			}
 		}
@@ -166,7 +174,7 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 			wa, wb := httptest.NewRecorder(), httptest.NewRecorder()
 			inc.ServeHTTP(wa, req)
 			full.pagesMu.Lock()
-			clear(full.pages)
+			full.pages.clear()
 			full.pagesMu.Unlock()
 			full.ServeHTTP(wb, req)
 			if a.v.byName[name] == nil {
@@ -281,8 +289,8 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 	step("no checks")
 }
 
-// A render after one check changed rebuilds only that check's view, row
-// and badges, and its check page's main part (and History reads); the
+// A render after one check changed rebuilds only that check's view and
+// row, its badges once requested, and its check page's main part (and History reads); the
 // other check pages keep theirs.
 func TestIncrementalRenderReusesFragments(t *testing.T) {
 	st, p := manyChecks(30)
@@ -297,18 +305,31 @@ func TestIncrementalRenderReusesFragments(t *testing.T) {
 	a := s.snap.Load()
 	fetch(t, ts, "/checks/check-00004")
 	fetch(t, ts, "/checks/check-00009")
+	badges := func() map[string]*doc {
+		m := map[string]*doc{}
+		for _, c := range s.snap.Load().v.Checks {
+			fetch(t, ts, "/badge/"+c.Name+".svg")
+			s.badgeMu.Lock()
+			e, _ := s.badges.get(badgeKey{c.Name, 0})
+			s.badgeMu.Unlock()
+			m[c.Name] = e.d
+		}
+		return m
+	}
+	badgesA := badges()
 	reads := hist.reads.Load()
 	src.mu.Lock()
 	src.st = withCheck(st, 4, func(c *CheckStatus) { c.State = "down" })
 	src.mu.Unlock()
 	s.RefreshNow(ctx)
 	b := s.snap.Load()
+	badgesB := badges()
 	for _, c := range a.v.Checks {
 		changed := c.Name == "check-00004"
 		if same := b.v.byName[c.Name] == c; same == changed {
 			t.Errorf("%s: view reused %v", c.Name, same)
 		}
-		if same := a.badges[c.Name] == b.badges[c.Name]; same == changed {
+		if same := badgesA[c.Name] == badgesB[c.Name]; same == changed {
 			t.Errorf("%s: badges reused %v", c.Name, same)
 		}
 		if e := s.rc.rows[c.Name]; e.cv != b.v.byName[c.Name] {

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"path"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -54,11 +53,10 @@ const (
 // snapshot is one render: the view and its documents, immutable once
 // published.
 type snapshot struct {
-	gen    uint64
-	read   uint64 // the number of the Source.Status call rendered
-	v      *view
-	docs   map[string]*doc
-	badges map[string]*badgeSet // by check
+	gen  uint64
+	read uint64 // the number of the Source.Status call rendered
+	v    *view
+	docs map[string]*doc
 }
 
 func (s *Server) cacheControl() string {
@@ -97,7 +95,7 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 		return prev.docs[k]
 	}
 	s.gen++
-	sn := &snapshot{gen: s.gen, read: read, v: v, docs: map[string]*doc{}, badges: make(map[string]*badgeSet, len(v.Checks))}
+	sn := &snapshot{gen: s.gen, read: read, v: v, docs: map[string]*doc{}}
 	cc := s.cacheControl()
 	at := v.At
 
@@ -112,12 +110,6 @@ func (s *Server) renderLocked(ctx context.Context, st *Status, read uint64) {
 		sn.docs[keyFeed] = newDoc(feed, "application/atom+xml; charset=utf-8", cc, at, old(keyFeed))
 	} else {
 		s.opts.Logger.Error("statuspage: render feed", "err", err)
-	}
-	for _, c := range v.Checks {
-		if ctx.Err() != nil && prev != nil {
-			return // cut short (shutdown): the previous render stays
-		}
-		sn.badges[c.Name] = s.badgesOf(c, cc, at)
 	}
 	s.rc.prune(v)
 	s.snap.Store(sn)
@@ -187,37 +179,6 @@ func (s *Server) serveDoc(key string) http.HandlerFunc {
 	}
 }
 
-func (s *Server) badge(w http.ResponseWriter, r *http.Request) {
-	name, ok := strings.CutSuffix(r.PathValue("file"), ".svg")
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	sn := s.current(r.Context())
-	if sn.v.byName[name] == nil {
-		http.Error(w, "unknown check", http.StatusNotFound)
-		return
-	}
-	q := r.URL.Query()
-	i := 0
-	switch q.Get("type") {
-	case "", "status":
-	case "uptime":
-		win := q.Get("window")
-		if win == "" {
-			win = "30d"
-		}
-		if i = badgeIndex[win]; i == 0 {
-			http.Error(w, "window must be one of 24h, 7d, 30d, 90d", http.StatusBadRequest)
-			return
-		}
-	default:
-		http.Error(w, "type must be status or uptime", http.StatusBadRequest)
-		return
-	}
-	sn.badges[name].docs[i].serve(w, r)
-}
-
 // checkPage serves /checks/{name}, rendered once per snapshot generation.
 func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
@@ -228,10 +189,10 @@ func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.pagesMu.Lock()
-	e := s.pages[name]
+	e, _ := s.pages.get(name)
 	if e == nil || e.gen != sn.gen {
 		e = s.renderCheck(r.Context(), sn, c, e)
-		s.pages[name] = e
+		s.pages.put(name, e)
 	}
 	d := e.d
 	s.pagesMu.Unlock()
@@ -250,14 +211,7 @@ func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	key := "incident/" + id // check names contain no slash
 	s.pagesMu.Lock()
-	if len(s.pages) > 1000 {
-		for k, e := range s.pages {
-			if e.gen != sn.gen {
-				delete(s.pages, k)
-			}
-		}
-	}
-	e := s.pages[key]
+	e, _ := s.pages.get(key)
 	if e == nil || e.gen != sn.gen {
 		var prev *doc
 		if e != nil {
@@ -274,7 +228,7 @@ func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
 			buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
 		}
 		e = &pageEntry{gen: sn.gen, d: newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), sn.v.At, prev)}
-		s.pages[key] = e
+		s.pages.put(key, e)
 	}
 	d := e.d
 	s.pagesMu.Unlock()

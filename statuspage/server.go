@@ -82,6 +82,12 @@ type Options struct {
 	// MaxBodyBytes bounds every request body (default 64 KB): a larger
 	// one is refused before anything else is answered.
 	MaxBodyBytes int64
+	// BadgeCacheSize bounds the badges kept rendered (they are rendered
+	// on request), least recently served dropped first; default 1,024.
+	BadgeCacheSize int
+	// PageCacheSize bounds the check and incident pages kept rendered
+	// (on request), least recently served dropped first; default 128.
+	PageCacheSize int
 }
 
 // Server is the HTTP handler of a node.
@@ -102,7 +108,12 @@ type Server struct {
 	rc      renderCache // guarded by buildMu
 
 	pagesMu sync.Mutex
-	pages   map[string]*pageEntry // check pages, rendered once per generation
+	pages   *lru[string, *pageEntry] // check and incident pages, rendered once per generation
+
+	badgeMu      sync.Mutex
+	badges       *lru[badgeKey, *badgeEntry] // rendered on request (badges.go)
+	badgeCC      string                      // their Cache-Control
+	badgeRenders atomic.Uint64               // for tests
 
 	limit *limiter // of the history API
 
@@ -133,7 +144,7 @@ func (s *Server) SetPage(p Page) {
 		s.brand.Store(brandOf(p.Site, s.now()))
 		s.dropRenderCache()
 		s.pagesMu.Lock()
-		clear(s.pages)
+		s.pages.clear()
 		s.pagesMu.Unlock()
 	}
 	s.Refresh()
@@ -160,7 +171,15 @@ func New(opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = maxRequest
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), pages: map[string]*pageEntry{}, hist: map[string]histEntry{}}
+	if opts.BadgeCacheSize <= 0 {
+		opts.BadgeCacheSize = 1024
+	}
+	if opts.PageCacheSize <= 0 {
+		opts.PageCacheSize = 128
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), hist: map[string]histEntry{},
+		pages: newLRU[string, *pageEntry](opts.PageCacheSize), badges: newLRU[badgeKey, *badgeEntry](opts.BadgeCacheSize)}
+	s.badgeCC = s.cacheControl()
 	s.limit = newLimiter(opts.HistoryLimits, opts.Now)
 	s.page.Store(&opts.Page)
 	s.started = s.now().UTC()
