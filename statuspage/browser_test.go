@@ -410,3 +410,69 @@ func testLogo(t *testing.T) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestBrowserLargePage loads a page of 250 checks, more than CompactAbove:
+// each in a line with its state and 24 h uptime and no bars, the note
+// that says so, a line that fits the window; a check going down changes
+// its line, its group and the banner in place; a check's own page has its
+// 90-day bar. Screenshots: statuspage-large.png, statuspage-large-check.png.
+func TestBrowserLargePage(t *testing.T) {
+	chrome := findChromium()
+	if chrome == "" {
+		t.Skip("chromium not found on PATH (Debian: apt-get install -y chromium); set VANTAGE_CHROMIUM to use another browser")
+	}
+	st, p := manyChecks(250)
+	src := &fakeSource{ready: true, st: st}
+	srv := New(Options{Source: src, History: &memHistory{}, Page: p, Now: func() time.Time { return testNow },
+		MinRefreshGap: 10 * time.Millisecond})
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); srv.Run(runCtx) }()
+	t.Cleanup(func() { stopRun(); <-runDone })
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+
+	b := newBrowser(t, chrome)
+	ctx, do, text, poll := b.ctx, b.do, b.text, b.poll
+	do("load the page", chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#compact-note")))
+	if got := text("#compact-note"); got != "250 components, each with its state and its uptime over the last 24 hours; follow a name for its 90-day history." {
+		t.Fatalf("note %q", got)
+	}
+	shape, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => {
+	  const l = document.querySelector('.check.line[data-check="check-00012"]'), r = l.getBoundingClientRect();
+	  return [document.querySelectorAll(".check.line").length, document.querySelectorAll("ol.bar").length, r.height,
+	    document.documentElement.scrollWidth - document.documentElement.clientWidth];
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shape[0] != 250 || shape[1] != 0 || shape[2] > 60 || shape[3] > 0 {
+		t.Fatalf("%v lines, %v bars, a line %v px high, %v px too wide", shape[0], shape[1], shape[2], shape[3])
+	}
+	if got := text(`.check[data-check="check-00012"] .u24`); got != "Uptime 24h 99.95%" {
+		t.Fatalf("24 h uptime %q", got)
+	}
+	poll("the live indicator", `!document.getElementById("live").hidden`)
+	waitClients(t, srv.Hub(), 1)
+
+	down := withCheck(st, 12, func(c *CheckStatus) { c.State, c.Since = "down", testNow })
+	src.mu.Lock()
+	src.st = down
+	src.mu.Unlock()
+	srv.Publish(Event{Name: "check-00012", State: "down", Since: testNow, Regions: down.Checks[12].Regions})
+	do("the line down", chromedp.WaitVisible(chromedp.CSS(`.check.line[data-check="check-00012"][data-state="down"]`)))
+	if got := text(`.check[data-check="check-00012"] [data-role="state"]`); got != "Down" {
+		t.Fatalf("state after the event %q", got)
+	}
+	poll("its group down", `document.querySelector('.check[data-check="check-00012"]').closest(".group").querySelector('[data-role="gstate"]').textContent === "Down"`)
+	poll("the partial outage banner", `document.getElementById("banner-text").textContent === "Partial outage"`)
+	b.screenshot("statuspage-large.png")
+
+	do("open the check's page", chromedp.Click(chromedp.CSS(`.check.line[data-check="check-00012"] a`)),
+		chromedp.WaitVisible(chromedp.CSS("ol.bar")))
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("ol.bar li.d").length`)); err != nil || n != 90 {
+		t.Fatalf("%d cells on the check's page (%v)", n, err)
+	}
+	b.screenshot("statuspage-large-check.png")
+	b.noExceptions()
+}

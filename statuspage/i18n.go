@@ -288,7 +288,17 @@ func (l *locale) funcs() template.FuncMap {
 		"lang":     func() string { return l.code },
 		"join":     strings.Join,
 		"mod":      func(a, b int) int { return a % b },
+		"count":    count,
 	}
+}
+
+// count is a number with thousands separators: 10,000.
+func count(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // koMessages are the Korean translations, by English text.
@@ -363,6 +373,7 @@ var koMessages = map[string]string{
 	"Incident feed (Atom)":      "장애 피드 (Atom)",
 	"Times in %s.":              "시간대: %s.",
 	"Links":                     "링크",
+	"%s components, each with its state and its uptime over the last 24 hours; follow a name for its 90-day history.": "구성 요소 %s개의 상태와 최근 24시간 가동률입니다. 이름을 누르면 90일 기록을 볼 수 있습니다.",
 	"Live status, uptime and incidents of %s.":             "%s의 실시간 상태, 가동률과 장애 기록입니다.",
 	"Status, uptime and latency of %s, from every region.": "%s의 리전별 상태, 가동률과 지연 시간입니다.",
 	// check page

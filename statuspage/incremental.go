@@ -76,6 +76,7 @@ func (rc *renderCache) prune(v *view) {
 // summary.json, as last rendered.
 type groupEntry struct {
 	state  string
+	lines  bool // of a compact index
 	openID uint64
 	open   []byte
 	comp   spComponent
@@ -272,16 +273,35 @@ type rowEntry struct {
 	cv   *checkView
 	id   uint64
 	html []byte
+	// a line of a compact index, and what it shows: kept while they
+	// are the same, whatever else of the check's view changed
+	line         bool
+	label, state string
+	up           int16 // pctKey of the 24 h number
+}
+
+// sameLine reports whether e is the line of c.
+func (e *rowEntry) sameLine(c *checkView) bool {
+	return e.line && e.label == c.Label && e.state == c.State && e.up == pctKey(c.uptimes[0])
 }
 
 // compEntry is a check's component in summary.json, indented as there and
-// preceded by ",\n    ".
+// preceded by ",\n    ", with what it is encoded from (checkComponent):
+// kept while they stay the same, whatever else of the check's view
+// changed.
 type compEntry struct {
-	cv     *checkView
-	pos    int
-	pageID string
-	id     uint64
-	b      []byte
+	label, state, desc, group string
+	since, created            time.Time
+	pos                       int
+	pageID                    string
+	id                        uint64
+	b                         []byte
+}
+
+// of reports whether e is the component of c at pos.
+func (e *compEntry) of(c *checkView, pos int, pageID string, created time.Time) bool {
+	return e.label == c.Label && e.state == c.State && e.desc == c.Description && e.group == c.Group &&
+		e.since.Equal(c.Since) && e.created.Equal(created) && e.pos == pos && e.pageID == pageID
 }
 
 // indexParts executes the index page in parts, reusing the rows of the
@@ -308,19 +328,29 @@ func (s *Server) indexParts(pd *pageData) (parts []part, err error) {
 		parts = append(parts, p)
 	}
 	add(exec("index-top", pd), nil)
-	closing := exec("group-close", nil)
+	open, row, closing := "group-open", "check-row", exec("group-close", nil)
+	if v.Compact {
+		open, row, closing = "group-open-lines", "check-line", exec("group-close-lines", nil)
+	}
 	for _, g := range v.Groups {
 		ge := rc.group(g.Name)
-		if ge.open == nil || ge.state != g.State {
+		if ge.open == nil || ge.state != g.State || ge.lines != v.Compact {
 			rc.ids++
-			ge.state, ge.openID, ge.open = g.State, rc.ids, exec("group-open", g)
+			ge.state, ge.lines, ge.openID, ge.open = g.State, v.Compact, rc.ids, exec(open, g)
 		}
 		parts = append(parts, part{id: ge.openID, b: ge.open})
 		for _, c := range g.Checks {
 			e := rc.rows[c.Name]
-			if e == nil || e.cv != c {
+			switch {
+			case v.Compact && e != nil && e.sameLine(c):
+				e.cv = c
+			case v.Compact:
 				rc.ids++
-				e = &rowEntry{cv: c, id: rc.ids, html: exec("check-row", c)}
+				e = &rowEntry{cv: c, id: rc.ids, html: exec(row, c), line: true, label: c.Label, state: c.State, up: pctKey(c.uptimes[0])}
+				rc.rows[c.Name] = e
+			case e == nil || e.cv != c || e.line:
+				rc.ids++
+				e = &rowEntry{cv: c, id: rc.ids, html: exec(row, c)}
 				rc.rows[c.Name] = e
 			}
 			add(e.html, e)
@@ -384,11 +414,12 @@ func (s *Server) spliceComponents(v *view, created time.Time, cc string, prev *d
 	pageID := v.pageID()
 	check := func(c *checkView, pos int) {
 		e := rc.comps[c.Name]
-		if e == nil || e.cv != c || e.pos != pos || e.pageID != pageID {
+		if e == nil || !e.of(c, pos, pageID, created) {
 			comp := v.checkComponent(c, created)
 			comp.Position = pos
 			rc.ids++
-			e = &compEntry{cv: c, pos: pos, pageID: pageID, id: rc.ids, b: indentComponent(comp)}
+			e = &compEntry{label: c.Label, state: c.State, desc: c.Description, group: c.Group, since: c.Since, created: created,
+				pos: pos, pageID: pageID, id: rc.ids, b: indentComponent(comp)}
 			rc.comps[c.Name] = e
 		}
 		add(e.id, e.b)

@@ -113,17 +113,23 @@ func withCheck(st *Status, i int, f func(c *CheckStatus)) *Status {
 // An incremental render, which reuses the previous render's fragments,
 // gives the same documents as a full one, through a series of changes;
 // and both give what the whole templates and encodings give.
+// A page of more checks than CompactAbove lists them in lines: the same.
 func TestIncrementalRenderEqualsFull(t *testing.T) {
 	defer func(m, c int) { chunkMin, chunkTarget = m, c }(chunkMin, chunkTarget)
 	chunkMin, chunkTarget = 12<<10, 8<<10 // several chunks for the index and summary.json
+	t.Run("bars", func(t *testing.T) { testIncrementalRenderEqualsFull(t, 0) })
+	chunkMin, chunkTarget = 3<<10, 2<<10
+	t.Run("lines", func(t *testing.T) { testIncrementalRenderEqualsFull(t, 10) })
+}
 
+func testIncrementalRenderEqualsFull(t *testing.T, compactAbove int) {
 	st, p := manyChecks(30)
 	hist := &memHistory{uptime: map[string]float64{}, today: map[string]int64{}, fails: map[string]int64{}}
 	var now atomic.Pointer[time.Time]
 	setNow := func(t time.Time) { now.Store(&t) }
 	setNow(testNow)
 	src := &fakeSource{ready: true, st: st}
-	opts := Options{Source: src, History: hist, Page: p, Now: func() time.Time { return *now.Load() }}
+	opts := Options{Source: src, History: hist, Page: p, Now: func() time.Time { return *now.Load() }, CompactAbove: compactAbove}
 	inc, full := New(opts), New(opts)
 	ctx := context.Background()
 
@@ -211,6 +217,9 @@ func TestIncrementalRenderEqualsFull(t *testing.T) {
 	}
 
 	step("first render")
+	if compact := inc.snap.Load().v.Compact; compact != (compactAbove > 0) {
+		t.Fatalf("compact %v", compact)
+	}
 	if n := len(inc.rc.index.chunks); n < 3 {
 		t.Fatalf("the index is %d chunks, want several", n)
 	}

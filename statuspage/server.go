@@ -88,6 +88,11 @@ type Options struct {
 	// PageCacheSize bounds the check and incident pages kept rendered
 	// (on request), least recently served dropped first; default 128.
 	PageCacheSize int
+	// CompactAbove is the most checks the index page shows with their
+	// 90-day bars: a page of more lists each check in one line (its
+	// name, linking to its own page, which has the bar; its state; its
+	// 24 h uptime). Default 200; negative: no limit.
+	CompactAbove int
 }
 
 // Server is the HTTP handler of a node.
@@ -176,6 +181,9 @@ func New(opts Options) *Server {
 	}
 	if opts.PageCacheSize <= 0 {
 		opts.PageCacheSize = 128
+	}
+	if opts.CompactAbove == 0 {
+		opts.CompactAbove = 200
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), hist: map[string]histEntry{},
 		pages: newLRU[string, *pageEntry](opts.PageCacheSize), badges: newLRU[badgeKey, *badgeEntry](opts.BadgeCacheSize)}

@@ -220,6 +220,9 @@ type view struct {
 	Incidents   []*incidentView // all, newest first
 	Maint       []maintView     // active and upcoming
 	pid         string          // pageID
+	// Compact: the index lists each check in a line, without its bar
+	// (more checks than Options.CompactAbove)
+	Compact bool
 }
 
 var uptimeWindows = []struct {
@@ -324,6 +327,7 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 		}
 		g.Checks = append(g.Checks, cv)
 	}
+	v.Compact = s.opts.CompactAbove >= 0 && len(v.Checks) > s.opts.CompactAbove
 	for _, g := range v.Groups {
 		var ss []string
 		for _, c := range g.Checks {
