@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/vantage-dev/vantage/store"
 )
@@ -155,4 +157,35 @@ func incidentFor(check string, i int) store.Incident {
 	end := at.Add(10 * time.Minute)
 	return store.Incident{ID: fmt.Sprintf("inc-%d", i), Check: check, Title: check + " is down", State: "resolved",
 		StartedAt: at, UpdatedAt: end, ResolvedAt: &end}
+}
+
+// Neither the render nor GET /api/v1/status keeps the Status it was made
+// of (of 10,000 checks, tens of MB) once the Source has a newer one.
+func TestNoStatusKept(t *testing.T) {
+	st, p := manyChecks(30)
+	src := &fakeSource{ready: true, st: st}
+	s := New(Options{Source: src, History: &memHistory{}, Page: p, Now: func() time.Time { return testNow }})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	s.RefreshNow(context.Background())
+	for _, path := range []string{"/", "/api/v1/status", "/checks/check-00001", "/badge/check-00001.svg"} {
+		if r, _ := fetch(t, ts, path); r.StatusCode != 200 {
+			t.Fatalf("%s: %s", path, r.Status)
+		}
+	}
+	w := weak.Make(st)
+	next := withCheck(st, 1, func(c *CheckStatus) { c.State = "down" })
+	next.GeneratedAt = testNow.Add(time.Second)
+	src.mu.Lock()
+	src.st = next
+	src.mu.Unlock()
+	st = nil
+	runtime.GC()
+	runtime.GC()
+	if w.Value() != nil {
+		t.Fatal("the old Status is kept")
+	}
+	if _, body := fetch(t, ts, "/api/v1/status"); !strings.Contains(string(body), `"state": "down"`) {
+		t.Fatal("/api/v1/status not encoded again")
+	}
 }

@@ -216,15 +216,22 @@ func isDetails(s string) bool {
 	return strings.HasPrefix(s, "{") || strings.HasPrefix(s, "down:")
 }
 
-// checkStatus is a check's current status in the view, nil if none.
+// checkStatus is what the view shows of a check's current status (its
+// incident id, the regions' votes and errors), nil if none.
 func (v *view) checkStatus(name string) *CheckStatus {
-	if v == nil || v.Status == nil || name == "" {
+	if v == nil || name == "" {
 		return nil
 	}
-	for i := range v.Status.Checks {
-		if v.Status.Checks[i].Name == name {
-			return &v.Status.Checks[i]
+	c := v.byName[name]
+	if c == nil {
+		return nil
+	}
+	cs := &CheckStatus{Name: c.Name, State: c.State, Since: c.Since, IncidentID: c.IncidentID, Group: c.Group}
+	if len(c.Regions) > 0 {
+		cs.Regions = make(map[string]RegionVote, len(c.Regions))
+		for _, r := range c.Regions {
+			cs.Regions[r.Name] = RegionVote{Vote: r.Vote, LatencyMS: r.LatencyMS, CheckedAt: r.CheckedAt, Error: r.Error}
 		}
 	}
-	return nil
+	return cs
 }

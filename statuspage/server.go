@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // Source provides what the server shows. Implementations must be safe for
@@ -350,10 +351,15 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// statusEntry is GET /api/v1/status encoded from one Status.
+// statusEntry is GET /api/v1/status encoded from one Status, which it
+// does not keep alive (of thousands of checks, it is tens of MB, and the
+// Source's next one replaces it): a Status collected since cannot be the
+// one asked about.
 type statusEntry struct {
-	src *Status
-	d   *doc
+	src    weak.Pointer[Status]
+	srcNil bool
+	at     time.Time // src's GeneratedAt
+	d      *doc
 }
 
 // status serves GET /api/v1/status from a document encoded once per
@@ -392,7 +398,10 @@ var statusCache = [2]string{"no-cache", "private, no-cache"}
 // it.
 func (s *Server) statusDocOf(st *Status, view int) *doc {
 	fresh := func(e *statusEntry) bool {
-		return e != nil && (e.src == st || st != nil && e.src != nil && st.GeneratedAt.Before(e.src.GeneratedAt))
+		if e == nil || st == nil || e.srcNil {
+			return e != nil && st == nil && e.srcNil
+		}
+		return e.src.Value() == st || st.GeneratedAt.Before(e.at)
 	}
 	e := s.statusDoc[view].Load()
 	if fresh(e) {
@@ -440,7 +449,11 @@ func (s *Server) statusDocOf(st *Status, view int) *doc {
 	if d != prev {
 		d.vary = hdrVaryAuth
 	}
-	s.statusDoc[view].Store(&statusEntry{src: st, d: d})
+	ne := &statusEntry{src: weak.Make(st), srcNil: st == nil, d: d}
+	if st != nil {
+		ne.at = st.GeneratedAt
+	}
+	s.statusDoc[view].Store(ne)
 	return d
 }
 

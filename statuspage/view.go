@@ -210,7 +210,7 @@ type view struct {
 	Overall     overall
 	Stale       bool
 	StaleReason string
-	Status      *Status
+	Status      *Status // the node and cluster of the Status rendered, without its checks
 	Groups      []*groupView
 	Checks      []*checkView
 	byName      map[string]*checkView
@@ -328,6 +328,10 @@ func (s *Server) buildView(ctx context.Context, st *Status) *view {
 		g.Checks = append(g.Checks, cv)
 	}
 	v.Compact = s.opts.CompactAbove >= 0 && len(v.Checks) > s.opts.CompactAbove
+	// The view keeps what it shows of st's checks (their views), not st:
+	// of thousands of checks it is tens of MB, and the Source has a newer
+	// one by the next render.
+	v.Status = &Status{GeneratedAt: st.GeneratedAt, Node: st.Node, Cluster: st.Cluster}
 	for _, g := range v.Groups {
 		var ss []string
 		for _, c := range g.Checks {
