@@ -4,23 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vantage-dev/vantage/config"
-	"github.com/vantage-dev/vantage/quorum"
 	"strings"
 	"time"
 
+	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/quorum"
 	"github.com/vantage-dev/vantage/statuspage"
 	"github.com/vantage-dev/vantage/store"
 	"github.com/vantage-dev/vantage/verdict"
 )
 
 // apply takes the verdict's changes, in order: the pager first, then the
-// status read model, the page's live clients and the store.
+// probe pace, the store, and only then the status read model and the
+// page (whose re-render reads the store: it must see the change).
 func (n *Node) apply(ch verdict.Change) {
 	n.pager.Apply(ch)
+	n.pace(ch)
+	n.record(ch)
 	n.status.touch(true)
 	n.publish(ch)
-	n.pace(ch)
+}
+
+// record stores a change: the incident's id replaced, the state change,
+// the incident opened or resolved.
+func (n *Node) record(ch verdict.Change) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ch.Replaced != "" {

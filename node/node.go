@@ -155,7 +155,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	ob, err := notifier.OpenOutbox(o.OutboxPath, providers, notifier.OutboxOptions{
 		Logger: o.Logger, Fallbacks: notifier.FallbacksFrom(o.Config.Notifiers),
-		Log: paging.OutboxLog{Sent: n.mesh.Sent, Logger: o.Logger}, Gate: paging.Gate{Checks: n.ev}, Self: o.Name,
+		Log: paging.OutboxLog{Sent: n.mesh.Sent, Logger: o.Logger}, Gate: paging.Gate{Checks: n.ev, Now: o.Now}, Self: o.Name,
 		Registerer: n.metrics.reg,
 	})
 	if err != nil {

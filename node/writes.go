@@ -26,11 +26,31 @@ func (n *Node) PostUpdate(ctx context.Context, u store.IncidentUpdate) (store.In
 		u.CreatedAt = n.now()
 	}
 	inc, u, err := n.store.PostIncidentUpdate(ctx, u)
+	if errors.Is(err, store.ErrNotFound) && n.ensureIncident(ctx, u.IncidentID) {
+		inc, u, err = n.store.PostIncidentUpdate(ctx, u)
+	}
 	if err != nil {
 		return inc, u, err
 	}
 	n.share(inc, u)
 	return inc, u, nil
+}
+
+// ensureIncident stores the open incident of a check under id when the
+// verdict holds it but the store does not yet (its change is still on the
+// way there: an operator was quicker), and reports whether it did.
+func (n *Node) ensureIncident(ctx context.Context, id string) bool {
+	for _, name := range n.ev.Names() {
+		cv, ok := n.ev.Check(name)
+		if !ok || cv.IncidentID != id {
+			continue
+		}
+		inc := store.Incident{ID: id, Check: name, Title: cv.Config.DisplayName + " is down", State: "open",
+			StartedAt: cv.IncidentStart, Details: statuspage.IncidentDetailsOf(n.checkStatus(cv).Regions)}
+		_, err := n.store.OpenIncident(ctx, inc)
+		return err == nil
+	}
+	return false
 }
 
 // OpenIncident implements statuspage.Writer: a manual incident.

@@ -2,6 +2,7 @@ package paging
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/vantage-dev/vantage/mesh"
 	"github.com/vantage-dev/vantage/notifier"
@@ -36,16 +37,25 @@ func (l OutboxLog) Delivered(e notifier.Event, name string) {
 }
 
 // Gate holds the outbox's deliveries while this node cannot see a
-// majority of the regions: the other side of the partition, which can,
-// pages instead.
-type Gate struct{ Checks Checks }
+// majority of the regions (the other side of the partition, which can,
+// pages instead), and for Takeover after it came to see one: a node back
+// from a restart or a partition first learns the cluster's sent log, so
+// that what a peer delivered meanwhile is skipped, not sent again.
+type Gate struct {
+	Checks Checks
+	Now    func() time.Time
+}
 
 var _ notifier.Gate = Gate{}
 
 // Hold implements notifier.Gate.
 func (g Gate) Hold() (string, bool) {
-	if g.Checks.View().SeesMajority {
-		return "", false
+	v := g.Checks.View()
+	if !v.SeesMajority {
+		return "this node cannot see a majority of the regions", true
 	}
-	return "this node cannot see a majority of the regions", true
+	if g.Now != nil && !v.MajoritySince.IsZero() && g.Now().Sub(v.MajoritySince) < Takeover {
+		return "waiting for the cluster's sent log after joining", true
+	}
+	return "", false
 }

@@ -498,3 +498,20 @@ func TestCertWarnings(t *testing.T) {
 		t.Fatalf("a certificate warning changed the state to %s", st)
 	}
 }
+
+// A node that has just come to see a majority (back from a restart or a
+// partition) holds its outbox for Takeover, so that the cluster's sent log
+// reaches it before anything pending is sent again.
+func TestGateHoldsAfterJoining(t *testing.T) {
+	now := t0
+	v := *verdict.NewView("aa-1", "eu", []verdict.Member{{Name: "us-1", Region: "us", State: verdict.MemberAlive}}, []string{"eu", "us", "ap"}, 2)
+	v.MajoritySince = now
+	g := Gate{Checks: &fakeChecks{view: &v}, Now: func() time.Time { return now }}
+	if why, held := g.Hold(); !held || !strings.Contains(why, "sent log") {
+		t.Fatalf("just joined: held %v (%q)", held, why)
+	}
+	now = t0.Add(Takeover)
+	if _, held := g.Hold(); held {
+		t.Fatal("still held after Takeover")
+	}
+}

@@ -224,6 +224,13 @@ func (e *Evaluator) setViewLocked(v *View) {
 	if v.Sender == e.o.Self && (e.view == nil || e.view.Sender != e.o.Self) {
 		e.senderSince = e.o.Now()
 	}
+	switch {
+	case !v.SeesMajority:
+	case e.view == nil || !e.view.SeesMajority:
+		v.MajoritySince = e.o.Now()
+	default:
+		v.MajoritySince = e.view.MajoritySince
+	}
 	e.view = v
 }
 

@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"slices"
+	"time"
 )
 
 // Member states, as the cluster reports them.
@@ -32,6 +33,9 @@ type View struct {
 	// nodes of the configured regions that can write their data directory,
 	// while this node sees a majority; "" otherwise.
 	Sender string
+	// MajoritySince is when this node last came to see a majority (zero
+	// when it does not, or in a view built by NewView).
+	MajoritySince time.Time
 
 	regionOf map[string]string // alive or suspect node -> region
 }
