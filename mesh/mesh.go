@@ -13,6 +13,10 @@
 //	updates    Updates      operators' incident updates and manual incidents
 //	asks       Asks         "probe this check now" requests (no state)
 //	receipts   Receipts     push checks' latest reports
+//	maintenance Maintenance windows scheduled through the API
+//	series     Series       every node's history buckets (series.go)
+//	snapshots  Snapshots    failure snapshots (Ops)
+//	probes     Probes       ad-hoc probe requests and answers (Ops)
 //
 // A table changes in two ways: this node writes its own entry (Put,
 // Announce, Record, Claim, ...), which updates the table and broadcasts
