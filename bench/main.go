@@ -111,7 +111,7 @@ func benchNode(args []string) error {
 	httpAddr := httpLn.Addr().String()
 	httpLn.Close()
 
-	runArgs := []string{"run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--log-level", "warn"}
+	runArgs := []string{"run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--gossip", "127.0.0.1:0", "--log-level", "warn"}
 	if *debug != "" {
 		runArgs = append(runArgs, "--debug-addr", *debug)
 	}

@@ -55,7 +55,7 @@ func benchServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--log-level", "warn")
+	cmd := exec.Command(bin, "run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--gossip", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
