@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -236,5 +237,63 @@ func BenchmarkChunkLevel(b *testing.B) {
 				b.ReportMetric(float64(len(gz)), "gz-bytes")
 			})
 		}
+	}
+}
+
+// BenchmarkPageHeap renders a page of 1,000 and of 10,000 checks (one
+// region each, as bench node's; 90 days of history from memory, reused
+// as the node does) four times a minute apart, every check with a new
+// result each time, and reports the heap the server keeps after the
+// renders (retained-MB, after a collection) and what they allocated.
+// Run it with -benchtime=1x: an iteration is a server and its renders.
+func BenchmarkPageHeap(b *testing.B) {
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("checks=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				st, p := manyChecks(n)
+				for i := range st.Checks {
+					st.Checks[i].Regions = map[string]RegionVote{"eu-west": st.Checks[i].Regions["eu-west"]}
+				}
+				src := &fakeSource{ready: true, st: st}
+				now := testNow
+				before := heap()
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				s := New(Options{Source: src, History: &memHistory{}, Page: p, Now: func() time.Time { return now },
+					HistoryTTL: 30 * time.Second, HistorySlowTTL: 10 * time.Minute})
+				ctx := context.Background()
+				for r := range 4 {
+					next := *st
+					next.GeneratedAt = now.Add(time.Duration(r))
+					next.Checks = append([]CheckStatus(nil), st.Checks...)
+					for j := range next.Checks {
+						v := next.Checks[j].Regions["eu-west"]
+						v.CheckedAt = now
+						next.Checks[j].Regions = map[string]RegionVote{"eu-west": v}
+					}
+					src.mu.Lock()
+					src.st = &next
+					src.mu.Unlock()
+					s.RefreshNow(ctx)
+					now = now.Add(time.Minute)
+				}
+				runtime.ReadMemStats(&m1)
+				src.mu.Lock()
+				src.st = &Status{} // the Source's own Status is not the page's
+				src.mu.Unlock()
+				st = nil
+				kept := heap() - before
+				b.ReportMetric(float64(kept)/1e6, "retained-MB")
+				b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/4/float64(n), "B/check/render")
+				runtime.KeepAlive(s)
+			}
+		})
 	}
 }
