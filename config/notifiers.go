@@ -498,7 +498,7 @@ func (p *parser) notifier(it *yaml.Node, names map[string]*yaml.Node) (Notifier,
 			if rl, ok := ParseRateLimit(s); ok {
 				n.RateLimit = &rl
 			} else {
-				p.errorf(rf.key, "rate_limit must be COUNT/PERIOD such as 1/s, 120/m or 10/30s, or none, got %q", s)
+				p.errorf(rf.key, "rate_limit must be COUNT/PERIOD such as 1/s, 120/m, 10/30s or 1/1d, or none, got %q", s)
 			}
 		}
 	}
@@ -516,8 +516,10 @@ func (p *parser) repeat(f *field) (time.Duration, bool) {
 	return d, ok
 }
 
-// ParseRateLimit reads COUNT/PERIOD: "1/s", "120/m", "2/h" or "10/30s"
-// (PERIOD is s, m, h or a Go duration), or "none" (unlimited, Count 0).
+// ParseRateLimit reads COUNT/PERIOD: "1/s", "120/m", "2/h", "5/d",
+// "10/30s" or "1/1d" (PERIOD is s, m, h, d, w or a duration as every
+// duration of the configuration is read, ParseDuration: 30s, 1d, 2w, 1d12h),
+// or "none" (unlimited, Count 0).
 func ParseRateLimit(s string) (RateLimit, bool) {
 	s = strings.TrimSpace(s)
 	if s == "none" || s == "0" {
@@ -539,8 +541,12 @@ func ParseRateLimit(s string) (RateLimit, bool) {
 		per = time.Minute
 	case "h":
 		per = time.Hour
+	case "d":
+		per = Day
+	case "w":
+		per = Week
 	default:
-		if per, err = time.ParseDuration(ps); err != nil || per <= 0 {
+		if per, err = ParseDuration(ps); err != nil || per <= 0 {
 			return RateLimit{}, false
 		}
 	}
@@ -559,6 +565,10 @@ func (r RateLimit) String() string {
 		return fmt.Sprintf("%d/m", r.Count)
 	case time.Hour:
 		return fmt.Sprintf("%d/h", r.Count)
+	case Day:
+		return fmt.Sprintf("%d/d", r.Count)
+	case Week:
+		return fmt.Sprintf("%d/w", r.Count)
 	}
 	return fmt.Sprintf("%d/%s", r.Count, r.Per)
 }

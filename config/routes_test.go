@@ -187,7 +187,7 @@ coverage:
 		{"bad rate limit", `
 notifiers:
   - {name: x, type: slack, url: "https://a.example/", rate_limit: fast}
-`, []string{`t.yaml:2:55: rate_limit must be COUNT/PERIOD such as 1/s, 120/m or 10/30s, or none, got "fast"`}},
+`, []string{`t.yaml:2:55: rate_limit must be COUNT/PERIOD such as 1/s, 120/m, 10/30s or 1/1d, or none, got "fast"`}},
 		{"notifier repeat too short", `
 notifiers:
   - {name: x, type: slack, url: "https://a.example/", repeat: 1ms}
@@ -227,21 +227,50 @@ func TestParseRateLimit(t *testing.T) {
 	for in, want := range map[string]RateLimit{
 		"1/s": {1, time.Second}, "120/m": {120, time.Minute}, "2/h": {2, time.Hour}, "10/30s": {10, 30 * time.Second},
 		" 3 / 500ms ": {3, 500 * time.Millisecond}, "none": {}, "0": {},
+		// d and w as every duration of the configuration reads them.
+		"1/1d": {1, 24 * time.Hour}, "1/d": {1, 24 * time.Hour}, "5/2d": {5, 48 * time.Hour},
+		"3/w": {3, 7 * 24 * time.Hour}, "2/1w": {2, 7 * 24 * time.Hour}, "10/1d12h": {10, 36 * time.Hour},
+		"1/1.5d": {1, 36 * time.Hour},
 	} {
 		got, ok := ParseRateLimit(in)
 		if !ok || got != want {
 			t.Errorf("ParseRateLimit(%q) = %+v, %v; want %+v", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"", "1", "0/s", "-1/s", "+1/s", "1/", "1/d", "1/-1s", "1/0s", "x/s", "1/s/s"} {
+	for _, in := range []string{"", "1", "0/s", "-1/s", "+1/s", "1/", "1/x", "1/-1d", "1/0d", "1/1dd", "1/1y", "1/-1s", "1/0s", "x/s", "1/s/s"} {
 		if got, ok := ParseRateLimit(in); ok {
 			t.Errorf("ParseRateLimit(%q) = %+v, want an error", in, got)
 		}
 	}
-	for _, s := range []string{"1/s", "120/m", "2/h", "10/30s", "none"} {
+	for _, s := range []string{"1/s", "120/m", "2/h", "1/d", "3/w", "10/30s", "none"} {
 		r, _ := ParseRateLimit(s)
 		if r.String() != s {
 			t.Errorf("%q round-trips as %q", s, r.String())
+		}
+	}
+	// Any limit's String reads back as the same limit.
+	for _, r := range []RateLimit{{1, 36 * time.Hour}, {4, 2 * 7 * 24 * time.Hour}, {7, 90 * time.Second}} {
+		if back, ok := ParseRateLimit(r.String()); !ok || back != r {
+			t.Errorf("%+v renders %q, which reads back as %+v, %v", r, r.String(), back, ok)
+		}
+	}
+}
+
+func TestRateLimitDaysInConfig(t *testing.T) {
+	cfg, err := Parse("t.yaml", y(`
+checks:
+  - {name: a, type: tcp, target: "a:1", notify: [daily, weekly]}
+notifiers:
+  - {name: daily, type: slack, url: "https://a.example/", rate_limit: 1/1d}
+  - {name: weekly, type: webhook, url: "https://b.example/", rate_limit: 20/2w}
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]RateLimit{"daily": {1, 24 * time.Hour}, "weekly": {20, 14 * 24 * time.Hour}}
+	for _, n := range cfg.Notifiers {
+		if n.RateLimit == nil || *n.RateLimit != want[n.Name] {
+			t.Errorf("notifier %s: rate limit %v, want %+v", n.Name, n.RateLimit, want[n.Name])
 		}
 	}
 }
