@@ -182,6 +182,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	p.statusPage(m.get("statuspage"), &c.StatusPage)
 	p.maintenance(m.get("maintenance"), c, checkNames)
 	p.store(m.get("store"), &c.Store)
+	p.reports(m.get("reports"), c) // reports.go
 	for _, f := range m.fields {
 		if strings.HasPrefix(f.name, "x-") {
 			f.used = true // extension keys: a place for YAML anchors

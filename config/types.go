@@ -73,6 +73,8 @@ type Config struct {
 	// Coverage says who hears about lost monitoring coverage (key
 	// `coverage:`).
 	Coverage Coverage
+	// Reports is the monthly mail of the SLA report (key `reports:`).
+	Reports Reports
 }
 
 // Node holds the settings of `vantage run` that may also be given as flags
