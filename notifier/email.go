@@ -333,6 +333,9 @@ func messageID(incident, key string) string {
 
 // message builds the message for e.
 func (m *email) message(e Event, now time.Time) (*gomail.Msg, error) {
+	if e.Kind == KindReport {
+		return m.reportMessage(e, now) // report.go
+	}
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(m.from)
 	msg.ToMailAddress(m.to...)

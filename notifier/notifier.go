@@ -147,6 +147,8 @@ type Event struct {
 	Members []GroupMember `json:"members,omitempty"`
 	// SnapshotsURL is the signed link to the incident's failure snapshots.
 	SnapshotsURL string `json:"snapshots_url,omitempty"`
+	// Mail is a report mail's content (KindReport, report.go).
+	Mail *Mail `json:"mail,omitempty"`
 }
 
 // IsNotice reports whether e is a notice (flapping, coverage, an expiring

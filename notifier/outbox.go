@@ -422,6 +422,9 @@ func (o *Outbox) Enqueue(ctx context.Context, e Event, notifiers ...string) erro
 		if o.providers[n] == nil {
 			return fmt.Errorf("outbox: unknown notifier %q", n)
 		}
+		if _, ok := o.providers[n].(reportMailer); e.Kind == KindReport && !ok {
+			return fmt.Errorf("outbox: notifier %q does not mail reports: only email notifiers do", n)
+		}
 	}
 	raw, err := json.Marshal(e)
 	if err != nil {
@@ -499,6 +502,8 @@ func validEvent(e Event) error {
 		if e.Action == ActionTest {
 			return errors.New("a grouped page is never a test")
 		}
+	case KindReport: // report.go
+		return validMail(e)
 	case KindFlapping, KindCoverage, KindCert:
 		prefix := e.Kind + "-"
 		if e.Kind == KindCert {
@@ -534,7 +539,11 @@ func (o *Outbox) fallBack(ctx context.Context, tx *sql.Tx, incident, notifier st
 	if !ok || len(fb.To) == 0 {
 		return nil
 	}
-	for _, to := range fb.To {
+	targets := fb.To
+	if strings.HasPrefix(incident, KindReport+":") {
+		targets = nil // a report mail is no page: marked handed over, to nobody (report.go)
+	}
+	for _, to := range targets {
 		ins, err := insertEntry(ctx, tx, incident, to, action, seq, event, now, notifier)
 		if err != nil {
 			return err
