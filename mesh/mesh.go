@@ -14,6 +14,9 @@
 //	asks       Asks         "probe this check now" requests (no state)
 //	receipts   Receipts     push checks' latest reports
 //	maintenance Maintenance windows scheduled through the API
+//	subscribers Subscribers the page's email and webhook subscribers
+//	subsent    SentLog      deliveries to subscribers
+//	subclaims  Claims       deliveries to subscribers in progress
 //	series     Series       every node's history buckets (series.go)
 //	snapshots  Snapshots    failure snapshots (Ops)
 //	probes     Probes       ad-hoc probe requests and answers (Ops)
@@ -106,6 +109,10 @@ type Mesh struct {
 	Receipts  *Receipts
 	Ops       *Ops         // ad-hoc probes and failure snapshots (probes.go, snapshots.go)
 	Maint     *Maintenance // runtime maintenance windows (maintenance.go)
+	// The page's subscribers, their deliveries and claims (subscribers.go).
+	Subs      *Subscribers
+	SubSent   *SentLog
+	SubClaims *Claims
 }
 
 // Options configure a Mesh.
@@ -150,6 +157,9 @@ func New(o Options) *Mesh {
 		Receipts:  NewReceipts(o.Self, o.Now, notify, o.Logger),
 		Ops:       NewOps(o),
 		Maint:     NewMaintenance(o.Now, o.Logger), // runtime maintenance windows (maintenance.go)
+		Subs:      NewSubscribers(o.Now, o.Logger), // subscribers.go
+		SubSent:   NewSentLogBounded(o.Self, o.Now, nil, o.Logger, SubSentMax, SubSentTTL),
+		SubClaims: NewClaims(o.Self, o.Now, o.Logger),
 	}
 }
 
@@ -159,7 +169,8 @@ func (m *Mesh) Register(r Registry) error {
 		KeyVotes: m.Votes, KeyHealth: m.Health, KeyIncidents: m.Incidents, KeySent: m.Sent,
 		KeyClaims: m.Claims, KeyUpdates: m.Updates, KeyAsks: m.Asks, KeyReceipts: m.Receipts,
 		KeyProbes: m.Ops.Probes, KeySnapshots: m.Ops.Snapshots,
-		KeyMaintenance: m.Maint, // runtime maintenance windows (maintenance.go)
+		KeyMaintenance: m.Maint,                                                  // runtime maintenance windows (maintenance.go)
+		KeySubscribers: m.Subs, KeySubSent: m.SubSent, KeySubClaims: m.SubClaims, // subscribers.go
 	})
 }
 
@@ -179,6 +190,9 @@ func (m *Mesh) Expire(now time.Time, voteAge time.Duration) {
 	m.Incidents.Expire(now)
 	m.Sent.Expire(now)
 	m.Claims.Expire(now)
+	m.Subs.Expire(now)
+	m.SubSent.Expire(now)
+	m.SubClaims.Expire(now)
 }
 
 // maxBroadcastName is the cluster's bound on a broadcast's name.

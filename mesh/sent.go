@@ -60,6 +60,9 @@ type SentLog struct {
 	notify func(check string)
 	log    *slog.Logger
 
+	max int           // bound on the deliveries held (maxSent by default)
+	ttl time.Duration // how long a delivery is remembered (sentTTL by default)
+
 	mu    sync.RWMutex
 	b     Broadcaster
 	m     map[SentKey]Sent
@@ -70,7 +73,16 @@ type SentLog struct {
 // NewSentLog returns an empty log; notify is told the check of a trigger
 // learned from a peer.
 func NewSentLog(self string, now func() time.Time, notify func(string), log *slog.Logger) *SentLog {
-	return &SentLog{self: self, now: now, notify: notify, log: log, b: nopBroadcaster{},
+	return NewSentLogBounded(self, now, notify, log, maxSent, sentTTL)
+}
+
+// NewSentLogBounded is NewSentLog holding at most max deliveries, each
+// for ttl (the subscribers' sent log: subscribers.go).
+func NewSentLogBounded(self string, now func() time.Time, notify func(string), log *slog.Logger, max int, ttl time.Duration) *SentLog {
+	if notify == nil {
+		notify = func(string) {}
+	}
+	return &SentLog{self: self, now: now, notify: notify, log: log, b: nopBroadcaster{}, max: max, ttl: ttl,
 		m: map[SentKey]Sent{}, paged: map[string]Sent{}, trig: map[string]int{}}
 }
 
@@ -99,7 +111,7 @@ func (t *SentLog) addLocked(s Sent) bool {
 	if _, ok := t.m[s.key()]; ok {
 		return false
 	}
-	if len(t.m) >= maxSent {
+	if len(t.m) >= t.max {
 		t.evictOldestLocked()
 	}
 	t.m[s.key()] = s
@@ -192,7 +204,7 @@ func (t *SentLog) Expire(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k, s := range t.m {
-		if now.Sub(s.At) > sentTTL {
+		if now.Sub(s.At) > t.ttl {
 			t.deleteLocked(k)
 		}
 	}

@@ -1,0 +1,490 @@
+package mesh
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// The status page's subscribers: visitors who confirmed an email address
+// and webhooks registered by operators. They are replicated as runtime
+// maintenance windows are (maintenance.go): the node that takes one
+// stores it and Adds it here (gossiped at once); push-pull carries the
+// whole table to a node that was away or joins later; versions learned
+// from peers go to OnChange to be stored, off the gossip path.
+//
+// A subscriber changes by versions: 1 when it subscribes, a greater one
+// marked Deleted (a tombstone, without the subscriber's fields) when it
+// unsubscribes or is removed, a greater one again when it subscribes
+// anew. An email subscriber's id is derived from its address
+// (SubscriberID), so the same address confirmed on two nodes is one
+// subscriber. Of two versions of one id the greater wins (version, then a
+// tombstone, then the later Updated, then the greater author, then the
+// greater encoding). Tombstones expire after TombstoneTTL.
+//
+// The subscribers' deliveries have their own sent log and claims (keys
+// subsent and subclaims), so that a large fan-out neither crowds out nor
+// is mistaken for the on-call notifications' records.
+
+// Keys of the subscriber tables.
+const (
+	KeySubscribers = "subscribers"
+	KeySubSent     = "subsent"
+	KeySubClaims   = "subclaims"
+)
+
+// Bounds of the subscriber tables.
+const (
+	// MaxSubscribers bounds the live subscribers (a subscription past it
+	// is refused with ErrSubscribersFull); push-pull carries them all, at
+	// about 200 bytes each.
+	MaxSubscribers = 1000
+	// maxSubTombstones bounds the removals remembered.
+	maxSubTombstones = 1000
+	// MaxSubscriberEmail bounds an address (RFC 5321's path limit).
+	MaxSubscriberEmail = 254
+	// MaxSubscriberURL bounds a webhook's URL.
+	MaxSubscriberURL = 2048
+	// MaxSubscriberSecret bounds a webhook's signing secret.
+	MaxSubscriberSecret = 256
+	// SubSentMax and SubSentTTL bound the subscribers' sent log: one
+	// record per subscriber and event.
+	SubSentMax = 20_000
+	SubSentTTL = 3 * 24 * time.Hour
+)
+
+// ErrSubscribersFull is Add's error past MaxSubscribers.
+var ErrSubscribersFull = errors.New("too many subscribers")
+
+// Subscriber is one version of a subscriber, on the wire.
+type Subscriber struct {
+	ID      string `json:"id"` // 8 to 64 lowercase hex digits
+	Version uint64 `json:"version"`
+	Deleted bool   `json:"deleted,omitempty"`
+
+	Email  string `json:"email,omitempty"`  // a visitor's confirmed address
+	URL    string `json:"url,omitempty"`    // an operator's webhook
+	Secret string `json:"secret,omitempty"` // signs a webhook's bodies
+
+	Author  string    `json:"author,omitempty"` // the node that made this version
+	Created time.Time `json:"created"`          // when it subscribed (confirmed)
+	Updated time.Time `json:"updated"`          // when this version was made
+	// Sent is the sender's clock when it sent the version.
+	Sent time.Time `json:"sent,omitzero"`
+}
+
+var subscriberID = regexp.MustCompile(`^[0-9a-f]{8,64}$`)
+
+// SubscriberID is the id of the subscriber of an email address: the same
+// on every node for the same address, whatever its case.
+func SubscriberID(email string) string {
+	h := sha256.Sum256([]byte("vantage subscriber\x00" + strings.ToLower(strings.TrimSpace(email))))
+	return hex.EncodeToString(h[:12])
+}
+
+// ValidSubscriberEmail checks a visitor's address: one plain address
+// (no name, no angle brackets) of at most MaxSubscriberEmail bytes.
+func ValidSubscriberEmail(s string) error {
+	if s == "" || len(s) > MaxSubscriberEmail || !utf8.ValidString(s) {
+		return fmt.Errorf("an email address of 1 to %d bytes", MaxSubscriberEmail)
+	}
+	for _, r := range s {
+		if r < 0x21 || r == 0x7f {
+			return errors.New("an email address without spaces or control characters")
+		}
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return fmt.Errorf("%q is not an email address", s)
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 1 || at == len(s)-1 || !strings.Contains(s[at+1:], ".") {
+		return fmt.Errorf("%q is not an email address with a domain", s)
+	}
+	return nil
+}
+
+// ValidSubscriberURL checks a webhook's URL: http or https, with a host,
+// at most MaxSubscriberURL bytes, without user information.
+func ValidSubscriberURL(s string) error {
+	if s == "" || len(s) > MaxSubscriberURL || !utf8.ValidString(s) {
+		return fmt.Errorf("a webhook URL of 1 to %d bytes", MaxSubscriberURL)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("webhook URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("the webhook URL must be http:// or https://")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("the webhook URL has no host")
+	case u.User != nil:
+		return errors.New("the webhook URL must not carry user information")
+	case strings.ContainsAny(s, " \t\r\n"):
+		return errors.New("the webhook URL must not contain spaces")
+	}
+	return nil
+}
+
+// Validate checks a version of a subscriber.
+func (s Subscriber) Validate() error {
+	switch {
+	case !subscriberID.MatchString(s.ID):
+		return fmt.Errorf("subscriber: bad id %q", s.ID)
+	case s.Version == 0 || s.Version > maxVersion:
+		return fmt.Errorf("subscriber %s: version %d", s.ID, s.Version)
+	case s.Author != "" && !validNode(s.Author):
+		return fmt.Errorf("subscriber %s: bad author", s.ID)
+	case !validTime(s.Created) || !validTime(s.Updated) || s.Updated.Before(s.Created):
+		return fmt.Errorf("subscriber %s: times out of range", s.ID)
+	}
+	if s.Deleted {
+		if s.Email != "" || s.URL != "" || s.Secret != "" {
+			return fmt.Errorf("subscriber %s: a removal carries the subscriber's fields", s.ID)
+		}
+		return nil
+	}
+	switch {
+	case s.Email != "" && s.URL != "", s.Email == "" && s.URL == "":
+		return fmt.Errorf("subscriber %s: one of email and url", s.ID)
+	case s.Email != "":
+		if err := ValidSubscriberEmail(s.Email); err != nil {
+			return fmt.Errorf("subscriber %s: %w", s.ID, err)
+		}
+		if s.Secret != "" {
+			return fmt.Errorf("subscriber %s: an email subscriber has no secret", s.ID)
+		}
+		if s.ID != SubscriberID(s.Email) {
+			return fmt.Errorf("subscriber %s: id is not its address's", s.ID)
+		}
+	default:
+		if err := ValidSubscriberURL(s.URL); err != nil {
+			return fmt.Errorf("subscriber %s: %w", s.ID, err)
+		}
+		if len(s.Secret) > MaxSubscriberSecret || !utf8.ValidString(s.Secret) {
+			return fmt.Errorf("subscriber %s: secret of %d bytes, at most %d", s.ID, len(s.Secret), MaxSubscriberSecret)
+		}
+	}
+	return nil
+}
+
+func (s Subscriber) expired(now time.Time) bool {
+	return s.Deleted && now.Sub(s.Updated) > TombstoneTTL
+}
+
+func (s Subscriber) canonical() []byte {
+	s.Sent = time.Time{}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// newerSub reports whether a is a greater version of its subscriber than b.
+func newerSub(a, b Subscriber) bool {
+	switch {
+	case a.Version != b.Version:
+		return a.Version > b.Version
+	case a.Deleted != b.Deleted:
+		return a.Deleted
+	case !a.Updated.Equal(b.Updated):
+		return a.Updated.After(b.Updated)
+	case a.Author != b.Author:
+		return a.Author > b.Author
+	}
+	return bytes.Compare(a.canonical(), b.canonical()) > 0
+}
+
+// Subscribers is the table of the page's subscribers.
+type Subscribers struct {
+	now func() time.Time
+	log *slog.Logger
+
+	mu       sync.Mutex
+	b        Broadcaster
+	entries  map[string]Subscriber // by id: live ones and tombstones
+	onChange func([]Subscriber)
+}
+
+// NewSubscribers returns an empty table.
+func NewSubscribers(now func() time.Time, log *slog.Logger) *Subscribers {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Subscribers{now: now, log: log, b: nopBroadcaster{}, entries: map[string]Subscriber{}, onChange: func([]Subscriber) {}}
+}
+
+// SetOnChange sets the function told the versions learned from peers (to
+// store them); it must not block.
+func (t *Subscribers) SetOnChange(f func([]Subscriber)) {
+	if f == nil {
+		f = func([]Subscriber) {}
+	}
+	t.mu.Lock()
+	t.onChange = f
+	t.mu.Unlock()
+}
+
+func (t *Subscribers) setBroadcaster(b Broadcaster) {
+	t.mu.Lock()
+	t.b = b
+	t.mu.Unlock()
+}
+
+// Seed adds versions read from the store (at start).
+func (t *Subscribers) Seed(ss []Subscriber) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range ss {
+		if s.Validate() != nil || s.expired(now) {
+			continue
+		}
+		if cur, ok := t.entries[s.ID]; !ok || newerSub(s, cur) {
+			t.entries[s.ID] = s
+		}
+	}
+	t.trimLocked()
+}
+
+// Get returns the version held of id.
+func (t *Subscribers) Get(id string) (Subscriber, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.entries[id]
+	return s, ok
+}
+
+// Add makes s (its ID, Email or URL and Secret set by the caller) a live
+// subscriber, as a version greater than any the table holds, and gossips
+// it. It returns the version made, and whether the subscriber was live
+// already (then nothing changes).
+func (t *Subscribers) Add(s Subscriber, author string) (Subscriber, bool, error) {
+	now := t.now().UTC().Truncate(time.Millisecond)
+	s.Deleted, s.Author, s.Created, s.Updated, s.Sent = false, author, now, now, time.Time{}
+	t.mu.Lock()
+	cur, ok := t.entries[s.ID]
+	if ok && !cur.Deleted {
+		t.mu.Unlock()
+		return cur, true, nil
+	}
+	s.Version = 1
+	if ok {
+		s.Version = cur.Version + 1
+		if s.Updated.Before(cur.Updated) {
+			s.Created, s.Updated = cur.Updated, cur.Updated
+		}
+	}
+	if err := s.Validate(); err != nil {
+		t.mu.Unlock()
+		return Subscriber{}, false, fmt.Errorf("mesh: add subscriber: %w", err)
+	}
+	if t.liveLocked() >= MaxSubscribers {
+		t.mu.Unlock()
+		return Subscriber{}, false, ErrSubscribersFull
+	}
+	t.entries[s.ID] = s
+	t.trimLocked()
+	b := t.b
+	t.mu.Unlock()
+	t.gossip(b, s)
+	return s, false, nil
+}
+
+// Remove replaces the live subscriber id by a tombstone made by author
+// and gossips it; ok is false when there is no such live subscriber.
+func (t *Subscribers) Remove(id, author string) (tomb, was Subscriber, ok bool) {
+	now := t.now().UTC().Truncate(time.Millisecond)
+	t.mu.Lock()
+	cur, found := t.entries[id]
+	if !found || cur.Deleted {
+		t.mu.Unlock()
+		return Subscriber{}, Subscriber{}, false
+	}
+	tomb = Subscriber{ID: id, Version: cur.Version + 1, Deleted: true, Author: author, Created: cur.Created, Updated: now}
+	if tomb.Updated.Before(cur.Updated) {
+		tomb.Updated = cur.Updated
+	}
+	t.entries[id] = tomb
+	t.trimLocked()
+	b := t.b
+	t.mu.Unlock()
+	t.gossip(b, tomb)
+	return tomb, cur, true
+}
+
+func (t *Subscribers) gossip(b Broadcaster, s Subscriber) {
+	s.Sent = t.now().UTC()
+	if err := broadcastEntries(b, broadcastName("subscriber", s.ID), s); err != nil {
+		t.log.Warn("gossip subscriber; push-pull delivers it", "id", s.ID, "err", err)
+	}
+}
+
+// Live returns the live subscribers, by subscription time.
+func (t *Subscribers) Live() []Subscriber {
+	t.mu.Lock()
+	out := make([]Subscriber, 0, len(t.entries))
+	for _, s := range t.entries {
+		if !s.Deleted {
+			out = append(out, s)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b Subscriber) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// Entries returns every version held, tombstones included.
+func (t *Subscribers) Entries() []Subscriber {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Subscriber, 0, len(t.entries))
+	for _, s := range t.entries {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Subscriber) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Full reports whether the table holds MaxSubscribers live subscribers.
+func (t *Subscribers) Full() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.liveLocked() >= MaxSubscribers
+}
+
+// Expire drops the tombstones older than TombstoneTTL.
+func (t *Subscribers) Expire(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, s := range t.entries {
+		if s.expired(now) {
+			delete(t.entries, id)
+		}
+	}
+}
+
+// MarshalBinary implements cluster.State: every version held, sent now.
+func (t *Subscribers) MarshalBinary() ([]byte, error) {
+	now := t.now().UTC()
+	ss := t.Entries()
+	for i := range ss {
+		ss[i].Sent = now
+	}
+	return encodeEntries(ss)
+}
+
+// Merge implements cluster.State: versions greater than the table's are
+// taken and go to OnChange.
+func (t *Subscribers) Merge(from string, b []byte) error {
+	ss, err := decodeEntries[Subscriber](b)
+	if err != nil {
+		return fmt.Errorf("subscribers from %s: %w", from, err)
+	}
+	if len(ss) > MaxSubscribers+maxSubTombstones {
+		return fmt.Errorf("subscribers from %s: %d in one message", from, len(ss))
+	}
+	var bad invalid
+	now := t.now()
+	t.mu.Lock()
+	var fresh []Subscriber
+	for _, s := range ss {
+		if err := s.Validate(); err != nil {
+			bad.add(err)
+			continue
+		}
+		if !s.Sent.IsZero() {
+			if !validTime(s.Sent) || s.Updated.After(s.Sent.Add(maxFuture)) {
+				bad.add(fmt.Errorf("subscriber %s made %v after it was sent", s.ID, s.Updated.Sub(s.Sent)))
+				continue
+			}
+			s.Sent = time.Time{}
+		}
+		if s.expired(now) {
+			continue
+		}
+		if cur, ok := t.entries[s.ID]; ok && !newerSub(s, cur) {
+			continue
+		}
+		t.entries[s.ID] = s
+		fresh = append(fresh, s)
+	}
+	var kept []Subscriber
+	if len(fresh) > 0 {
+		t.trimLocked()
+		for _, s := range fresh {
+			if cur, ok := t.entries[s.ID]; ok && cur.Version == s.Version && cur.Deleted == s.Deleted && cur.Updated.Equal(s.Updated) {
+				kept = append(kept, s)
+			}
+		}
+	}
+	onChange := t.onChange
+	t.mu.Unlock()
+	if len(kept) > 0 {
+		onChange(kept)
+	}
+	return bad.err("subscribers", from)
+}
+
+func (t *Subscribers) liveLocked() int {
+	n := 0
+	for _, s := range t.entries {
+		if !s.Deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// trimLocked keeps the table within its bounds: the earliest subscribed
+// MaxSubscribers live ones and the latest maxSubTombstones tombstones.
+// The choice depends only on the entries, so nodes that hold the same
+// versions keep the same ones.
+func (t *Subscribers) trimLocked() {
+	var live, tombs []Subscriber
+	for _, s := range t.entries {
+		if s.Deleted {
+			tombs = append(tombs, s)
+		} else {
+			live = append(live, s)
+		}
+	}
+	if len(live) > MaxSubscribers {
+		slices.SortFunc(live, func(a, b Subscriber) int {
+			if c := a.Created.Compare(b.Created); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		for _, s := range live[MaxSubscribers:] {
+			delete(t.entries, s.ID)
+			t.log.Warn("subscriber table full: a subscriber added elsewhere is dropped", "id", s.ID)
+		}
+	}
+	if len(tombs) > maxSubTombstones {
+		slices.SortFunc(tombs, func(a, b Subscriber) int {
+			if c := b.Updated.Compare(a.Updated); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		for _, s := range tombs[maxSubTombstones:] {
+			delete(t.entries, s.ID)
+		}
+	}
+}
