@@ -22,6 +22,7 @@ const (
 	chartT, chartB = 8, 22
 	chartBucket    = 10 * time.Minute
 	maxChartSeries = 8
+	chartDotR      = 3.5 // radius of a lone point's dot
 )
 
 // latencyChart draws the average latency per 10 minutes of each region
@@ -89,11 +90,14 @@ func latencyChart(series []chartSeries, from, to time.Time, l *locale) template.
 	}
 	for si := range series {
 		var seg []string
+		var lx, ly float64
 		flush := func() {
-			if len(seg) == 1 {
-				seg = append(seg, seg[0])
-			}
-			if len(seg) > 1 {
+			switch {
+			case len(seg) == 1:
+				// A lone point (a region with one bucket, or one between
+				// gaps) makes no line: mark it with a dot.
+				fmt.Fprintf(&b, `<circle class="dot s%d" cx="%.1f" cy="%.1f" r="%g"/>`, si%maxChartSeries, lx, ly, chartDotR)
+			case len(seg) > 1:
 				fmt.Fprintf(&b, `<polyline class="line s%d" points="%s"/>`, si%maxChartSeries, strings.Join(seg, " "))
 			}
 			seg = seg[:0]
@@ -103,9 +107,9 @@ func latencyChart(series []chartSeries, from, to time.Time, l *locale) template.
 				flush()
 				continue
 			}
-			x := float64(chartL) + pw*(float64(i)+0.5)/float64(n)
-			y := float64(chartT) + ph*(1-p.y/top)
-			seg = append(seg, fmt.Sprintf("%.1f,%.1f", x, y))
+			lx = float64(chartL) + pw*(float64(i)+0.5)/float64(n)
+			ly = float64(chartT) + ph*(1-p.y/top)
+			seg = append(seg, fmt.Sprintf("%.1f,%.1f", lx, ly))
 		}
 		flush()
 	}

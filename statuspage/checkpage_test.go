@@ -1,0 +1,171 @@
+package statuspage
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vantage-dev/vantage/store"
+)
+
+// chartMarks parses an inline latency chart and returns, per series class
+// (s0, s1, ...), how many visible marks it has: polylines whose points
+// span a length and circles with a radius.
+func chartMarks(t *testing.T, svg string) map[string]int {
+	t.Helper()
+	marks := map[string]int{}
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed: %v\n%s", err, svg)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		attr := map[string]string{}
+		for _, a := range se.Attr {
+			attr[a.Name.Local] = a.Value
+		}
+		var series string
+		for _, c := range strings.Fields(attr["class"]) {
+			if len(c) == 2 && c[0] == 's' && c[1] >= '0' && c[1] <= '9' {
+				series = c
+			}
+		}
+		if series == "" {
+			continue
+		}
+		switch se.Name.Local {
+		case "circle":
+			if r, err := strconv.ParseFloat(attr["r"], 64); err == nil && r > 0 {
+				marks[series]++
+			}
+		case "polyline":
+			var minX, maxX, minY, maxY = math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+			for _, p := range strings.Fields(attr["points"]) {
+				xs, ys, _ := strings.Cut(p, ",")
+				x, err1 := strconv.ParseFloat(xs, 64)
+				y, err2 := strconv.ParseFloat(ys, 64)
+				if err1 != nil || err2 != nil {
+					t.Fatalf("bad point %q in %s", p, svg)
+				}
+				minX, maxX, minY, maxY = math.Min(minX, x), math.Max(maxX, x), math.Min(minY, y), math.Max(maxY, y)
+			}
+			if maxX-minX > 0 || maxY-minY > 0 {
+				marks[series]++
+			}
+		}
+	}
+	return marks
+}
+
+var (
+	chartSVG  = regexp.MustCompile(`(?s)<svg class="chart".*?</svg>`)
+	legendKey = regexp.MustCompile(`<li><span class="key (s[0-9])" aria-hidden="true"></span>([^<]+)</li>`)
+)
+
+// A region with a single result in the last 24 hours is drawn: the check
+// page's chart has a visible mark in that region's colour.
+func TestChartDrawsRegionWithOnePoint(t *testing.T) {
+	st := newStore(t) // api: a day of eu-west and us-east
+	st.AddBatch([]store.Result{{Node: "ap-south-1", Region: "ap-south", Check: "api",
+		Time: testNow.Add(-3 * time.Hour), OK: true, Latency: 120 * time.Millisecond}})
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, _, ts := newTestServer(t, st)
+	resp, page := fetch(t, ts, "/checks/api")
+	if resp.StatusCode != 200 {
+		t.Fatalf("check page %d", resp.StatusCode)
+	}
+	svg := chartSVG.Find(page)
+	if svg == nil {
+		t.Fatalf("no chart:\n%s", page)
+	}
+	class := map[string]string{}
+	for _, m := range legendKey.FindAllSubmatch(page, -1) {
+		class[string(m[2])] = string(m[1])
+	}
+	marks := chartMarks(t, string(svg))
+	for _, reg := range []string{"ap-south", "eu-west", "us-east"} {
+		c, ok := class[reg]
+		if !ok {
+			t.Fatalf("legend lacks %s: %v", reg, class)
+		}
+		if marks[c] == 0 {
+			t.Errorf("%s (%s) has no visible mark in the chart:\n%s", reg, c, svg)
+		}
+	}
+}
+
+// A point between gaps gets a dot of its own; runs of points stay lines.
+func TestChartLonePointsBetweenGaps(t *testing.T) {
+	to := testNow.Truncate(time.Minute)
+	from := to.Add(-24 * time.Hour)
+	at := func(bucket int) store.MinuteStat {
+		return store.MinuteStat{Minute: from.Add(time.Duration(bucket) * chartBucket), Aggregate: store.Aggregate{Count: 1, AvgLatency: 50 * time.Millisecond}}
+	}
+	svg := string(latencyChart([]chartSeries{
+		{Region: "a", Stats: []store.MinuteStat{at(0), at(1), at(5), at(9), at(10), at(20)}},
+		{Region: "b", Stats: []store.MinuteStat{at(143)}},
+	}, from, to, localeOf(Site{})))
+	if got := strings.Count(svg, `<polyline class="line s0"`); got != 2 {
+		t.Errorf("series a: %d lines, want 2 (buckets 0-1 and 9-10):\n%s", got, svg)
+	}
+	if got := strings.Count(svg, `<circle class="dot s0"`); got != 2 {
+		t.Errorf("series a: %d dots, want 2 (buckets 5 and 20):\n%s", got, svg)
+	}
+	if m := chartMarks(t, svg); m["s0"] != 4 || m["s1"] != 1 {
+		t.Errorf("visible marks %v, want s0:4 s1:1:\n%s", m, svg)
+	}
+}
+
+var downloadLinks = regexp.MustCompile(`<a href="([^"]+)" download>[^<]*</a> · <a href="([^"]+)">JSON</a>`)
+
+// The check page's downloads are the series of every region (the
+// buckets its table and chart show), not this node's raw results.
+func TestCheckPageLinksSeries(t *testing.T) {
+	_, _, ts := newTestServer(t, newStore(t))
+	_, page := fetch(t, ts, "/checks/api")
+	m := downloadLinks.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no download links:\n%s", page)
+	}
+	csvURL, jsonURL := string(m[1]), string(m[2])
+	if csvURL != "/api/v1/checks/api/series.csv" || jsonURL != "/api/v1/checks/api/series" {
+		t.Fatalf("links %q, %q; want the series and its CSV", csvURL, jsonURL)
+	}
+	resp, body := fetch(t, ts, csvURL)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("%s: %d %s", csvURL, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	if lines[0] != strings.Join(seriesCSVHeader, ",") {
+		t.Fatalf("csv header %q", lines[0])
+	}
+	regions := map[string]int{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		if len(f) != len(seriesCSVHeader) || f[1] != "api" || f[3] != "1m" {
+			t.Fatalf("csv line %q", l)
+		}
+		regions[f[2]]++
+	}
+	if regions["eu-west"] == 0 || regions["us-east"] == 0 {
+		t.Fatalf("csv rows per region %v:\n%s", regions, body)
+	}
+	if resp, _ := fetch(t, ts, jsonURL); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("%s: %d %s", jsonURL, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
