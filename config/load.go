@@ -180,6 +180,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	p.routes(m.get("routes"), c, notifierNames)
 	p.coverage(m.get("coverage"), &c.Coverage, notifierNames)
 	p.statusPage(m.get("statuspage"), &c.StatusPage)
+	p.subscriptionsNotifier(c) // subscriptions.go
 	p.maintenance(m.get("maintenance"), c, checkNames)
 	p.store(m.get("store"), &c.Store)
 	p.reports(m.get("reports"), c) // reports.go
@@ -481,6 +482,7 @@ func (p *parser) statusPage(f *field, s *StatusPage) {
 		}
 	}
 	p.branding(m, s)
+	p.subscriptions(m.get("subscriptions"), s) // subscriptions.go
 	m.unknown()
 }
 

@@ -452,6 +452,9 @@ type StatusPage struct {
 	// Branding is the page's logo, header links and stylesheet (keys
 	// logo, links and custom_css); nil when none is set.
 	Branding *Branding
+	// Subscriptions configures visitors' and webhook subscriptions to
+	// incidents (key subscriptions; subscriptions.go).
+	Subscriptions Subscriptions
 }
 
 // Branding is what a status page shows of its operator's own.
