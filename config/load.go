@@ -179,8 +179,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	checkNames := p.checks(m.get("checks"), c, d, notifierNames)
 	p.routes(m.get("routes"), c, notifierNames)
 	p.coverage(m.get("coverage"), &c.Coverage, notifierNames)
-	p.statusPage(m.get("statuspage"), &c.StatusPage)
-	p.subscriptionsNotifier(c) // subscriptions.go
+	p.statusPage(m.get("statuspage"), &c.StatusPage, c.Notifiers)
 	p.maintenance(m.get("maintenance"), c, checkNames)
 	p.store(m.get("store"), &c.Store)
 	p.reports(m.get("reports"), c) // reports.go
@@ -434,7 +433,7 @@ func (p *parser) nonNegative(f *field) (time.Duration, bool) {
 	return d, ok
 }
 
-func (p *parser) statusPage(f *field, s *StatusPage) {
+func (p *parser) statusPage(f *field, s *StatusPage, notifiers []Notifier) {
 	s.Title = DefaultStatusTitle
 	m, _ := p.mapOf(valOf(f), "statuspage")
 	if t, ok := p.str(m.get("title")); ok && t != "" {
@@ -482,7 +481,7 @@ func (p *parser) statusPage(f *field, s *StatusPage) {
 		}
 	}
 	p.branding(m, s)
-	p.subscriptions(m.get("subscriptions"), s) // subscriptions.go
+	p.subscriptions(m.get("subscriptions"), s, notifiers) // subscriptions.go
 	m.unknown()
 }
 

@@ -33,8 +33,6 @@ type Subscriptions struct {
 	// ConfirmWithin is how long a confirmation link stays valid (key
 	// confirm_within); default 48h.
 	ConfirmWithin time.Duration
-
-	emailPos *yaml.Node // where email was given, for the cross-check with notifiers
 }
 
 // Defaults and bounds of statuspage.subscriptions.
@@ -45,12 +43,12 @@ const (
 )
 
 // subscriptions reads statuspage.subscriptions.
-func (p *parser) subscriptions(f *field, sp *StatusPage) {
+func (p *parser) subscriptions(f *field, sp *StatusPage, notifiers []Notifier) {
 	s := &sp.Subscriptions
-	s.ConfirmWithin = DefaultConfirmWithin
 	if !set(f) {
 		return
 	}
+	s.ConfirmWithin = DefaultConfirmWithin
 	m, ok := p.mapOf(valOf(f), "subscriptions")
 	if !ok {
 		return
@@ -62,7 +60,8 @@ func (p *parser) subscriptions(f *field, sp *StatusPage) {
 	}
 	if ef := m.get("email"); set(ef) {
 		if v, ok := p.str(ef); ok {
-			s.Email, s.emailPos = strings.TrimSpace(v), ef.val
+			s.Email = strings.TrimSpace(v)
+			p.subscriptionsNotifier(ef.val, s, notifiers)
 		}
 	}
 	if ff := m.get("from"); set(ff) {
@@ -114,18 +113,22 @@ func (p *parser) subscriptions(f *field, sp *StatusPage) {
 
 // subscriptionsNotifier checks that statuspage.subscriptions.email names
 // an email notifier.
-func (p *parser) subscriptionsNotifier(c *Config) {
-	s := &c.StatusPage.Subscriptions
-	if s.Email == "" || s.emailPos == nil {
+func (p *parser) subscriptionsNotifier(at *yaml.Node, s *Subscriptions, notifiers []Notifier) {
+	if s.Email == "" {
 		return
 	}
-	n := c.NotifierByName(s.Email)
+	var n *Notifier
+	for i := range notifiers {
+		if notifiers[i].Name == s.Email {
+			n = &notifiers[i]
+		}
+	}
 	switch {
 	case n == nil:
-		p.errorf(s.emailPos, "email names unknown notifier %q: it must name an email notifier", s.Email)
+		p.errorf(at, "email names unknown notifier %q: it must name an email notifier", s.Email)
 		s.Email = ""
 	case n.Type != NotifierEmail:
-		p.errorf(s.emailPos, "email names notifier %q of type %s: it must name an email notifier", s.Email, n.Type)
+		p.errorf(at, "email names notifier %q of type %s: it must name an email notifier", s.Email, n.Type)
 		s.Email = ""
 	}
 }

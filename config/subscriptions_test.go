@@ -65,7 +65,17 @@ statuspage:
     email: nomail
 `), env(nil))
 	checkErrors(t, err, []string{
-		`s.yaml:2:3: subscriptions by email need the page's public URL for their links: set statuspage.url or statuspage.subscriptions.url`,
 		`s.yaml:4:12: email names unknown notifier "nomail": it must name an email notifier`,
+	})
+	_, err = Parse("s.yaml", y(`
+notifiers:
+  - {name: mail, type: email, smtp: "127.0.0.1:25", tls: none, from: "ops@example.com", to: [oncall@example.com]}
+statuspage:
+  subscriptions:
+    enabled: true
+    email: mail
+`), env(nil))
+	checkErrors(t, err, []string{
+		`s.yaml:4:3: subscriptions by email need the page's public URL for their links: set statuspage.url or statuspage.subscriptions.url`,
 	})
 }
