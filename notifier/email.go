@@ -200,6 +200,12 @@ func (m *email) Send(ctx context.Context, e Event) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, &SendError{Body: err.Error()}
 	}
+	return m.deliver(ctx, msg, len(m.to))
+}
+
+// deliver sends one message (to recipients addresses) within ctx, as Send
+// does.
+func (m *email) deliver(ctx context.Context, msg *gomail.Msg, recipients int) (Receipt, error) {
 	timeout := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {
@@ -233,7 +239,7 @@ func (m *email) Send(ctx context.Context, e Event) (Receipt, error) {
 	// The answer to the end of DATA is 250; go-mail keeps its text.
 	text := msg.ServerResponse()
 	if text == "" {
-		text = fmt.Sprintf("accepted for %d recipient(s)", len(m.to))
+		text = fmt.Sprintf("accepted for %d recipient(s)", recipients)
 	}
 	return Receipt{Status: 250, Body: shorten(text)}, nil
 }

@@ -487,7 +487,7 @@ func validEvent(e Event) error {
 			return fmt.Errorf("reminder with seq %d: reminders are numbered from 1", e.Seq)
 		}
 	case ActionUpdate:
-		if e.Kind != KindGroup || e.Seq < 1 {
+		if (e.Kind != KindGroup && e.Kind != KindSubscriber) || e.Seq < 1 {
 			return fmt.Errorf("update of kind %q with seq %d: only grouped pages are updated, numbered by their checks", e.Kind, e.Seq)
 		}
 	default:
@@ -504,6 +504,8 @@ func validEvent(e Event) error {
 		}
 	case KindReport: // report.go
 		return validMail(e)
+	case KindSubscriber: // subscriber.go
+		return validSubscriberEvent(e)
 	case KindFlapping, KindCoverage, KindCert:
 		prefix := e.Kind + "-"
 		if e.Kind == KindCert {
