@@ -1,8 +1,6 @@
-// Package smtptest is a small SMTP server on 127.0.0.1 for tests, written
-// on net/textproto: EHLO, STARTTLS, AUTH PLAIN, LOGIN, CRAM-MD5 and
-// XOAUTH2, MAIL, RCPT, DATA, RSET, NOOP, QUIT. It is the server of the
-// email notifier's tests, for tests of other packages that send mail
-// through a real SMTP conversation.
+// Package smtptest is a small SMTP server on loopback for tests: the one
+// the email notifier's tests use, importable by other packages' tests
+// (a real server speaking SMTP over TCP, not a mock of net/smtp).
 package smtptest
 
 import (
@@ -27,8 +25,8 @@ import (
 	"time"
 )
 
-// testCert returns a server certificate for 127.0.0.1 and a pool trusting it.
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+// newCert returns a server certificate for 127.0.0.1 and a pool trusting it.
+func newCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -58,7 +56,7 @@ func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
 }
 
-// Msg is what the test SMTP server received in one transaction.
+// Msg is what the server received in one transaction.
 type Msg struct {
 	TLS  bool   // the transaction ran over TLS
 	Mech string // the AUTH mechanism that succeeded; "" without AUTH
@@ -68,39 +66,47 @@ type Msg struct {
 	Data []byte
 }
 
-// Server is a small SMTP server on 127.0.0.1 written on net/textproto:
+// Server is a small SMTP server on loopback written on net/textproto:
 // EHLO, STARTTLS, AUTH PLAIN, LOGIN, CRAM-MD5 and XOAUTH2 (checking the
 // credentials: user/pass, or user and token for XOAUTH2), MAIL, RCPT, DATA,
-// RSET, NOOP, QUIT. mode is "starttls" (AUTH offered only after STARTTLS,
+// RSET, NOOP, QUIT. Mode is "starttls" (AUTH offered only after STARTTLS,
 // as real servers do), "implicit" or "none".
 type Server struct {
+	Mode  string
+	Mechs []string // AUTH mechanisms offered
+	User  string
+	Pass  string
+	Token string
+	// RcptCode, when set, is RCPT's answer.
+	RcptCode int
+	// Hang accepts connections and says nothing.
+	Hang bool
+
 	ln       net.Listener
 	conf     *tls.Config
-	mode     string
-	Mechs    []string // AUTH mechanisms offered
-	User     string
-	Pass     string
-	Token    string
-	RcptCode int  // when set, RCPT answers this code
-	Hang     bool // accept connections and say nothing
 	mu       sync.Mutex
 	msgs     []Msg
 	authFail []string // mechanisms of refused AUTH attempts
 	wg       sync.WaitGroup
 }
 
-// Start starts a server on 127.0.0.1 (mode starttls, implicit or none),
-// stopped when the test ends; set changes its settings before it starts.
+// Start starts a server on 127.0.0.1 in mode; set changes its settings
+// before it starts. It returns the pool that trusts its certificate. The
+// server stops when the test ends.
 func Start(t testing.TB, mode string, set ...func(*Server)) (*Server, *x509.CertPool) {
 	t.Helper()
-	const ip = "127.0.0.1"
+	return StartAt(t, "127.0.0.1", mode, set...)
+}
+
+// StartAt is Start on the loopback address ip.
+func StartAt(t testing.TB, ip, mode string, set ...func(*Server)) (*Server, *x509.CertPool) {
 	t.Helper()
-	cert, pool := testCert(t)
+	cert, pool := newCert(t)
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{ln: ln, mode: mode, conf: &tls.Config{Certificates: []tls.Certificate{cert}},
+	s := &Server{ln: ln, Mode: mode, conf: &tls.Config{Certificates: []tls.Certificate{cert}},
 		Mechs: []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"}, User: "user", Pass: "pw", Token: "ya29.token"}
 	for _, f := range set {
 		f(s)
@@ -136,8 +142,10 @@ func Start(t testing.TB, mode string, set ...func(*Server)) (*Server, *x509.Cert
 	return s, pool
 }
 
+// Addr is the server's HOST:PORT.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Messages are the messages received so far.
 func (s *Server) Messages() []Msg {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,7 +155,7 @@ func (s *Server) Messages() []Msg {
 func (s *Server) serve(c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	isTLS := s.mode == "implicit"
+	isTLS := s.Mode == "implicit"
 	tp := textproto.NewConn(c)
 	tp.PrintfLine("220 127.0.0.1 ESMTP test")
 	var m Msg
@@ -170,10 +178,10 @@ func (s *Server) serve(c net.Conn) {
 		switch strings.ToUpper(verb) {
 		case "EHLO", "HELO":
 			lines := []string{"127.0.0.1 hello"}
-			if s.mode == "starttls" && !isTLS {
+			if s.Mode == "starttls" && !isTLS {
 				lines = append(lines, "STARTTLS")
 			}
-			if (isTLS || s.mode == "none") && len(s.Mechs) > 0 {
+			if (isTLS || s.Mode == "none") && len(s.Mechs) > 0 {
 				lines = append(lines, "AUTH "+strings.Join(s.Mechs, " "))
 			}
 			lines = append(lines, "8BITMIME", "ENHANCEDSTATUSCODES")
@@ -280,18 +288,9 @@ func (s *Server) serve(c net.Conn) {
 	}
 }
 
-// WaitFor waits until the server holds at least n messages, at most
-// within d, and returns them; the test fails when they do not come.
-func (s *Server) WaitFor(t testing.TB, n int, d time.Duration) []Msg {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if ms := s.Messages(); len(ms) >= n {
-			return ms
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("smtptest: %d messages after %s, want %d", len(s.Messages()), d, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// AuthFailures are the mechanisms of the refused AUTH attempts so far.
+func (s *Server) AuthFailures() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.authFail...)
 }
