@@ -80,6 +80,10 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
+// ErrShutdown is returned for a broadcast or leave after Shutdown: the
+// node is stopping and its messages no longer go out.
+var ErrShutdown = errors.New("cluster: shut down")
+
 // Profiles.
 const (
 	ProfileWAN   = "wan"
@@ -433,7 +437,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return errors.New("cluster: shut down")
+		return ErrShutdown
 	}
 	if !c.started {
 		c.mu.Unlock()

@@ -134,7 +134,7 @@ func (ch *Channel) Broadcast(name string, b []byte) error {
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return errors.New("cluster: shut down")
+		return ErrShutdown
 	}
 	origin := c.cfg.Name
 	stamp := c.nextStamp()

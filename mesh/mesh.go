@@ -40,6 +40,7 @@ package mesh
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -92,7 +93,19 @@ func Register(r Registry, tables map[string]sharer) error {
 		if err != nil {
 			return fmt.Errorf("mesh: register %s: %w", key, err)
 		}
-		t.setBroadcaster(ch)
+		t.setBroadcaster(stopping{ch})
+	}
+	return nil
+}
+
+// stopping drops a table's broadcasts once the cluster has shut down: the
+// node is stopping, the entry is kept locally, and the probes still in
+// flight as it stops would otherwise each report an error.
+type stopping struct{ b Broadcaster }
+
+func (s stopping) Broadcast(name string, b []byte) error {
+	if err := s.b.Broadcast(name, b); err != nil && !errors.Is(err, cluster.ErrShutdown) {
+		return err
 	}
 	return nil
 }
