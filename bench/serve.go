@@ -28,6 +28,7 @@ func benchServe(args []string) error {
 	paths := fs.String("paths", "/api/v1/status,/,/checks/c0001,/api/v2/summary.json", "paths to load, comma separated")
 	duration := fs.Duration("duration", 10*time.Second, "each wrk run")
 	rounds := fs.Int("rounds", 2, "runs of each side per path")
+	debug := fs.String("debug-addr", "", "pass --debug-addr to vantage (profiling)")
 	fs.Parse(args)
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("needs wrk (Debian: apt-get install -y wrk): %w", err)
@@ -55,7 +56,11 @@ func benchServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--gossip", "127.0.0.1:0", "--log-level", "warn")
+	runArgs := []string{"run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--gossip", "127.0.0.1:0", "--log-level", "warn"}
+	if *debug != "" {
+		runArgs = append(runArgs, "--debug-addr", *debug)
+	}
+	cmd := exec.Command(bin, runArgs...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -65,6 +70,7 @@ func benchServe(args []string) error {
 		*checks, *interval, cmd.Process.Pid, *duration, *rounds)
 	// Every check has a state: one interval and the start spread.
 	time.Sleep(*interval + min(*interval, 30*time.Second))
+	fmt.Printf("load average before: %s\n", loadAvg())
 
 	for _, p := range strings.Split(*paths, ",") {
 		body, hdr, err := fetchGzip("http://" + httpAddr + p)
@@ -76,7 +82,8 @@ func benchServe(args []string) error {
 			return err
 		}
 		var node, plain []wrkResult
-		for range *rounds {
+		fmt.Printf("  %s: %d gzip bytes\n", p, len(body))
+		for round := range *rounds {
 			for _, side := range []struct {
 				url string
 				out *[]wrkResult
@@ -88,10 +95,13 @@ func benchServe(args []string) error {
 				}
 				*side.out = append(*side.out, r)
 			}
+			n, b := node[round], plain[round]
+			fmt.Printf("    round %d: node %9.0f req/s (p99 %6.2f ms)  bare %9.0f req/s (p99 %6.2f ms)  ratio %.2f  (load %s)\n",
+				round+1, n.rps, n.p99ms, b.rps, b.p99ms, n.rps/b.rps, loadAvg())
 		}
 		bare.Close()
 		bn, bp := best(node), best(plain)
-		fmt.Printf("  %-24s %7d gzip bytes  node %9.0f req/s (p99 %6.2f ms)  bare %9.0f req/s (p99 %6.2f ms)  ratio %.2f\n",
+		fmt.Printf("  %-24s %7d gzip bytes  best: node %9.0f req/s (p99 %6.2f ms)  bare %9.0f req/s (p99 %6.2f ms)  ratio %.2f\n",
 			p, len(body), bn.rps, bn.p99ms, bp.rps, bp.p99ms, bn.rps/bp.rps)
 	}
 	return nil
@@ -162,6 +172,19 @@ func runWrk(url string, d time.Duration) (wrkResult, error) {
 		return r, fmt.Errorf("wrk %s: %s", url, out)
 	}
 	return r, nil
+}
+
+// loadAvg is /proc/loadavg's three load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func best(rs []wrkResult) wrkResult {

@@ -5,9 +5,11 @@ import (
 	"encoding/xml"
 	"io"
 	"math"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +169,82 @@ func TestCheckPageLinksSeries(t *testing.T) {
 	}
 	if resp, _ := fetch(t, ts, jsonURL); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("%s: %d %s", jsonURL, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// gatedMinutes blocks MinuteStats of one check while armed, until released.
+type gatedMinutes struct {
+	*store.Store
+	check   string
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedMinutes) MinuteStats(ctx context.Context, check, region string, from, to time.Time) ([]store.MinuteStat, error) {
+	if check == g.check && g.armed.CompareAndSwap(true, false) {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return g.Store.MinuteStats(ctx, check, region, from, to)
+}
+
+// A check page being rendered (its history read) holds no lock that other
+// pages need: another check's page is served meanwhile, and the same
+// page's previous rendering is.
+func TestCheckPageRenderBlocksNoOtherPage(t *testing.T) {
+	g := &gatedMinutes{Store: newStore(t), check: "api", entered: make(chan struct{}, 1), release: make(chan struct{})}
+	src := &fakeSource{ready: true, st: testStatus()}
+	s := New(Options{Source: src, History: g, Page: testPage(), Now: func() time.Time { return testNow }})
+	get := func(path string) *httptest.ResponseRecorder { return serve(s, httptest.NewRequest("GET", path, nil)) }
+	for _, p := range []string{"/checks/api", "/checks/web"} {
+		if w := get(p); w.Code != 200 {
+			t.Fatalf("%s: %d", p, w.Code)
+		}
+	}
+	before := get("/checks/api").Body.String()
+
+	// A new result of api: a new snapshot whose api page reads its history again.
+	st := testStatus()
+	rv := st.Checks[0].Regions["eu-west"]
+	rv.CheckedAt = testNow.Add(-time.Second)
+	st.Checks[0].Regions["eu-west"] = rv
+	src.mu.Lock()
+	src.st = st
+	src.mu.Unlock()
+	s.Refresh()
+	g.armed.Store(true)
+	first := make(chan int, 1)
+	go func() { first <- get("/checks/api").Code }()
+	<-g.entered // the api page is being rendered and waits in its history read
+
+	others := make(chan string, 1)
+	go func() {
+		w := get("/checks/web")
+		others <- "web " + strconv.Itoa(w.Code)
+		w = get("/checks/api")
+		if w.Body.String() != before {
+			others <- "api: not the previous rendering"
+			return
+		}
+		others <- "api " + strconv.Itoa(w.Code)
+	}()
+	for _, want := range []string{"web 200", "api 200"} {
+		select {
+		case got := <-others:
+			if got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			close(g.release)
+			t.Fatalf("waiting for %q: blocked behind the api page's render", want)
+		}
+	}
+	close(g.release)
+	if code := <-first; code != 200 {
+		t.Fatalf("the rendering request: %d", code)
+	}
+	if after := get("/checks/api").Body.String(); after == before {
+		t.Fatal("the api page was not rendered again for the new snapshot")
 	}
 }

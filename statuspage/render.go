@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -188,15 +190,47 @@ func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown check", http.StatusNotFound)
 		return
 	}
+	e := s.pageOf(name, sn.gen, func(old *pageEntry) *pageEntry { return s.renderCheck(r.Context(), sn, c, old) })
+	e.d.serve(w, r)
+}
+
+// pageSlot holds a check or incident page's latest rendering; mu is held
+// by the one request that renders it.
+type pageSlot struct {
+	mu sync.Mutex
+	e  atomic.Pointer[pageEntry]
+}
+
+// pageOf returns the page of key for snapshot generation gen, rendering
+// it with render if the one kept is older. One request renders a page at
+// a time, holding no lock but that page's own: meanwhile other requests
+// for it serve its previous rendering (that of a snapshot moments older),
+// and only requests for a page never rendered wait. pagesMu guards the
+// map of slots only, never a render.
+func (s *Server) pageOf(key string, gen uint64, render func(old *pageEntry) *pageEntry) *pageEntry {
 	s.pagesMu.Lock()
-	e, _ := s.pages.get(name)
-	if e == nil || e.gen != sn.gen {
-		e = s.renderCheck(r.Context(), sn, c, e)
-		s.pages.put(name, e)
+	sl, _ := s.pages.get(key)
+	if sl == nil {
+		sl = &pageSlot{}
+		s.pages.put(key, sl)
 	}
-	d := e.d
 	s.pagesMu.Unlock()
-	d.serve(w, r)
+	e := sl.e.Load()
+	if e != nil && e.gen >= gen {
+		return e
+	}
+	if !sl.mu.TryLock() {
+		if e != nil {
+			return e // being rendered: the previous one meanwhile
+		}
+		sl.mu.Lock()
+	}
+	defer sl.mu.Unlock()
+	if e = sl.e.Load(); e == nil || e.gen < gen {
+		e = render(e)
+		sl.e.Store(e)
+	}
+	return e
 }
 
 // incidentPage serves /incidents/{id}, rendered once per snapshot
@@ -210,12 +244,10 @@ func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := "incident/" + id // check names contain no slash
-	s.pagesMu.Lock()
-	e, _ := s.pages.get(key)
-	if e == nil || e.gen != sn.gen {
+	e := s.pageOf(key, sn.gen, func(old *pageEntry) *pageEntry {
 		var prev *doc
-		if e != nil {
-			prev = e.d
+		if old != nil {
+			prev = old.d
 		}
 		pd := s.pageData(sn.v, nil)
 		pd.I = iv
@@ -227,12 +259,9 @@ func (s *Server) incidentPage(w http.ResponseWriter, r *http.Request) {
 			buf.Reset()
 			buf.WriteString("<!doctype html><title>Status</title><p>This page could not be rendered.</p>")
 		}
-		e = &pageEntry{gen: sn.gen, d: newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), sn.v.At, prev)}
-		s.pages.put(key, e)
-	}
-	d := e.d
-	s.pagesMu.Unlock()
-	d.serve(w, r)
+		return &pageEntry{gen: sn.gen, d: newDoc(buf.Bytes(), "text/html; charset=utf-8", s.cacheControl(), sn.v.At, prev)}
+	})
+	e.d.serve(w, r)
 }
 
 // renderCheck renders the check page of c for snapshot sn; old is the

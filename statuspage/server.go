@@ -114,7 +114,7 @@ type Server struct {
 	rc      renderCache // guarded by buildMu
 
 	pagesMu sync.Mutex
-	pages   *lru[string, *pageEntry] // check and incident pages, rendered once per generation
+	pages   *lru[string, *pageSlot] // check and incident pages, rendered once per generation (pageOf)
 
 	badgeMu      sync.Mutex
 	badges       *lru[badgeKey, *badgeEntry] // rendered on request (badges.go)
@@ -187,7 +187,7 @@ func New(opts Options) *Server {
 		opts.CompactAbove = 200
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), kick: make(chan struct{}, 1), hist: map[string]histEntry{},
-		pages: newLRU[string, *pageEntry](opts.PageCacheSize), badges: newLRU[badgeKey, *badgeEntry](opts.BadgeCacheSize)}
+		pages: newLRU[string, *pageSlot](opts.PageCacheSize), badges: newLRU[badgeKey, *badgeEntry](opts.BadgeCacheSize)}
 	s.badgeCC = s.cacheControl()
 	s.limit = newLimiter(opts.HistoryLimits, opts.Now)
 	s.page.Store(&opts.Page)
