@@ -30,14 +30,21 @@ type Reports struct {
 func (r Reports) Enabled() bool { return len(r.To) > 0 && r.Notifier != "" }
 
 // SendAt is the time the report of the month before the one that starts
-// on month's 1st is mailed: that day at Hour:Minute in loc. A time that
-// does not exist on that day (a clock moved forward over it) is the same
-// wall time read with the offset before the change, as time.Date does.
+// on month's 1st is mailed: that day at Hour:Minute in loc, as maintenance
+// windows read their times (LocalTime).
 func (r Reports) SendAt(year int, month time.Month, loc *time.Location) time.Time {
+	return LocalTime(year, month, 1, r.Hour, r.Minute, loc)
+}
+
+// LocalTime is the instant the clocks of loc first read the given day and
+// time: for a time a daylight saving change passes twice, the first; for
+// a time it skips, the instant of the change (so 02:30 on the night the
+// clock jumps from 02:00 to 03:00 is 03:00).
+func LocalTime(year int, month time.Month, day, hour, minute int, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return time.Date(year, month, 1, r.Hour, r.Minute, 0, 0, loc)
+	return realStart(time.Date(year, month, day, hour, minute, 0, 0, time.UTC), loc)
 }
 
 // ParseClock parses a time of day written HH:MM (00:00 to 23:59).

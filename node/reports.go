@@ -16,6 +16,8 @@ type extensions struct {
 	reports chan struct{}
 	adhoc   adhocState
 	snaps   snapState
+	// mailer mails the previous month's report on the 1st (reports:).
+	mailer *report.Mailer
 }
 
 func (x *extensions) init(n *Node) error {
@@ -23,7 +25,25 @@ func (x *extensions) init(n *Node) error {
 	x.adhoc.init()
 	n.mesh.Ops.Probes.SetOnRequest(n.onProbeRequest)
 	x.snaps.init(n)
+	x.mailer = report.NewMailer(report.MailerOptions{
+		Now: n.now, Logger: n.log.With("component", "reports"),
+		Config: func() report.MailSettings { return report.MailSettingsOf(n.cfg.Load()) },
+		Sender: n.reportSender,
+		Make:   n.Report,
+		Sent:   n.mesh.Sent, Claims: n.mesh.Claims, Outbox: n.outbox,
+	})
+	n.goRun(x.mailer.Run)
 	return nil
+}
+
+// reportSender tells the report mailer whether this node mails: it is
+// the designated sender (it sees a majority; degraded nodes are never
+// chosen) and is not degraded itself, and it has started paging (the
+// pager renews the mail's claim while its delivery is pending).
+func (n *Node) reportSender() (bool, func(string) bool) {
+	v := n.ev.View()
+	ok := n.pager.Sweeps() > 0 && v.Sender == n.o.Name && !n.mesh.Health.Own().Degraded
+	return ok, v.IsAlive
 }
 
 // Report makes the SLA report of p from this node's history (GET

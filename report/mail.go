@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
@@ -51,8 +52,9 @@ func (d Due) ID() string { return notifier.ReportID(d.Month) }
 
 // DueAt returns the report mail due at now under r in loc: the previous
 // month's, from the 1st of this month at r's time for MailWindow. Times
-// are read with the zone's rules on that day, so a change of clocks
-// around the 1st moves nothing.
+// are read on the zone's clock of that day (config.LocalTime): a time a
+// daylight saving change skips is the instant of the change, one it
+// passes twice the first.
 func DueAt(now time.Time, r config.Reports, loc *time.Location) (Due, bool) {
 	if !r.Enabled() {
 		return Due{}, false
@@ -66,8 +68,12 @@ func DueAt(now time.Time, r config.Reports, loc *time.Location) (Due, bool) {
 	if now.Before(at) || !now.Before(at.Add(MailWindow)) {
 		return Due{}, false
 	}
-	from := time.Date(y, m-1, 1, 0, 0, 0, 0, loc)
-	return Due{Month: from.Format("2006-01"), From: from, To: time.Date(y, m, 1, 0, 0, 0, 0, loc), At: at}, true
+	py, pm := y, m-1
+	if pm < time.January {
+		py, pm = y-1, time.December
+	}
+	from := config.LocalTime(py, pm, 1, 0, 0, loc)
+	return Due{Month: fmt.Sprintf("%04d-%02d", py, int(pm)), From: from, To: config.LocalTime(y, m, 1, 0, 0, loc), At: at}, true
 }
 
 // MailSettings are what the mailer reads from the running config.
@@ -150,6 +156,7 @@ type Mailer struct {
 	senderSince time.Time
 	queued      map[string]bool      // ids queued by this node
 	failedAt    map[string]time.Time // ids whose last try failed
+	ticks       atomic.Uint64
 }
 
 // NewMailer returns a mailer.
@@ -162,6 +169,9 @@ func NewMailer(o MailerOptions) *Mailer {
 	}
 	return &Mailer{o: o, log: o.Logger, queued: map[string]bool{}, failedAt: map[string]time.Time{}}
 }
+
+// Ticks counts the ticks done, for tests to wait on.
+func (m *Mailer) Ticks() uint64 { return m.ticks.Load() }
 
 // Run ticks every second until ctx ends.
 func (m *Mailer) Run(ctx context.Context) {
@@ -184,6 +194,7 @@ func (m *Mailer) Run(ctx context.Context) {
 func (m *Mailer) Tick(ctx context.Context) Decision {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.ticks.Add(1)
 	now := m.o.Now()
 	isSender, alive := m.o.Sender()
 	if isSender && !m.wasSender {

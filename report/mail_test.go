@@ -37,6 +37,7 @@ func reportsAt(t *testing.T, hhmm string) config.Reports {
 
 func TestDueAt(t *testing.T) {
 	utc, berlin, seoul, ny := time.UTC, zone(t, "Europe/Berlin"), zone(t, "Asia/Seoul"), zone(t, "America/New_York")
+	asu := zone(t, "America/Asuncion")
 	for _, tc := range []struct {
 		name  string
 		at    string
@@ -67,6 +68,11 @@ func TestDueAt(t *testing.T) {
 		{"New York, 01:30 twice: the first", "01:30", ny, "2026-11-01T05:30:00Z", "2026-10", "2026-11-01T05:30:00Z"},
 		{"New York, 01:30 twice: the second is the same mail", "01:30", ny, "2026-11-01T06:30:00Z", "2026-10", "2026-11-01T05:30:00Z"},
 		{"New York, 01:30 twice: a second before the first", "01:30", ny, "2026-11-01T05:29:59Z", "", ""},
+		// Asunción jumped from 00:00 to 01:00 on 2023-10-01: 00:30 never
+		// happened that day (time.Date would read it as 23:30 on the 30th),
+		// so the mail is due at the jump, 04:00Z, as is the month's end.
+		{"Asunción, 00:30 skipped on the 1st: not on the 30th", "00:30", asu, "2023-10-01T03:30:00Z", "", ""},
+		{"Asunción, 00:30 skipped on the 1st: at the jump", "00:30", asu, "2023-10-01T04:00:00Z", "2023-09", "2023-10-01T04:00:00Z"},
 		{"midnight", "00:00", utc, "2026-12-01T00:00:00Z", "2026-11", "2026-12-01T00:00:00Z"},
 		{"23:59 runs into the 2nd", "23:59", utc, "2026-12-02T23:58:59Z", "2026-11", "2026-12-01T23:59:00Z"},
 	} {
@@ -84,9 +90,10 @@ func TestDueAt(t *testing.T) {
 			if d.Month != tc.month || !d.At.Equal(at(tc.sent)) || d.ID() != "report:"+tc.month {
 				t.Errorf("due %s at %s (%s), want %s at %s", d.Month, d.At.UTC().Format(time.RFC3339), d.ID(), tc.month, tc.sent)
 			}
-			// The period is the whole month in the zone.
-			if d.From.In(tc.loc).Day() != 1 || d.From.In(tc.loc).Hour() != 0 || !d.To.Equal(d.From.AddDate(0, 1, 0)) ||
-				d.From.Format("2006-01") != tc.month {
+			// The period is the whole month in the zone, up to the 1st's
+			// first instant.
+			if f := d.From.In(tc.loc); f.Day() != 1 || f.Hour() != 0 || f.Minute() != 0 || f.Format("2006-01") != tc.month ||
+				d.To.In(tc.loc).Day() != 1 || d.To.In(tc.loc).Month() != d.From.In(tc.loc).Month()%12+1 || !d.To.After(d.From) || d.To.After(d.At) {
 				t.Errorf("period %s – %s", d.From, d.To)
 			}
 		})
@@ -94,7 +101,11 @@ func TestDueAt(t *testing.T) {
 	if _, ok := report.DueAt(at("2026-12-01T08:00:00Z"), config.Reports{}, utc); ok {
 		t.Error("due without a reports key")
 	}
-	d, _ := report.DueAt(at("2026-11-01T13:00:00Z"), reportsAt(t, "08:00"), ny)
+	d, _ := report.DueAt(at("2023-10-01T04:00:00Z"), reportsAt(t, "00:30"), asu)
+	if d.From.UTC().Format(time.RFC3339) != "2023-09-01T04:00:00Z" || d.To.UTC().Format(time.RFC3339) != "2023-10-01T04:00:00Z" {
+		t.Errorf("September in Asunción: %s – %s", d.From.UTC(), d.To.UTC())
+	}
+	d, _ = report.DueAt(at("2026-11-01T13:00:00Z"), reportsAt(t, "08:00"), ny)
 	if d.From.UTC().Format(time.RFC3339) != "2026-10-01T04:00:00Z" || d.To.UTC().Format(time.RFC3339) != "2026-11-01T04:00:00Z" {
 		t.Errorf("October in New York: %s – %s", d.From.UTC(), d.To.UTC())
 	}
