@@ -28,7 +28,7 @@ var (
 	descProbeDuration  = prometheus.NewDesc("probe_duration_seconds", "Duration of this node's latest probe of the check.", []string{"check", "region"}, nil)
 	descProbeHTTPPhase = prometheus.NewDesc("probe_http_duration_seconds", "Duration of this node's latest http probe of the check by phase (resolve, connect, tls, processing, transfer).", []string{"check", "region", "phase"}, nil)
 	descProbeHTTPCode  = prometheus.NewDesc("probe_http_status_code", "HTTP status code of this node's latest http probe of the check (0: no response).", []string{"check", "region"}, nil)
-	descProbeCert      = prometheus.NewDesc("probe_ssl_earliest_cert_expiry", "Expiry of the certificate this node's latest probe of the check was served, in unix seconds.", []string{"check", "region"}, nil)
+	descProbeCert      = prometheus.NewDesc("probe_ssl_earliest_cert_expiry", "Earliest expiry of the certificates that matter (the verified chain; with verification off, those served) in this node's latest probe of the check, in unix seconds.", []string{"check", "region"}, nil)
 	descProbeDNS       = prometheus.NewDesc("probe_dns_lookup_time_seconds", "DNS lookup time of this node's latest probe of the check.", []string{"check", "region"}, nil)
 	descCheckState     = prometheus.NewDesc("vantage_check_state", "The check's cluster-wide state as this node sees it: 1 for the current state.", []string{"check", "state"}, nil)
 	descCheckUp        = prometheus.NewDesc("vantage_check_up", "1 unless the check is down cluster-wide (unknown and maintenance count as up).", []string{"check"}, nil)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vantage-dev/vantage/checker"
 	"github.com/vantage-dev/vantage/quorum"
 	"github.com/vantage-dev/vantage/statuspage"
 	"github.com/vantage-dev/vantage/verdict"
@@ -146,7 +147,7 @@ func (n *Node) buildSnapshot() *snapshot {
 		st.Checks = append(st.Checks, cs)
 		if cv.HaveLast {
 			r := cv.Last
-			own = append(own, ownResult{check: name, typ: cv.Config.Type, ok: r.OK, statusCode: r.StatusCode, certExpiry: r.CertNotAfter,
+			own = append(own, ownResult{check: name, typ: cv.Config.Type, ok: r.OK, statusCode: r.StatusCode, certExpiry: earliestCert(r),
 				phases: [5]time.Duration{r.Phases.DNS, r.Phases.Connect, r.Phases.TLS, r.Phases.FirstByte, r.Latency}})
 		}
 	}
@@ -174,7 +175,24 @@ func (n *Node) checkStatus(cv verdict.CheckView) statuspage.CheckStatus {
 		}
 		cs.Regions[r] = v
 	}
+	if cv.HaveLast {
+		if exp := earliestCert(cv.Last); !exp.IsZero() {
+			exp = exp.UTC()
+			cs.CertExpiry = &exp
+		}
+	}
 	return cs
+}
+
+// earliestCert is when the earliest certificate that matters of a
+// result expires (blackbox_exporter's probe_ssl_earliest_cert_expiry: of
+// the verified chain, else of what the server sent), else the served
+// leaf's expiry; zero without TLS.
+func earliestCert(r checker.Result) time.Time {
+	if !r.CertExpiry.IsZero() {
+		return r.CertExpiry
+	}
+	return r.CertNotAfter
 }
 
 // Ready implements statuspage.Source: ready once the node has joined (when

@@ -379,6 +379,7 @@ var koMessages = map[string]string{
 	// check page
 	"← All components":                  "← 전체 구성 요소",
 	"%s since":                          "%s 이후",
+	"Certificate expires":               "인증서 만료",
 	"Latency, last 24 hours":            "지연 시간, 최근 24시간",
 	"Latency per region, last 24 hours": "리전별 지연 시간, 최근 24시간",
 	"Checks":                            "검사 수",

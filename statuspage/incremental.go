@@ -161,6 +161,9 @@ func (s *Server) checkViewOf(ctx context.Context, pc PageCheck, pos int, cs *Che
 		c.State = displayState(cs)
 		c.Since = cs.Since
 		c.IncidentID = cs.IncidentID
+		if cs.CertExpiry != nil {
+			c.CertExpiry = cs.CertExpiry.UTC()
+		}
 		if c.Group == "" {
 			c.Group = cs.Group
 		}
@@ -216,7 +219,7 @@ func (e *checkEntry) same(c *checkView, uptimes [4]float64, bar *dayBar, incs []
 	o := e.cv
 	if o.Name != c.Name || o.Label != c.Label || o.Description != c.Description || o.Group != c.Group ||
 		o.State != c.State || o.StateText != c.StateText || !o.Since.Equal(c.Since) || o.IncidentID != c.IncidentID ||
-		o.Position != c.Position || len(o.Regions) != len(c.Regions) {
+		o.Position != c.Position || !o.CertExpiry.Equal(c.CertExpiry) || len(o.Regions) != len(c.Regions) {
 		return false
 	}
 	for i, a := range o.Regions {

@@ -68,6 +68,11 @@ type CheckStatus struct {
 	Type             string   `json:"type,omitempty"`
 	Target           string   `json:"target,omitempty"`
 	Group            string   `json:"group,omitempty"`
+	// CertExpiry is when the earliest certificate that matters of the
+	// check's TLS target expires (probe_ssl_earliest_cert_expiry), as this
+	// node's latest probe was served; nil when not known (no TLS, or the
+	// probe got no certificate). Public: a date, not the target.
+	CertExpiry *time.Time `json:"cert_expiry,omitempty"`
 }
 
 // RegionVote is one region's current vote on a check and its latest result.

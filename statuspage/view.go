@@ -145,6 +145,10 @@ type checkView struct {
 	IncidentID                      string
 	Regions                         []regionView
 	Position                        int
+	// CertExpiry is when the check's earliest certificate expires, as the
+	// node's latest probe was served (CheckStatus.CertExpiry); zero when
+	// not known.
+	CertExpiry time.Time
 	// the uptime numbers by uptimeWindows, the bar and the days of
 	// the bar with incidents; their texts are made while rendering
 	// (Uptime, Days: bar.go)
