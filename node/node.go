@@ -488,7 +488,13 @@ func RandomKey() []byte {
 
 // probed is the checks the node probes: all but push checks, which the
 // jobs they watch report to.
+//
+// Without push checks it is the config's own slice, which the scheduler
+// points into rather than holding a copy of every check.
 func probed(cfg *config.Config) []config.Check {
+	if !slices.ContainsFunc(cfg.Checks, func(c config.Check) bool { return c.Type == config.TypePush }) {
+		return cfg.Checks
+	}
 	out := make([]config.Check, 0, len(cfg.Checks))
 	for _, c := range cfg.Checks {
 		if c.Type != config.TypePush {

@@ -422,8 +422,8 @@ func TestRestartKeepsPhases(t *testing.T) {
 	a := fakeNode(t, clk, rec, "a", opts, check("api", p, 5*time.Second), check("web", 30*time.Second, 5*time.Second))
 	var want []run
 	for _, c := range a.jobs {
-		first := next(start, c.check.Interval, Phase(c.check.Name, c.check.Interval, 1, 3, 1, 2))
-		want = append(want, series("a", c.check.Name, first, c.check.Interval, start.Add(2*p))...)
+		first := next(start, c.check.Load().Interval, Phase(c.check.Load().Name, c.check.Load().Interval, 1, 3, 1, 2))
+		want = append(want, series("a", c.check.Load().Name, first, c.check.Load().Interval, start.Add(2*p))...)
 	}
 	sortRuns(want)
 	drive(t, clk, rec, 2, want...)
@@ -442,12 +442,12 @@ func TestRestartKeepsPhases(t *testing.T) {
 	b := fakeNode(t, clk2, rec2, "b", opts, check("api", p, 5*time.Second), check("web", 30*time.Second, 5*time.Second))
 	want = nil
 	for _, c := range b.jobs {
-		iv := c.check.Interval
-		first := restart.Add((before[c.check.Name]%iv - residue(restart, iv) + iv) % iv)
+		iv := c.check.Load().Interval
+		first := restart.Add((before[c.check.Load().Name]%iv - residue(restart, iv) + iv) % iv)
 		if !first.After(restart) {
 			first = first.Add(iv)
 		}
-		want = append(want, series("b", c.check.Name, first, iv, restart.Add(2*p))...)
+		want = append(want, series("b", c.check.Load().Name, first, iv, restart.Add(2*p))...)
 	}
 	sortRuns(want)
 	drive(t, clk2, rec2, 2, want...)
