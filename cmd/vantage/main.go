@@ -35,7 +35,27 @@ Run "vantage COMMAND -h" for a command's flags.
 `
 
 func main() {
+	gcDefault(os.Getenv)
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// gcPercent is the collector's target when GOGC is not set. A node's heap
+// is mostly long-lived tables (checks, votes, history, the page), so Go's
+// default of 100, a heap up to twice the live data, costs memory for
+// little; 50 trades a little CPU for it (docs/performance.md, "Memory",
+// measures both side by side).
+const gcPercent = 50
+
+// gcDefault sets the collector's target to gcPercent unless GOGC is set
+// (GOGC=100 restores Go's default), and returns the target in effect.
+func gcDefault(getenv func(string) string) int {
+	if getenv("GOGC") != "" {
+		old := debug.SetGCPercent(100)
+		debug.SetGCPercent(old)
+		return old
+	}
+	debug.SetGCPercent(gcPercent)
+	return gcPercent
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
