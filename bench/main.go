@@ -49,6 +49,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -84,6 +85,8 @@ func benchNode(args []string) error {
 	duration := fs.Duration("duration", 2*time.Minute, "total run time")
 	keep := fs.Bool("keep", false, "keep the temporary directory")
 	debug := fs.String("debug-addr", "", "pass --debug-addr to vantage (profiling)")
+	gogc := fs.String("gogc", "", "comma-separated GOGC values to run the node with, one after the other against the same target, "+
+		"and compare (\"default\": the binary's own, GOGC unset); e.g. default,100")
 	fs.Parse(args)
 
 	dir, bin, cleanup, err := workDir("vantage-bench", *keep)
@@ -107,15 +110,59 @@ func benchNode(args []string) error {
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		return err
 	}
-	httpLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	runs := []string{"default"}
+	if *gogc != "" {
+		runs = strings.Split(*gogc, ",")
+	}
+	var results []nodeRun
+	for i, g := range runs {
+		g = strings.TrimSpace(g)
+		env := os.Environ()
+		if g != "default" && g != "" {
+			env = append(env, "GOGC="+g)
+		} else {
+			g = "default"
+		}
+		r := nodeRun{label: "GOGC " + g}
+		data := filepath.Join(dir, fmt.Sprintf("data-%d", i))
+		if err := r.run(bin, cfgPath, data, env, *debug, addr, hits, *checks, *interval, *duration); err != nil {
+			return fmt.Errorf("%s: %w", r.label, err)
+		}
+		results = append(results, r)
+	}
+	if len(results) > 1 {
+		b := results[len(results)-1]
+		fmt.Printf("compared with %s, in this run:\n", b.label)
+		for _, r := range results[:len(results)-1] {
+			fmt.Printf("  %-14s rss %.2f×, peak %.2f×, cpu %.2f×\n", r.label,
+				float64(r.rss)/float64(b.rss), float64(r.hwm)/float64(b.hwm), r.cpu/b.cpu)
+		}
+	}
+	return nil
+}
+
+// nodeRun is one run of vantage under bench node.
+type nodeRun struct {
+	label    string
+	rss, hwm int64
+	cpu      float64 // percent of one core
+}
+
+func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr string, hits *atomic.Int64,
+	checks int, interval, duration time.Duration) error {
+	httpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
 	httpAddr := httpLn.Addr().String()
 	httpLn.Close()
 
-	runArgs := []string{"run", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--gossip", "127.0.0.1:0", "--log-level", "warn"}
-	if *debug != "" {
-		runArgs = append(runArgs, "--debug-addr", *debug)
+	runArgs := []string{"run", "--config", cfgPath, "--data", data, "--http", httpAddr, "--gossip", "127.0.0.1:0", "--log-level", "warn"}
+	if debug != "" {
+		runArgs = append(runArgs, "--debug-addr", debug)
 	}
 	cmd := exec.Command(bin, runArgs...)
+	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -127,14 +174,14 @@ func benchNode(args []string) error {
 			cmd.Wait()
 		}
 	}()
-	fmt.Printf("vantage run: %d http checks every %s against %s, pid %d, %s\n", *checks, *interval, addr, pid, *duration)
+	fmt.Printf("vantage run (%s): %d http checks every %s against %s, pid %d, %s\n", r.label, checks, interval, addr, pid, duration)
 
 	start := time.Now()
-	warm := *interval + min(*interval, 30*time.Second)
-	if warm > *duration/2 {
-		warm = *duration / 2
+	warm := interval + min(interval, 30*time.Second)
+	if warm > duration/2 {
+		warm = duration / 2
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	sleepCtx(ctx, warm)
 	stated, total, err := checksWithState(httpAddr)
@@ -157,11 +204,12 @@ func benchNode(args []string) error {
 		return err
 	}
 	wall := t1.Sub(t0)
-	share := float64(cpu1-cpu0) / float64(wall) * 100
+	r.rss, r.hwm = rss, hwm
+	r.cpu = float64(cpu1-cpu0) / float64(wall) * 100
 	fmt.Printf("after %s (steady state measured over the last %s):\n", time.Since(start).Round(time.Second), wall.Round(time.Second))
 	fmt.Printf("  with a state  %d of %d checks after %s (one interval plus the start spread)\n", stated, total, warm)
 	fmt.Printf("  probes/s      %.1f\n", float64(hits1-hits0)/wall.Seconds())
-	fmt.Printf("  cpu           %.2f%% of one core\n", share)
+	fmt.Printf("  cpu           %.2f%% of one core\n", r.cpu)
 	fmt.Printf("  rss           %.1f MB (peak %.1f MB)\n", float64(rss)/1e6, float64(hwm)/1e6)
 	stopAt := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
