@@ -522,14 +522,11 @@ func offline(t testing.TB, name string, states map[string]State) (*Cluster, *syn
 func drain(c *Cluster) {
 	for _, e := range c.stateList {
 		for {
-			select {
-			case d := <-e.q:
-				e.qBytes.Add(-int64(len(d.data)))
-				c.deliver(e, d)
-				continue
-			default:
+			d, ok := e.next()
+			if !ok {
+				break
 			}
-			break
+			c.deliver(e, d)
 		}
 	}
 }
@@ -699,8 +696,8 @@ func FuzzNotifyMsg(f *testing.F) {
 		}
 		d.MergeRemoteState(in, false)
 		for _, e := range c.stateList {
-			if len(e.q) > stateQueueLen || e.qBytes.Load() > stateQueueBytes {
-				t.Fatalf("queue of %d items, %d bytes", len(e.q), e.qBytes.Load())
+			if e.queued() > stateQueueLen || e.qBytes.Load() > stateQueueBytes {
+				t.Fatalf("queue of %d items, %d bytes", e.queued(), e.qBytes.Load())
 			}
 		}
 		drain(c)
@@ -710,4 +707,28 @@ func FuzzNotifyMsg(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A state's delivery queue holds nothing once drained: it grows with what
+// arrives, not allocated at its bound for every state.
+func TestDeliveryQueueReleasedWhenDrained(t *testing.T) {
+	s := &testState{}
+	c, _ := offline(t, "a", map[string]State{"k": s})
+	e := c.stateList[0]
+	if e.q != nil {
+		t.Fatalf("new state's queue: cap %d, want none", cap(e.q))
+	}
+	for i := range 10 {
+		c.enqueue(e, delivery{from: "b", data: []byte{byte(i)}})
+	}
+	if n := e.queued(); n != 10 {
+		t.Fatalf("queued %d, want 10", n)
+	}
+	drain(c)
+	if len(s.merges()) != 10 {
+		t.Fatalf("merged %d, want 10", len(s.merges()))
+	}
+	if e.q != nil || e.qBytes.Load() != 0 {
+		t.Fatalf("after drain: cap %d, %d bytes; want none", cap(e.q), e.qBytes.Load())
+	}
 }
