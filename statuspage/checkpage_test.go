@@ -248,3 +248,28 @@ func TestCheckPageRenderBlocksNoOtherPage(t *testing.T) {
 		t.Fatal("the api page was not rendered again for the new snapshot")
 	}
 }
+
+var headingTag = regexp.MustCompile(`<h([1-6])[\s>]`)
+
+// Headings never skip a level (h1 then h3), on any of the pages, as
+// screen readers and Lighthouse's heading-order audit want.
+func TestHeadingOrder(t *testing.T) {
+	_, _, ts := newTestServer(t, newStore(t))
+	for _, p := range []string{"/", "/checks/api", "/checks/db", "/incidents/inc-new", "/incidents/inc-old"} {
+		resp, page := fetch(t, ts, p)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+		prev := 0
+		for _, m := range headingTag.FindAllSubmatch(page, -1) {
+			level := int(m[1][0] - '0')
+			if level > prev+1 {
+				t.Errorf("%s: h%d after h%d", p, level, prev)
+			}
+			prev = level
+		}
+		if prev == 0 {
+			t.Errorf("%s: no headings", p)
+		}
+	}
+}
