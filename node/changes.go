@@ -19,6 +19,7 @@ import (
 // page (whose re-render reads the store: it must see the change).
 func (n *Node) apply(ch verdict.Change) {
 	n.pager.Apply(ch)
+	n.subsChange(ch) // the page's subscribers (subscriptions.go)
 	n.pace(ch)
 	n.record(ch)
 	n.status.touch(true)

@@ -78,6 +78,7 @@ type Node struct {
 	probes  probeFlags
 	writes  writeQueue
 	maint   maintState // runtime maintenance windows (maintenance.go)
+	subs    subsState  // the page's subscribers (subscriptions.go)
 	cl      atomic.Pointer[cluster.Cluster]
 	pushes  atomic.Pointer[map[string]string] // push check -> token
 
@@ -195,6 +196,10 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		Writer: n, APIToken: apiToken(o),
 	})
 	if err := n.ext.init(n); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.initSubscriptions(ctx); err != nil { // the page's subscribers (subscriptions.go)
 		n.Close()
 		return nil, err
 	}

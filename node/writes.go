@@ -33,6 +33,7 @@ func (n *Node) PostUpdate(ctx context.Context, u store.IncidentUpdate) (store.In
 		return inc, u, err
 	}
 	n.share(inc, u)
+	n.subsWrite(inc, u) // subscriptions.go
 	return inc, u, nil
 }
 
@@ -65,6 +66,7 @@ func (n *Node) OpenIncident(ctx context.Context, inc store.Incident, first store
 	}
 	n.log.Info("manual incident opened", "incident_id", inc.ID, "title", inc.Title, "impact", inc.Impact)
 	n.share(inc, first)
+	n.subsWrite(inc, first) // subscriptions.go
 	return inc, first, nil
 }
 
@@ -179,5 +181,6 @@ func (n *Node) storeWrites(ctx context.Context, ws []mesh.Write) {
 		}
 		n.log.Info("incident update received", "incident_id", u.IncidentID, "status", u.Status, "update_id", u.ID, "author", u.Author)
 		n.http.PublishIncident(inc, u)
+		n.subsWrite(inc, u) // subscriptions.go
 	}
 }

@@ -50,7 +50,7 @@ func version(b []byte) string {
 // sameBrand reports whether two sites render the same: language, time
 // zone and branding.
 func sameBrand(a, b Site) bool {
-	if a.Locale != b.Locale || a.Timezone != b.Timezone || a.LogoType != b.LogoType || a.CustomCSS != b.CustomCSS ||
+	if a.Locale != b.Locale || a.Timezone != b.Timezone || a.LogoType != b.LogoType || a.CustomCSS != b.CustomCSS || a.Subscribe != b.Subscribe ||
 		!bytes.Equal(a.Logo, b.Logo) || len(a.Links) != len(b.Links) {
 		return false
 	}

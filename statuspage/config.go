@@ -10,7 +10,7 @@ import "github.com/vantage-dev/vantage/config"
 func PageFromConfig(cfg *config.Config) Page {
 	sp := cfg.StatusPage
 	p := Page{Title: sp.Title, Description: sp.Description, URL: trimSlash(sp.URL),
-		Site: Site{Locale: sp.Locale, Timezone: sp.Timezone}}
+		Site: Site{Locale: sp.Locale, Timezone: sp.Timezone, Subscribe: sp.Subscriptions.Enabled && sp.Subscriptions.Email != ""}}
 	if b := sp.Branding; b != nil {
 		p.Site.Logo, p.Site.LogoType, p.Site.CustomCSS = b.LogoData, b.LogoType, b.CustomCSS
 		for _, l := range b.Links {

@@ -133,6 +133,8 @@ type Server struct {
 
 	token atomic.Pointer[string] // the API token once SetAPIToken replaced Options.APIToken (write.go)
 
+	subs atomic.Pointer[subsState] // visitors' and webhook subscriptions (subscribe.go)
+
 	// GET /api/v1/status: the public view, and the operators' (with
 	// targets, messages and addresses), each encoded once per Status.
 	statusDoc [2]atomic.Pointer[statusEntry]
@@ -225,6 +227,7 @@ func New(opts Options) *Server {
 	s.mux.Handle("GET /ws", s.hub)
 	s.registerOperatorAPIs() // reports, ad-hoc probes, failure snapshots (reports.go)
 	s.registerMaintenance()  // runtime maintenance windows (maintenance.go)
+	s.registerSubscriptions()
 	for pattern, h := range opts.Extra {
 		s.mux.Handle(pattern, h)
 	}
@@ -330,7 +333,7 @@ var (
 	hdrNoReferrer = []string{"no-referrer"}
 	hdrDeny       = []string{"DENY"}
 	hdrCSP        = []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}
+		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}
 )
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

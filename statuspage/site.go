@@ -32,6 +32,9 @@ type Site struct {
 	// with Every): the page shows each one's current occurrence and its
 	// next.
 	Recurring []config.Maintenance
+	// Subscribe shows the subscription form in the footer
+	// (statuspage.subscriptions with an email notifier; subscribe.go).
+	Subscribe bool
 }
 
 // Link is a link in the page's header.

@@ -367,3 +367,21 @@ func (l Log) Delivered(e notifier.Event, _ string) {
 		l.Logger.Warn("subscribers: gossip sent log", "incident_id", inc, "subscriber", sub, "err", err)
 	}
 }
+
+// Rename moves the events of incident old to id new: the verdict took
+// the designated sender's id for an incident it had named itself.
+func (d *Dispatcher) Rename(old, new string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, p := range d.events {
+		if p.ev.Incident != old {
+			continue
+		}
+		delete(d.events, k)
+		p.ev.Incident = new
+		nk := new + "/" + p.ev.Key()
+		if _, ok := d.events[nk]; !ok {
+			d.events[nk] = p
+		}
+	}
+}

@@ -90,6 +90,16 @@ func (s Signer) Confirm(q url.Values, now time.Time) (string, error) {
 	return email, nil
 }
 
+// DecodeConfirmEmail is the address a confirmation link's query names,
+// unchecked (to show it before the visitor confirms).
+func DecodeConfirmEmail(q url.Values) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(q.Get("e"))
+	if err != nil || len(raw) == 0 || len(raw) > 512 {
+		return "", ErrBadLink
+	}
+	return string(raw), nil
+}
+
 // UnsubscribeQuery is the query of subscriber id's unsubscribe link: id
 // and s.
 func (s Signer) UnsubscribeQuery(id string) url.Values {

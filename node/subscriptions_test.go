@@ -1,0 +1,307 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vantage-dev/vantage/notifier"
+	"github.com/vantage-dev/vantage/notifier/smtptest"
+	"github.com/vantage-dev/vantage/subscribe"
+)
+
+const subsToken = "subs-test-token-0123456789"
+
+// subsMail is one mail the SMTP server received, decoded.
+type subsMail struct {
+	To      string
+	Subject string
+	Header  mail.Header
+	Text    string
+}
+
+func readSubsMail(t *testing.T, m smtptest.Msg) subsMail {
+	t.Helper()
+	msg, err := mail.ReadMessage(strings.NewReader(string(m.Data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body io.Reader = msg.Body
+	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+		body = quotedprintable.NewReader(msg.Body)
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	return subsMail{To: strings.Join(m.To, ","), Subject: subj, Header: msg.Header, Text: string(b)}
+}
+
+// waitMails waits for the SMTP server to hold n mails.
+func waitMails(t *testing.T, srv *smtptest.Server, n int) []smtptest.Msg {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ms := srv.Messages(); len(ms) >= n {
+			return ms
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mails after 30 s, want %d", len(srv.Messages()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// signedHook records a webhook subscriber's events, checking signatures.
+type signedHook struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	secret string
+	events []subscribe.WebhookBody
+	bad    int
+}
+
+func newSignedHook(t *testing.T) *signedHook {
+	h := &signedHook{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var ev subscribe.WebhookBody
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if json.Unmarshal(b, &ev) != nil || r.Header.Get(notifier.SignatureHeader) != notifier.Sign(h.secret, b) {
+			h.bad++
+		}
+		h.events = append(h.events, ev)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *signedHook) all() []subscribe.WebhookBody {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]subscribe.WebhookBody(nil), h.events...)
+}
+
+func (h *signedHook) waitFor(t *testing.T, n int) []subscribe.WebhookBody {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if evs := h.all(); len(evs) >= n {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook got %d events after 30 s, want %d: %+v", len(h.all()), n, h.all())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var linkRE = regexp.MustCompile(`https?://\S+`)
+
+// TestSubscriptionsEndToEnd: a visitor subscribes through the page's form
+// (no JavaScript: plain form posts), gets a confirmation mail from a real
+// SMTP server on loopback, follows its link and confirms; an operator
+// registers a webhook through the token API. An incident opens and
+// resolves: the visitor gets exactly two mails (start, resolution), each
+// with RFC 8058's List-Unsubscribe headers, and the webhook two signed
+// events. The one-click POST unsubscribes; the next incident reaches the
+// webhook and mails nobody.
+func TestSubscriptionsEndToEnd(t *testing.T) {
+	smtp, _ := smtptest.Start(t, "none")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	p := &switchProber{}
+	n := soloNode(t, fmt.Sprintf(`
+defaults: {interval: 1s, fail_after: 1, recover_after: 1}
+checks:
+  - {name: api, type: http, url: "http://127.0.0.1:9/", display_name: Checkout}
+notifiers:
+  - {name: mail, type: email, smtp: "%s", tls: none, from: "Ops <ops@example.com>", to: [oncall@example.com]}
+statuspage:
+  title: Example Status
+  url: %s
+  api_token: %s
+  subscriptions:
+    enabled: true
+    email: mail
+    from: "Example Status <status@example.com>"
+    secret: sub-secret-0123456789
+`, smtp.Addr(), base, subsToken), p)
+	srv := httptest.NewUnstartedServer(n.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	waitState(t, n, "api", "up")
+
+	get := func(u string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	postForm := func(u string, form url.Values) (int, string) {
+		t.Helper()
+		resp, err := client.PostForm(u, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// The page's footer has the form.
+	if code, page := get(base + "/"); code != 200 || !strings.Contains(page, `<form class="subscribe" method="post" action="/subscribe">`) {
+		t.Fatalf("GET / = %d, no subscription form", code)
+	}
+	// A webhook subscriber, through the token API.
+	hook := newSignedHook(t)
+	code, _, m := apiPost(t, srv, "/api/v1/subscribers", subsToken, `{"url": "`+hook.srv.URL+`/hook"}`)
+	if code != http.StatusCreated || m["secret"] == "" || m["type"] != "webhook" {
+		t.Fatalf("POST /api/v1/subscribers = %d %v", code, m)
+	}
+	hook.mu.Lock()
+	hook.secret = m["secret"].(string)
+	hook.mu.Unlock()
+	if code, _, _ := apiPost(t, srv, "/api/v1/subscribers", "", `{"url": "http://127.0.0.1:9/x"}`); code != http.StatusUnauthorized {
+		t.Fatalf("POST without the token = %d", code)
+	}
+
+	// Subscribe: the answer says nothing about the address.
+	code, body := postForm(base+"/subscribe", url.Values{"email": {"ann@example.com"}})
+	if code != 200 || !strings.Contains(body, "Check your inbox") {
+		t.Fatalf("POST /subscribe = %d %s", code, body)
+	}
+	if code, _ := postForm(base+"/subscribe", url.Values{"email": {"not an address"}}); code != http.StatusBadRequest {
+		t.Fatalf("bad address = %d", code)
+	}
+	confirm := readSubsMail(t, waitMails(t, smtp, 1)[0])
+	if confirm.To != "ann@example.com" || !strings.Contains(confirm.Subject, "Confirm your subscription to Example Status") ||
+		confirm.Header.Get("List-Unsubscribe") != "" {
+		t.Fatalf("confirmation mail %+v", confirm)
+	}
+	link := linkRE.FindString(confirm.Text)
+	if !strings.HasPrefix(link, base+"/subscribe/confirm?") {
+		t.Fatalf("confirmation link %q in %q", link, confirm.Text)
+	}
+	// Following the link shows a button; pressing it confirms.
+	if code, page := get(link); code != 200 || !strings.Contains(page, `method="post"`) {
+		t.Fatalf("GET link = %d %s", code, page)
+	}
+	if len(n.mesh.Subs.Live()) != 1 {
+		t.Fatal("GET of the link subscribed (a mail scanner would)")
+	}
+	if code, page := postForm(link, nil); code != 200 || !strings.Contains(page, "You are subscribed") {
+		t.Fatalf("POST link = %d %s", code, page)
+	}
+	if code, _ := postForm(link+"x", nil); code != http.StatusBadRequest {
+		t.Fatalf("a torn link = %d", code)
+	}
+	// Asking again for a subscribed address answers the same and mails
+	// nothing.
+	if code, body := postForm(base+"/subscribe", url.Values{"email": {"ann@example.com"}}); code != 200 || !strings.Contains(body, "Check your inbox") {
+		t.Fatalf("second POST /subscribe = %d", code)
+	}
+	// The operator's list shows both.
+	req, _ := http.NewRequest("GET", base+"/api/v1/subscribers", nil)
+	req.Header.Set("Authorization", "Bearer "+subsToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Subscribers []map[string]any }
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list.Subscribers) != 2 {
+		t.Fatalf("GET /api/v1/subscribers: %+v", list)
+	}
+
+	// An incident opens and resolves.
+	p.failing.Store(true)
+	waitState(t, n, "api", "down")
+	p.failing.Store(false)
+	waitState(t, n, "api", "up")
+	evs := hook.waitFor(t, 2)
+	ms := waitMails(t, smtp, 3)
+	if len(ms) != 3 {
+		t.Fatalf("%d mails, want the confirmation, the start and the resolution", len(ms))
+	}
+	start, end := readSubsMail(t, ms[1]), readSubsMail(t, ms[2])
+	if start.To != "ann@example.com" || !strings.Contains(start.Subject, "[Example Status] Incident: Checkout is down") ||
+		!strings.Contains(end.Subject, "[Example Status] Resolved: Checkout is down") {
+		t.Fatalf("mails %q, %q", start.Subject, end.Subject)
+	}
+	var unsub string
+	for _, m := range []subsMail{start, end} {
+		lu := m.Header.Get("List-Unsubscribe")
+		if !strings.HasPrefix(lu, "<"+base+"/unsubscribe?") || !strings.HasSuffix(lu, ">") ||
+			m.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" {
+			t.Fatalf("mail %q: List-Unsubscribe %q, List-Unsubscribe-Post %q", m.Subject, lu, m.Header.Get("List-Unsubscribe-Post"))
+		}
+		unsub = strings.Trim(lu, "<>")
+	}
+	if len(evs) != 2 || evs[0].Event != subscribe.EventStarted || evs[1].Event != subscribe.EventResolved ||
+		evs[0].IncidentID != evs[1].IncidentID || evs[0].Check != "api" || hook.bad != 0 {
+		t.Fatalf("webhook events %+v (bad signatures %d)", evs, hook.bad)
+	}
+
+	// RFC 8058 one-click: a POST of List-Unsubscribe=One-Click to the URL.
+	resp, err = client.Post(unsub, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("one-click POST = %d", resp.StatusCode)
+	}
+	if live := n.mesh.Subs.Live(); len(live) != 1 || live[0].URL == "" {
+		t.Fatalf("after unsubscribing: %+v", live)
+	}
+
+	// The next incident reaches the webhook only.
+	p.failing.Store(true)
+	waitState(t, n, "api", "down")
+	p.failing.Store(false)
+	waitState(t, n, "api", "up")
+	hook.waitFor(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	entries, err := n.SubscriptionsOutbox().Entries(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mails := 0
+	for _, e := range entries {
+		if e.Event.Subscriber != nil && e.Event.Subscriber.Email != "" {
+			mails++
+		}
+	}
+	if mails != 3 || len(smtp.Messages()) != 3 {
+		t.Fatalf("%d mails queued, %d sent; want 3 (confirmation, start, resolution)", mails, len(smtp.Messages()))
+	}
+}
