@@ -48,6 +48,11 @@ func (p *parser) routes(f *field, c *Config, notifiers map[string]*yaml.Node) {
 				r.Continue = b
 			}
 		}
+		if nf := m.get("notify_maintenance"); set(nf) {
+			if b, ok := p.boolean(nf); ok {
+				r.NotifyMaintenance = b
+			}
+		}
 		p.grouping(m, &r)
 		m.unknown()
 		c.Routes = append(c.Routes, r)

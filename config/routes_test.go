@@ -298,3 +298,28 @@ func TestRouteMatch(t *testing.T) {
 		}
 	}
 }
+
+// notify_maintenance on a route: a bool, off by default.
+func TestRouteNotifyMaintenance(t *testing.T) {
+	c := mustParse(t, "r.yaml", y(`
+checks:
+  - {name: api, type: tcp, target: "a:1", severity: critical}
+routes:
+  - match: {severity: critical}
+    notify: [chat]
+    notify_maintenance: true
+    continue: true
+  - match: {severity: critical}
+    notify: [pager]
+`+routeNotifiers), env(nil))
+	if !c.Routes[0].NotifyMaintenance || c.Routes[1].NotifyMaintenance {
+		t.Errorf("Routes = %+v", c.Routes)
+	}
+	_, err := Parse("t.yaml", y(`
+checks:
+  - {name: api, type: tcp, target: "a:1"}
+routes:
+  - {notify: [chat], notify_maintenance: yes}
+`+routeNotifiers), env(nil))
+	checkErrors(t, err, []string{`t.yaml:4:42: notify_maintenance must be true or false, got "yes"`})
+}

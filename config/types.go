@@ -392,6 +392,10 @@ type Route struct {
 	// GroupWait is how long a group's page waits for more outages (key
 	// group_wait); default 0: grouping off.
 	GroupWait time.Duration
+	// NotifyMaintenance (key notify_maintenance) sends this route's
+	// notifiers a notice when a maintenance window covering a check the
+	// route matches starts, and one when it ends.
+	NotifyMaintenance bool
 
 	Line, Column int
 }

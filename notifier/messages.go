@@ -127,6 +127,8 @@ func Headline(e Event) string {
 		return certHeadline(e, check)
 	case KindGroup:
 		return groupHeadline(e)
+	case KindMaintenance:
+		return maintenanceHeadline(e)
 	}
 	switch e.Action {
 	case ActionResolve:
@@ -290,6 +292,19 @@ type field struct{ Name, Value string }
 
 // fields are the details that follow the headline, in order.
 func fields(e Event) []field {
+	if e.IsMaintenance() {
+		fs := maintenanceFields(e)
+		if e.Severity != "" {
+			fs = append(fs, field{"Severity", e.Severity})
+		}
+		if e.IncidentID != "" {
+			fs = append(fs, field{"Notice", e.IncidentID})
+		}
+		if e.StatusPageURL != "" {
+			fs = append(fs, field{"Status page", e.StatusPageURL})
+		}
+		return fs
+	}
 	var fs []field
 	if e.DisplayName != "" && e.DisplayName != e.Check && e.Check != "" {
 		fs = append(fs, field{"Check", e.Check})

@@ -151,12 +151,15 @@ type Event struct {
 	Mail *Mail `json:"mail,omitempty"`	// Subscriber is the message to one of the status page's subscribers
 	// (KindSubscriber; subscriber.go).
 	Subscriber *SubscriberMessage `json:"subscriber,omitempty"`
+	// Maintenance is the window of a maintenance notice (KindMaintenance,
+	// maintenance.go).
+	Maintenance *MaintenanceInfo `json:"maintenance,omitempty"`
 }
 
 // IsNotice reports whether e is a notice (flapping, coverage, an expiring
-// certificate) rather than about an incident.
+// certificate, a maintenance window) rather than about an incident.
 func (e Event) IsNotice() bool {
-	return e.Kind == KindFlapping || e.Kind == KindCoverage || e.Kind == KindCert
+	return e.Kind == KindFlapping || e.Kind == KindCoverage || e.Kind == KindCert || e.Kind == KindMaintenance
 }
 
 // Key names the notification among those of its incident and notifier:

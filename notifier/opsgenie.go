@@ -18,6 +18,9 @@ type opsgenie struct{ base }
 var ogPriority = map[string]string{"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
 
 func (o *opsgenie) priority(e Event) string {
+	if e.IsMaintenance() {
+		return ogPriority[MaintenanceSeverity] // P5: for information
+	}
 	if e.IsNotice() {
 		// A notice about the monitoring is at most P3 (warning).
 		if o.cfg.Priority == "P4" || o.cfg.Priority == "P5" {

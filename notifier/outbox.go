@@ -506,7 +506,7 @@ func validEvent(e Event) error {
 		return validMail(e)
 	case KindSubscriber: // subscriber.go
 		return validSubscriberEvent(e)
-	case KindFlapping, KindCoverage, KindCert:
+	case KindFlapping, KindCoverage, KindCert, KindMaintenance:
 		prefix := e.Kind + "-"
 		if e.Kind == KindCert {
 			prefix = KindCert + ":"

@@ -49,6 +49,9 @@ var pdSeverities = map[string]bool{"critical": true, "error": true, "warning": t
 // expiring certificate) is never critical: it goes out at warning (info
 // when the notifier says info).
 func (p *pagerDuty) severity(e Event) string {
+	if e.IsMaintenance() {
+		return MaintenanceSeverity
+	}
 	if e.IsNotice() {
 		if p.cfg.Severity == "info" {
 			return "info"
@@ -77,6 +80,9 @@ func (p *pagerDuty) body(e Event) pdEvent {
 	}
 	if source == "" && e.IsGroup() {
 		source = "group " + e.Group
+	}
+	if source == "" && e.IsMaintenance() {
+		source = "maintenance"
 	}
 	if source == "" {
 		source = "vantage"
@@ -121,6 +127,12 @@ func (p *pagerDuty) body(e Event) pdEvent {
 		details["kind"] = e.Kind
 		details["group"] = e.Group
 		details["members"] = e.Members
+	case KindMaintenance:
+		class = "maintenance"
+		details["kind"] = e.Kind
+		if m := e.Maintenance; m != nil {
+			details["maintenance"] = m
+		}
 	}
 	if e.Action == ActionUpdate {
 		details["checks"] = e.Seq

@@ -151,6 +151,25 @@ func (r *Router) Groupings(c *config.Check) []Grouping {
 	return out
 }
 
+// Maintenance returns the notifiers that hear when a maintenance window
+// covering c starts and ends: those of the routes that apply to c (as for
+// its incidents) and set notify_maintenance, each once. A check's own
+// notify list does not ask for them.
+func (r *Router) Maintenance(c *config.Check) []string {
+	var out []string
+	for _, rt := range r.matched(c) {
+		if !rt.NotifyMaintenance {
+			continue
+		}
+		for _, n := range rt.Notify {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
 // Coverage returns the notifiers that get c's coverage alerts (the
 // config's coverage.notify).
 func (r *Router) Coverage(c *config.Check) []string {

@@ -118,3 +118,47 @@ notifiers:
 		t.Error("Notifiers aliases the config")
 	}
 }
+
+// Maintenance notices go to the notifiers of the routes that apply to a
+// check (as its incidents' routes do) and set notify_maintenance; a
+// check's own notify list does not get them.
+func TestRouterMaintenance(t *testing.T) {
+	cfg, err := config.Parse("r.yaml", []byte(`
+checks:
+  - {name: api, type: tcp, target: "a:1", severity: critical, labels: {team: web}}
+  - {name: www, type: tcp, target: "a:2", severity: warning, labels: {team: web}}
+  - {name: batch, type: tcp, target: "a:4", severity: info}
+  - {name: own, type: tcp, target: "a:5", severity: info, notify: [mail]}
+notifiers:
+  - {name: pager, type: pagerduty, routing_key: k}
+  - {name: chat, type: slack, url: "https://hooks.example.com/x"}
+  - {name: web-chat, type: slack, url: "https://hooks.example.com/web"}
+  - {name: mail, type: webhook, url: "https://ops.example.com/"}
+routes:
+  - match: {labels: {team: web}}
+    notify: [web-chat, chat]
+    notify_maintenance: true
+    continue: true
+  - match: {severity: critical}
+    notify: [pager]
+  - match: {severity: warning}
+    notify: [chat]
+    notify_maintenance: true
+  - notify: [mail]
+    notify_maintenance: true
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRouter(cfg)
+	for check, want := range map[string][]string{
+		"api":   {"web-chat", "chat"}, // the critical route pages but does not ask
+		"www":   {"web-chat", "chat"}, // chat once
+		"batch": {"mail"},             // the default route
+		"own":   nil,                  // its own notify list; the default route does not apply
+	} {
+		if got := r.Maintenance(cfg.CheckByName(check)); !reflect.DeepEqual(got, want) {
+			t.Errorf("Maintenance(%s) = %v, want %v", check, got, want)
+		}
+	}
+}

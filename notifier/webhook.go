@@ -30,6 +30,9 @@ const (
 	WebhookCertExpiring     = "cert_expiring"     // a served certificate expires within expect.cert_expiry
 	WebhookCertRenewed      = "cert_renewed"      // a newer certificate is served
 	WebhookUpdate           = "update"            // a grouped page lists more checks
+	// A maintenance window began or ended (a route's notify_maintenance).
+	WebhookMaintenanceStarted = "maintenance_started"
+	WebhookMaintenanceEnded   = "maintenance_ended"
 )
 
 // WebhookBody is the JSON document a webhook notifier POSTs. The
@@ -56,6 +59,9 @@ type WebhookBody struct {
 	// cert_*: the certificate warned about; cert_renewed: the newer one.
 	Cert    *CertInfo `json:"cert,omitempty"`
 	Renewed *CertInfo `json:"renewed,omitempty"`
+	// maintenance_*: the window (its title, checks, scheduled start and
+	// end, and whether it was cancelled before its end).
+	Maintenance *MaintenanceInfo `json:"maintenance,omitempty"`
 	// A grouped page (down, update, repeat, up with "kind": "group"):
 	// check and target are empty, group names the group and members lists
 	// its checks; in an update seq is the number of checks listed and the
@@ -116,9 +122,17 @@ func NewWebhookBody(e Event) WebhookBody {
 		if e.Action == ActionResolve {
 			w.Event, w.Renewed = WebhookCertRenewed, e.Renewed
 		}
+	case KindMaintenance:
+		w.Event, w.Maintenance = WebhookMaintenanceStarted, e.Maintenance
+		if e.Action == ActionResolve {
+			w.Event = WebhookMaintenanceEnded
+		}
 	}
 	if e.IsNotice() {
 		w.Severity = NoticeSeverity
+		if e.IsMaintenance() {
+			w.Severity = MaintenanceSeverity
+		}
 	}
 	if e.IsGroup() {
 		w.Kind, w.Group, w.Members = KindGroup, e.Group, e.Members

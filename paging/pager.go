@@ -71,6 +71,10 @@ type Options struct {
 	Incidents *mesh.Incidents
 	Outbox    Outbox
 	Logger    *slog.Logger
+	// Maintenance, when set, is the cluster's runtime maintenance windows,
+	// whose starts and ends are announced as the config's are
+	// (maintenance.go).
+	Maintenance Windows
 }
 
 // page is the paging record of one incident on this node.
@@ -113,6 +117,7 @@ type Pager struct {
 	coverage    map[string]*coverageState // by check, for checks unknown or alerted
 	certs       map[string]*certState     // by check, for certificates expiring or warned about
 	groups      []*grouping               // groups.go: grouped pages, on the sender
+	maint       map[string]*maintOcc      // maintenance.go: window occurrences, by notice id
 	kick        chan struct{}
 	sweeps      atomic.Uint64
 }
@@ -280,6 +285,7 @@ func (p *Pager) Sweep(ctx context.Context) {
 	jobs = append(jobs, p.pageJobsLocked(now, isSender)...)
 	jobs = append(jobs, p.certJobsLocked(now, isSender)...)
 	jobs = append(jobs, p.groupJobsLocked(now, isSender)...) // groups.go
+	jobs = append(jobs, p.maintJobsLocked(now, isSender)...) // maintenance.go
 	p.mu.Unlock()
 	for _, j := range jobs {
 		if ctx.Err() != nil {
