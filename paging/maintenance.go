@@ -167,21 +167,21 @@ func (p *Pager) maintJobsLocked(now time.Time, isSender bool) []job {
 			continue
 		}
 		o := o
+		ns := p.runningLocked(slices.Clone(o.notifiers)) // a reload may have removed some
 		if !ended {
-			if !o.started {
-				jobs = append(jobs, job{ev: p.maintEventLocked(id, o, now), notifiers: o.notifiers, done: func() { o.started = true }})
+			if !o.started && len(ns) > 0 {
+				jobs = append(jobs, job{ev: p.maintEventLocked(id, o, now), notifiers: ns, done: func() { o.started = true }})
 			}
 			continue
 		}
-		ns := o.notifiers
 		if !o.started {
 			// Only the notifiers that were told of its start hear of its end.
-			unsent := p.o.Sent.Unsent(id, string(notifier.ActionTrigger), o.notifiers)
-			ns = slices.DeleteFunc(slices.Clone(o.notifiers), func(n string) bool { return slices.Contains(unsent, n) })
-			if len(ns) == 0 {
-				o.ended = true // it began and ended unannounced: nothing to end
-				continue
-			}
+			unsent := p.o.Sent.Unsent(id, string(notifier.ActionTrigger), ns)
+			ns = slices.DeleteFunc(ns, func(n string) bool { return slices.Contains(unsent, n) })
+		}
+		if len(ns) == 0 {
+			o.ended = true // it began and ended unannounced, or nobody is left to tell
+			continue
 		}
 		jobs = append(jobs, job{ev: p.maintEventLocked(id, o, now), notifiers: ns, done: func() { o.ended = true }})
 	}

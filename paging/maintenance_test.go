@@ -248,3 +248,25 @@ func TestMaintenanceConfigChange(t *testing.T) {
 		t.Fatalf("end %+v at %v", m, r.lastEvent().ResolvedAt)
 	}
 }
+
+// A notifier removed by a reload while a window runs does not hear of
+// its end; the others do.
+func TestMaintenanceNotifierRemoved(t *testing.T) {
+	r := newMaintRig(t, "aa-1")
+	r.cfg.Routes[0].Notify = []string{"pager", "chat"}
+	r.p.SetConfig(r.cfg)
+	r.sweep()
+	r.at(time.Minute)
+	expect(t, "start", r.sweep(), "maintenance:trigger/:pager,chat")
+	fewer := *r.cfg
+	fewer.Notifiers = fewer.Notifiers[:1] // pager
+	fewer.Routes = []config.Route{{Match: config.RouteMatch{Severity: "critical"}, Notify: []string{"pager"}, NotifyMaintenance: true}}
+	r.p.SetConfig(&fewer)
+	r.at(2 * time.Minute)
+	expect(t, "end", r.sweep(), "maintenance:resolve/:pager")
+	r.at(3 * time.Minute)
+	expect(t, "after", r.sweep())
+	if n := r.p.MaintenanceFollowed(); n != 0 {
+		t.Errorf("still following %d occurrences", n)
+	}
+}
