@@ -155,7 +155,7 @@ type Store struct {
 // op is one request to the writer goroutine.
 type op struct {
 	kind    opKind
-	res     Result
+	res     *Result // a pointer: the queue's buffer is allocated at its bound (8,192 ops)
 	batch   []Result
 	fn      func(*sql.Tx) error
 	buckets []Bucket
@@ -265,7 +265,7 @@ func (s *Store) Path() string { return s.path }
 // full, drops the result, counting it in Stats.Dropped and logging.
 // It reports whether the result was queued.
 func (s *Store) Add(r Result) bool {
-	return s.enqueue(op{kind: opResult, res: r}, 1)
+	return s.enqueue(op{kind: opResult, res: &r}, 1)
 }
 
 // AddBatch queues several results at once (the slice is copied). Same

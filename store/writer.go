@@ -260,7 +260,7 @@ func (w *writer) handle(o op, ok bool) bool {
 	}
 	switch o.kind {
 	case opResult:
-		w.addPending(o.res)
+		w.addPending(*o.res)
 	case opBatch:
 		for i := range o.batch {
 			w.addPending(o.batch[i])
