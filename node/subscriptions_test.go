@@ -20,6 +20,7 @@ import (
 
 	"github.com/vantage-dev/vantage/notifier"
 	"github.com/vantage-dev/vantage/notifier/smtptest"
+	"github.com/vantage-dev/vantage/statuspage"
 	"github.com/vantage-dev/vantage/subscribe"
 )
 
@@ -303,5 +304,114 @@ statuspage:
 	}
 	if mails != 3 || len(smtp.Messages()) != 3 {
 		t.Fatalf("%d mails queued, %d sent; want 3 (confirmation, start, resolution)", mails, len(smtp.Messages()))
+	}
+}
+
+// TestMeshSubscriptionMailedOnceBySender: three nodes on loopback. A
+// visitor subscribes on one node and confirms on another (the links work
+// on every node); the subscriber reaches every node; an outage is mailed
+// to them once, start and resolution, by the designated sender alone.
+func TestMeshSubscriptionMailedOnceBySender(t *testing.T) {
+	smtp, _ := smtptest.Start(t, "none")
+	target, failing := switchableTarget(t)
+	const public = "https://status.example.com"
+	nodes := startMesh(t, fmt.Sprintf(`
+cluster:
+  regions: [eu, us, ap]
+  quorum: 2
+  gossip: local
+defaults: {interval: 1s, fail_after: 2, recover_after: 2}
+checks:
+  - {name: api, type: http, url: "%s/health"}
+notifiers:
+  - {name: mail, type: email, smtp: "%s", tls: none, from: "ops@example.com", to: [oncall@example.com]}
+statuspage:
+  title: Mesh Status
+  url: %s
+  subscriptions: {enabled: true, email: mail}
+`, target.URL, smtp.Addr(), public), []string{"eu", "us", "ap"})
+	srvs := map[string]*httptest.Server{}
+	for _, m := range nodes {
+		s := httptest.NewServer(m.n.Handler())
+		t.Cleanup(s.Close)
+		srvs[m.region] = s
+	}
+	waitMesh(t, nodes, "api up", func(st *statuspage.Status) bool { return checkByName(st, "api").State == "up" })
+
+	// Subscribe on us-1; the confirmation link (signed under the gossip
+	// key) is followed on eu-1.
+	resp, err := http.PostForm(srvs["us"].URL+"/subscribe", url.Values{"email": {"ann@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	confirm := readSubsMail(t, waitMails(t, smtp, 1)[0])
+	link := linkRE.FindString(confirm.Text)
+	if !strings.HasPrefix(link, public+"/subscribe/confirm?") {
+		t.Fatalf("link %q", link)
+	}
+	resp, err = http.PostForm(srvs["eu"].URL+strings.TrimPrefix(link, public), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("confirming on another node: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := true
+		for _, m := range nodes {
+			all = all && len(m.n.mesh.Subs.Live()) == 1
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscriber did not reach every node")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	failing.Store(true)
+	waitMesh(t, nodes, "api down everywhere", func(st *statuspage.Status) bool { return checkByName(st, "api").State == "down" })
+	failing.Store(false)
+	waitMesh(t, nodes, "api up again", func(st *statuspage.Status) bool {
+		c := checkByName(st, "api")
+		return c.State == "up" && c.IncidentID == ""
+	})
+	ms := waitMails(t, smtp, 3)
+	// Every node learns both deliveries before the count is read.
+	for _, m := range nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for m.n.mesh.SubSent.Len() < 2 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ms = smtp.Messages()
+	if len(ms) != 3 {
+		t.Fatalf("%d mails, want the confirmation, one start and one resolution", len(ms))
+	}
+	start, end := readSubsMail(t, ms[1]), readSubsMail(t, ms[2])
+	if !strings.Contains(start.Subject, "Incident: api is down") || !strings.Contains(end.Subject, "Resolved: api is down") {
+		t.Fatalf("mails %q, %q", start.Subject, end.Subject)
+	}
+	// Only the designated sender queued them.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	queuedBy := map[string]int{}
+	for _, m := range nodes {
+		es, err := m.n.SubscriptionsOutbox().Entries(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if !strings.HasPrefix(e.IncidentID, "sub:confirm:") {
+				queuedBy[m.n.o.Name]++
+			}
+		}
+	}
+	if len(queuedBy) != 1 || queuedBy[nodes[0].n.ev.View().Sender] != 2 {
+		t.Fatalf("incident mails queued by %v, want 2 by the sender %s", queuedBy, nodes[0].n.ev.View().Sender)
 	}
 }
