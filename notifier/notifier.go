@@ -148,7 +148,8 @@ type Event struct {
 	// SnapshotsURL is the signed link to the incident's failure snapshots.
 	SnapshotsURL string `json:"snapshots_url,omitempty"`
 	// Mail is a report mail's content (KindReport, report.go).
-	Mail *Mail `json:"mail,omitempty"`	// Subscriber is the message to one of the status page's subscribers
+	Mail *Mail `json:"mail,omitempty"`
+	// Subscriber is the message to one of the status page's subscribers
 	// (KindSubscriber; subscriber.go).
 	Subscriber *SubscriberMessage `json:"subscriber,omitempty"`
 	// Maintenance is the window of a maintenance notice (KindMaintenance,
