@@ -75,7 +75,7 @@ type Node struct {
 	metrics *metrics
 	status  statusModel
 	ext     extensions // reports, ad-hoc probes, failure snapshots
-	probes  probeFlags
+	loop    *probeLoop // the probe loop: the scheduler's job, fast confirmation (probe.go)
 	writes  writeQueue
 	maint   maintState // runtime maintenance windows (maintenance.go)
 	subs    subsState  // the page's subscribers (subscriptions.go)
@@ -109,6 +109,8 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	n := &Node{o: o, log: o.Logger, now: o.Now, evalCh: make(chan string, 4096), evalAll: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.loop = &probeLoop{ctx: n.ctx, now: o.Now, log: o.Logger, prober: o.Prober, observe: n.observe, ask: n.askConfirm,
+		runNow: func(check string) { n.sched.RunNow(check) }}
 	n.cfg.Store(o.Config)
 	tokens := pushTokens(o.Config)
 	n.pushes.Store(&tokens)
@@ -174,7 +176,7 @@ func New(ctx context.Context, o Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	sched, err := scheduler.New(n.probe, scheduler.Options{Logger: o.Logger})
+	sched, err := scheduler.New(n.loop.probe, scheduler.Options{Logger: o.Logger})
 	if err != nil {
 		n.Close()
 		return nil, err

@@ -78,6 +78,7 @@ func (n *Node) Reload(cfg *config.Config) (ReloadResult, error) {
 	}
 
 	n.mesh.Retain(checkSet(&next))
+	n.loop.retain(checkSet(&next))
 	diff := n.ev.SetConfig(&next)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -201,6 +201,11 @@ func (p *Pager) Apply(ch verdict.Change) {
 	if ch.Opened || ch.Resolved {
 		p.Kick()
 	}
+	if ch.Opened {
+		// The trigger goes out once the incident settled: sweep then, not
+		// at the next tick (up to a second later).
+		time.AfterFunc(Settle, p.Kick)
+	}
 }
 
 // Removed closes the incidents of checks removed from the config: the
