@@ -415,3 +415,80 @@ statuspage:
 		t.Fatalf("incident mails queued by %v, want 2 by the sender %s", queuedBy, nodes[0].n.ev.View().Sender)
 	}
 }
+
+// Operators' incidents reach webhook subscribers: a manual incident's
+// opening is its start, each update an update, its resolved update its
+// resolution; an update of a check's incident is an update. Each once.
+func TestSubscriptionsOperatorsUpdates(t *testing.T) {
+	p := &switchProber{}
+	n := soloNode(t, fmt.Sprintf(`
+defaults: {interval: 1s, fail_after: 1, recover_after: 1}
+checks:
+  - {name: api, type: http, url: "http://127.0.0.1:9/"}
+statuspage:
+  url: https://status.example.com
+  api_token: %s
+  subscriptions: {enabled: true}
+`, subsToken), p)
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	waitState(t, n, "api", "up")
+	hook := newSignedHook(t)
+	code, _, m := apiPost(t, srv, "/api/v1/subscribers", subsToken, `{"url": "`+hook.srv.URL+`", "secret": "s3cret-hook"}`)
+	if code != http.StatusCreated || m["secret"] != "s3cret-hook" {
+		t.Fatalf("POST /api/v1/subscribers = %d %v", code, m)
+	}
+	hook.mu.Lock()
+	hook.secret = "s3cret-hook"
+	hook.mu.Unlock()
+	// The visitor's form is off without an email notifier.
+	if resp, err := http.PostForm(srv.URL+"/subscribe", url.Values{"email": {"a@example.com"}}); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("form without email: %v %v", resp.StatusCode, err)
+	}
+
+	code, _, m = apiPost(t, srv, "/api/v1/incidents", subsToken, `{"title": "Payments delayed", "body": "Looking into it."}`)
+	if code != http.StatusCreated {
+		t.Fatalf("POST /api/v1/incidents = %d %v", code, m)
+	}
+	id := m["incident"].(map[string]any)["id"].(string)
+	if code, _, m := apiPost(t, srv, "/api/v1/incidents/"+id+"/updates", subsToken, `{"status": "monitoring", "body": "A fix is out."}`); code != http.StatusCreated {
+		t.Fatalf("update = %d %v", code, m)
+	}
+	if code, _, m := apiPost(t, srv, "/api/v1/incidents/"+id+"/updates", subsToken, `{"status": "resolved", "body": "All good."}`); code != http.StatusCreated {
+		t.Fatalf("resolution = %d %v", code, m)
+	}
+	evs := hook.waitFor(t, 3)
+	want := []string{subscribe.EventStarted, subscribe.EventUpdated, subscribe.EventResolved}
+	for i, ev := range evs {
+		if ev.Event != want[i] || ev.IncidentID != id || ev.URL != "https://status.example.com/incidents/"+id {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+	if evs[0].Title != "Payments delayed" || evs[0].Body != "Looking into it." || evs[1].Status != "monitoring" || hook.bad != 0 {
+		t.Fatalf("events %+v (bad signatures %d)", evs, hook.bad)
+	}
+
+	// A check's incident: its start, an operator's update, its resolution.
+	p.failing.Store(true)
+	waitState(t, n, "api", "down")
+	inc := checkByName(n.Status(), "api").IncidentID
+	if code, _, m := apiPost(t, srv, "/api/v1/incidents/"+inc+"/updates", subsToken, `{"status": "identified", "body": "Upstream."}`); code != http.StatusCreated {
+		t.Fatalf("update of the check's incident = %d %v", code, m)
+	}
+	hook.waitFor(t, 5)
+	p.failing.Store(false)
+	waitState(t, n, "api", "up")
+	evs = hook.waitFor(t, 6)
+	kinds := []string{}
+	for _, ev := range evs[3:] {
+		if ev.IncidentID != inc {
+			t.Fatalf("event of %s, want %s: %+v", ev.IncidentID, inc, ev)
+		}
+		kinds = append(kinds, ev.Event)
+	}
+	// The start and the update may be queued in the same sweep; both come
+	// before the resolution.
+	if len(kinds) != 3 || kinds[2] != subscribe.EventResolved || !(kinds[0] == subscribe.EventStarted || kinds[1] == subscribe.EventStarted) {
+		t.Fatalf("check incident events %v", kinds)
+	}
+}

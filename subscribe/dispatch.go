@@ -229,16 +229,29 @@ func (d *Dispatcher) Sweep(ctx context.Context) {
 	}
 	d.wasSender = isSender
 	var jobs []job
+	// An incident's events reach a subscriber in order: one waiting to
+	// settle or for the takeover holds back the incident's later ones.
+	waiting := map[string]time.Time{}
 	for k, p := range d.events {
 		if now.Sub(p.ev.At) > MaxAge || now.Sub(p.learnt) > MaxAge {
 			delete(d.events, k)
 			continue
 		}
-		if !isSender || now.Sub(p.learnt) < Settle {
-			continue // settle
+		if !isSender {
+			continue
 		}
-		if now.Sub(d.senderSince) < Takeover && p.learnt.Before(d.senderSince) {
-			continue // takeover
+		if now.Sub(p.learnt) < Settle || (now.Sub(d.senderSince) < Takeover && p.learnt.Before(d.senderSince)) {
+			if w, ok := waiting[p.ev.Incident]; !ok || p.ev.At.Before(w) {
+				waiting[p.ev.Incident] = p.ev.At
+			}
+		}
+	}
+	for _, p := range d.events {
+		if !isSender {
+			break
+		}
+		if w, ok := waiting[p.ev.Incident]; ok && !p.ev.At.Before(w) {
+			continue // settle, takeover, or an earlier event of the incident waits
 		}
 		var due []mesh.Subscriber
 		for _, s := range subs {

@@ -220,3 +220,34 @@ func TestLogMapsOutboxIDs(t *testing.T) {
 		t.Errorf("a confirmation mail was recorded")
 	}
 }
+
+// An incident's events reach a subscriber in order: an update learnt
+// after a takeover waits for the incident's start, which waits for the
+// takeover.
+func TestDispatchKeepsAnIncidentsOrder(t *testing.T) {
+	ann := mesh.Subscriber{ID: mesh.SubscriberID("ann@example.com"), Email: "ann@example.com", Created: t0.Add(-time.Hour)}
+	a := newNode("eu-1", func() []mesh.Subscriber { return []mesh.Subscriber{ann} })
+	ctx := context.Background()
+	a.d.Add(Event{Incident: "m1", Action: notifier.ActionTrigger, At: t0})
+	a.now = t0.Add(100 * time.Millisecond)
+	a.sender = true
+	a.d.Sweep(ctx) // becomes the sender: the start waits for the takeover
+	a.now = t0.Add(200 * time.Millisecond)
+	a.d.Add(Event{Incident: "m1", Action: notifier.ActionUpdate, Seq: UpdateSeq("u1"), At: a.now})
+	a.d.Add(Event{Incident: "other", Action: notifier.ActionTrigger, At: a.now})
+	a.now = t0.Add(2 * time.Second)
+	a.d.Sweep(ctx)
+	if evs := a.out.take(); len(evs) != 1 || !strings.HasSuffix(evs[0].IncidentID, ":other") {
+		t.Fatalf("queued %+v before the takeover ended, want only the other incident's start", evs)
+	}
+	a.now = t0.Add(100*time.Millisecond + Takeover)
+	a.d.Sweep(ctx)
+	evs := a.out.take()
+	if len(evs) != 2 || evs[0].Key() != "trigger" || evs[1].Key() != updateSeqKey("u1") {
+		t.Fatalf("queued %+v, want m1's start, then its update", evs)
+	}
+}
+
+func updateSeqKey(id string) string {
+	return notifier.Event{Action: notifier.ActionUpdate, Seq: UpdateSeq(id)}.Key()
+}
