@@ -251,3 +251,47 @@ func TestDispatchKeepsAnIncidentsOrder(t *testing.T) {
 func updateSeqKey(id string) string {
 	return notifier.Event{Action: notifier.ActionUpdate, Seq: UpdateSeq(id)}.Key()
 }
+
+// Messages speak the page's language and zone; a mail carries its
+// one-click unsubscribe link, a webhook its JSON.
+func TestComposeLocales(t *testing.T) {
+	seoul, _ := time.LoadLocation("Asia/Seoul")
+	settings := Settings{Site: "예시 상태", BaseURL: "https://status.example.com", Locale: "ko", Location: seoul, ConfirmWithin: 48 * time.Hour}
+	svc := NewService(ServiceOptions{Self: "eu-1", Now: func() time.Time { return t0 }, Signer: Signer{Key: Secret("0123456789abcdef0123", nil, "")},
+		Settings: func() Settings { return settings }, Logger: quiet})
+	ann := mesh.Subscriber{ID: mesh.SubscriberID("ann@example.com"), Email: "ann@example.com"}
+	e := Event{Incident: "inc1", Action: notifier.ActionUpdate, Seq: UpdateSeq("u1"), Title: "Checkout is down", Status: "monitoring",
+		Body: "A fix is out.", At: t0}
+	m, err := svc.Compose(e, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "[예시 상태] 업데이트: Checkout is down (모니터링 중)" || !strings.Contains(m.Text, "게시: 2026-11-30 19:00 KST") ||
+		!strings.Contains(m.Text, "구독 해지: https://status.example.com/unsubscribe?id="+ann.ID) ||
+		!strings.HasPrefix(m.Unsubscribe, "https://status.example.com/unsubscribe?id="+ann.ID+"&s=") {
+		t.Fatalf("Korean mail:\n%s\n%s\n%s", m.Subject, m.Text, m.Unsubscribe)
+	}
+	if _, err := svc.o.Signer.Unsubscribe(mustQuery(t, m.Unsubscribe)); err != nil {
+		t.Fatalf("the mail's unsubscribe link does not check: %v", err)
+	}
+	settings.Locale, settings.Location = "en", time.UTC
+	e.Action, e.Seq = notifier.ActionResolve, 0
+	if m, _ := svc.Compose(e, ann); m.Subject != "[예시 상태] Resolved: Checkout is down" || !strings.Contains(m.Text, "Resolved at: 2026-11-30 10:00 UTC") {
+		t.Fatalf("English mail:\n%s\n%s", m.Subject, m.Text)
+	}
+	hook := mesh.Subscriber{ID: "00000000000000b2", URL: "https://hooks.example.com/x", Secret: "s"}
+	m, err = svc.Compose(e, hook)
+	if err != nil || m.URL != hook.URL || m.Secret != "s" || !strings.Contains(string(m.Body), `"event":"incident.resolved"`) ||
+		!strings.Contains(string(m.Body), `"url":"https://status.example.com/incidents/inc1"`) {
+		t.Fatalf("webhook message %+v %s, %v", m, m.Body, err)
+	}
+}
+
+func mustQuery(t *testing.T, u string) url.Values {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Query()
+}
