@@ -313,14 +313,27 @@ notifiers:
 	waitState(t, n, "host", "down")
 	waitState(t, n, "web", "down")
 	deadline := time.Now().Add(20 * time.Second)
+	var webID, hostID string
 	for {
 		st := n.Status()
 		w, h := checkByName(st, "web"), checkByName(st, "host")
 		if len(w.SuppressedBy) == 1 && w.SuppressedBy[0] == "host" && w.ParentIncidentID == h.IncidentID && w.IncidentID != "" {
+			webID, hostID = w.IncidentID, h.IncidentID
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("web not shown suppressed by host: %+v", w)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The stored incident (what /api/v1/incidents serves) names its parent.
+	for {
+		inc, err := n.store.Incident(context.Background(), webID)
+		if err == nil && inc.ParentIncidentID == hostID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web's stored incident %+v (%v), want parent_incident_id %s", inc, err, hostID)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

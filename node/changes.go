@@ -52,8 +52,11 @@ func (n *Node) record(ch verdict.Change) {
 		n.metrics.incidents.WithLabelValues(ch.Check).Inc()
 		// Details in the form the page words ("not reachable from 2 of 3
 		// regions (…): HTTP 503"), with the error codes of the votes.
+		// A check whose listed check (depends_on) is down opens
+		// suppressed: the pager decided so in Apply.
 		inc := store.Incident{ID: ch.IncidentID, Check: ch.Check, Title: c.DisplayName + " is down", State: "open",
-			StartedAt: ch.Start, Details: statuspage.IncidentDetailsOf(n.checkStatus(ch.View).Regions)}
+			StartedAt: ch.Start, Details: statuspage.IncidentDetailsOf(n.checkStatus(ch.View).Regions),
+			ParentIncidentID: n.pager.Parent(ch.IncidentID)}
 		if _, err := n.store.OpenIncident(ctx, inc); err != nil {
 			n.log.Error("open incident", "check", ch.Check, "incident_id", ch.IncidentID, "err", err)
 		}
@@ -62,6 +65,21 @@ func (n *Node) record(ch verdict.Change) {
 			n.log.Error("resolve incident", "check", ch.Check, "incident_id", ch.IncidentID, "err", err)
 		}
 	}
+}
+
+// recordParent stores that a listed check's incident (parent) suppressed
+// a check's incident: the pager's Suppressed, for a check whose parent went
+// down after its incident opened (or whose parent's id changed). An
+// incident not stored yet gives store.ErrNotFound: the pager tells it again.
+func (n *Node) recordParent(check, incident, parent string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := n.store.SetIncidentParent(ctx, incident, parent)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.log.Error("record the incident that suppresses an incident", "check", check, "incident_id", incident,
+			"parent_incident_id", parent, "err", err)
+	}
+	return err
 }
 
 // publish sends a check's new state to the page's live clients: one

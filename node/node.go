@@ -167,7 +167,8 @@ func New(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.outbox = ob
 	n.pager = paging.New(paging.Options{Self: o.Name, Now: o.Now, Checks: n.ev, Sent: n.mesh.Sent,
-		Maintenance: n.mesh.Maint, Claims: n.mesh.Claims, Incidents: n.mesh.Incidents, Outbox: snapshotLinks{ob, n}, Logger: o.Logger})
+		Maintenance: n.mesh.Maint, Claims: n.mesh.Claims, Incidents: n.mesh.Incidents, Outbox: snapshotLinks{ob, n}, Logger: o.Logger,
+		Suppressed: n.recordParent})
 
 	n.mesh.Retain(checkSet(o.Config))
 	n.ev.SetConfig(o.Config)

@@ -75,6 +75,11 @@ type Options struct {
 	// whose starts and ends are announced as the config's are
 	// (maintenance.go).
 	Maintenance Windows
+	// Suppressed, when set, is told (without the pager's lock) that a
+	// check's incident is suppressed by a listed check's incident (parent),
+	// once per incident and parent; an error (the incident not yet stored)
+	// tells it again at the next sweep.
+	Suppressed func(check, incident, parent string) error
 }
 
 // page is the paging record of one incident on this node.
@@ -99,6 +104,7 @@ type page struct {
 	parentIncident string
 	suppressed     bool
 	parentsUpAt    time.Time
+	parentTold     string // the parent incident Options.Suppressed took
 }
 
 // Pager decides what this node sends.
@@ -180,12 +186,16 @@ func (p *Pager) Apply(ch verdict.Change) {
 		if pg, ok := p.pages[ch.Replaced]; ok {
 			delete(p.pages, ch.Replaced)
 			pg.trigger.IncidentID, pg.trigger.StartedAt = ch.IncidentID, ch.Start.UTC()
+			pg.parentTold = "" // tell it again under the new id
 			p.pages[ch.IncidentID] = pg
 		}
 	}
 	if ch.Opened {
-		p.pages[ch.IncidentID] = &page{check: ch.Check, openedAt: p.o.Now(),
-			trigger: p.eventLocked(c, ch.IncidentID, ch.Start, ch.View.Regions, nil)}
+		pg := &page{check: ch.Check, openedAt: p.o.Now(), trigger: p.eventLocked(c, ch.IncidentID, ch.Start, ch.View.Regions, nil)}
+		p.pages[ch.IncidentID] = pg
+		if len(c.DependsOn) > 0 {
+			p.dependsLocked(c, pg, pg.openedAt) // opens suppressed while a listed check is down
+		}
 	}
 	if ch.Resolved {
 		if pg, ok := p.pages[ch.IncidentID]; ok {
@@ -291,7 +301,9 @@ func (p *Pager) Sweep(ctx context.Context) {
 	jobs = append(jobs, p.certJobsLocked(now, isSender)...)
 	jobs = append(jobs, p.groupJobsLocked(now, isSender)...) // groups.go
 	jobs = append(jobs, p.maintJobsLocked(now, isSender)...) // maintenance.go
+	parents := p.parentsLocked()
 	p.mu.Unlock()
+	p.tellParents(parents)
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			return
@@ -404,6 +416,51 @@ func (p *Pager) dependsLocked(c *config.Check, pg *page, now time.Time) bool {
 		pg.suppressedBy = nil
 	}
 	return now.Sub(pg.parentsUpAt) >= wait
+}
+
+// suppressedPage is a suppression Options.Suppressed is to be told.
+type suppressedPage struct {
+	pg                      *page
+	check, incident, parent string
+}
+
+// parentsLocked lists the suppressions Options.Suppressed has not taken.
+func (p *Pager) parentsLocked() []suppressedPage {
+	if p.o.Suppressed == nil {
+		return nil
+	}
+	var out []suppressedPage
+	for id, pg := range p.pages {
+		if pg.doneAt.IsZero() && pg.suppressed && pg.parentIncident != "" && pg.parentIncident != pg.parentTold {
+			out = append(out, suppressedPage{pg, pg.check, id, pg.parentIncident})
+		}
+	}
+	return out
+}
+
+// tellParents tells Options.Suppressed the suppressions it has not taken.
+func (p *Pager) tellParents(list []suppressedPage) {
+	for _, s := range list {
+		if err := p.o.Suppressed(s.check, s.incident, s.parent); err != nil {
+			continue // again at the next sweep
+		}
+		p.mu.Lock()
+		if s.pg.trigger.IncidentID == s.incident {
+			s.pg.parentTold = s.parent
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Parent is the incident that suppresses incident's pages now (depends_on),
+// "" if none does.
+func (p *Pager) Parent(incident string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pg, ok := p.pages[incident]; ok && pg.doneAt.IsZero() && pg.suppressed && len(pg.suppressedBy) > 0 {
+		return pg.parentIncident
+	}
+	return ""
 }
 
 // Suppression is a check's incident held back by depends_on.

@@ -467,6 +467,75 @@ func TestDependsOn(t *testing.T) {
 	expect(t, "nothing after", r.sweep())
 }
 
+// A child's incident names the parent incident that suppresses it: at once
+// when it opens while the parent is down (Parent, for the store's row), and
+// through Options.Suppressed when the parent goes down later or its id
+// changes, once per incident and parent, again at the next sweep when the
+// incident was not stored yet.
+func TestDependsOnTellsParent(t *testing.T) {
+	type told struct{ check, incident, parent string }
+	var got []told
+	fail := true
+	r := newRig(t, "us-1", func(c *config.Config) { // not the sender: every node records it
+		c.Checks[1].DependsOn, c.Checks[1].DependsWait = []string{"api"}, 10*time.Second
+	})
+	r.p.o.Suppressed = func(check, incident, parent string) error {
+		got = append(got, told{check, incident, parent})
+		if fail {
+			return errors.New("not stored yet")
+		}
+		return nil
+	}
+	r.sweep()
+	r.open("api", "parent", t0)
+	r.open("web", "child", t0)
+	if p := r.p.Parent("child"); p != "parent" {
+		t.Fatalf("a child opened while its parent is down: Parent %q, want the parent's incident", p)
+	}
+	if p := r.p.Parent("parent"); p != "" {
+		t.Fatalf("the parent's Parent: %q", p)
+	}
+	r.sweep()
+	fail = false
+	r.at(time.Second)
+	r.sweep()
+	r.at(2 * time.Second)
+	r.sweep()
+	want := []told{{"web", "child", "parent"}, {"web", "child", "parent"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("told %v, want %v (again after an error, then not)", got, want)
+	}
+
+	// The cluster names the parent's outage differently: told again.
+	r.at(3 * time.Second)
+	r.checks.set("api", fakeState{state: quorum.StateDown, since: t0, incident: "parent-b", start: t0})
+	r.p.Apply(verdict.Change{Check: "api", From: quorum.StateDown, To: quorum.StateDown, At: r.now, IncidentID: "parent-b",
+		Replaced: "parent", Start: t0})
+	r.sweep()
+	if want = append(want, told{"web", "child", "parent-b"}); !slices.Equal(got, want) {
+		t.Fatalf("told %v, want %v", got, want)
+	}
+
+	// A child that opened before its parent went down is told when it
+	// does, not before.
+	r.at(10 * time.Second)
+	r.resolve("api", "parent-b", t0)
+	r.resolve("web", "child", t0)
+	r.sweep()
+	r.at(20 * time.Second)
+	r.open("web", "child2", r.now)
+	r.sweep()
+	if p := r.p.Parent("child2"); p != "" || len(got) != len(want) {
+		t.Fatalf("a child with no parent down: Parent %q, told %v", p, got)
+	}
+	r.at(22 * time.Second)
+	r.open("api", "parent2", r.now)
+	r.sweep()
+	if want = append(want, told{"web", "child2", "parent2"}); !slices.Equal(got, want) || r.p.Parent("child2") != "parent2" {
+		t.Fatalf("told %v, want %v", got, want)
+	}
+}
+
 // A certificate close to expiry sends one warning (kind cert, its own id,
 // warning severity) through the check's notifiers, however often it is
 // seen, and its resolve once a newer certificate is served; the check's

@@ -300,6 +300,9 @@ type IncidentJSON struct {
 	Checks  []string     `json:"checks"`        // affected checks
 	URL     string       `json:"url,omitempty"` // the incident's page
 	Updates []UpdateJSON `json:"updates"`
+	// ParentIncidentID is the incident of a check this one depends on
+	// (depends_on) that suppressed its pages; omitted if none did.
+	ParentIncidentID string `json:"parent_incident_id,omitempty"`
 }
 
 // UpdateJSON is one entry of an incident's timeline, newest first.
@@ -332,7 +335,7 @@ func (v *view) incidentsJSON() IncidentsJSON {
 func (v *view) incidentJSON(iv *incidentView) IncidentJSON {
 	ij := IncidentJSON{ID: iv.ID, Check: iv.Check, Title: iv.Title, State: iv.State, StartedAt: iv.StartedAt,
 		ResolvedAt: iv.ResolvedAt, UpdatedAt: iv.UpdatedAt, Details: freeDetails(iv.Details), Status: iv.Status, Impact: iv.Impact,
-		Manual: iv.Manual, Checks: append([]string{}, iv.Checks...), Updates: []UpdateJSON{}}
+		Manual: iv.Manual, Checks: append([]string{}, iv.Checks...), Updates: []UpdateJSON{}, ParentIncidentID: iv.ParentIncidentID}
 	for _, u := range iv.Updates {
 		ij.Updates = append(ij.Updates, updateJSON(iv.ID, u))
 	}

@@ -188,6 +188,9 @@ type incidentView struct {
 	Details      string
 	Duration     string
 	Updates      []updateView // newest first
+	// ParentIncidentID is the incident of a check this one depends on
+	// that suppressed its pages (depends_on); "" if none.
+	ParentIncidentID string
 }
 
 // affects reports whether the incident concerns check.
@@ -636,7 +639,8 @@ func incidentOf(inc store.Incident, labels map[string]string, ups []store.Incide
 		return c
 	}
 	iv := &incidentView{ID: inc.ID, Check: inc.Check, Title: inc.Title, State: inc.State, Manual: inc.Manual,
-		StartedAt: inc.StartedAt.UTC(), UpdatedAt: inc.UpdatedAt.UTC(), Details: inc.Details, Impact: inc.Impact}
+		StartedAt: inc.StartedAt.UTC(), UpdatedAt: inc.UpdatedAt.UTC(), Details: inc.Details, Impact: inc.Impact,
+		ParentIncidentID: inc.ParentIncidentID}
 	if inc.Manual {
 		iv.Checks = inc.Components
 		var ls []string

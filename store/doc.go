@@ -50,9 +50,12 @@
 //	    (see series.go), for anti-entropy between nodes.
 //	state_changes(id, check_name, ts, from_state, to_state, incident_id, detail)
 //	incidents(id PK, check_name, title, state, started_at, resolved_at NULL
-//	        while open, updated_at, details, manual, impact, components, author)
+//	        while open, updated_at, details, manual, impact, components, author,
+//	        parent_incident_id)
 //	    manual = 1: opened by an operator (check_name ''); its state and
-//	    resolved_at follow its latest update.
+//	    resolved_at follow its latest update. parent_incident_id: the
+//	    incident of a depends_on check that suppressed this one's pages
+//	    ('' if none; migration 4).
 //	incident_updates(id PK, incident_id, status, body, created_at, author,
 //	        stored_at)
 //	    operators' updates; inserted by id, so a duplicate is a no-op.

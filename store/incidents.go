@@ -36,6 +36,11 @@ type Incident struct {
 	Impact     string   // none, minor, major, critical; "" = derived from the checks
 	Components []string // names of the affected checks (manual incidents)
 	Author     string   // the node that took a manual incident
+
+	// ParentIncidentID is the incident of a check this one depends on
+	// (depends_on) that suppressed this incident's pages, the latest if
+	// several did; "" if none did.
+	ParentIncidentID string
 }
 
 // Open reports whether the incident is still open.
@@ -104,10 +109,10 @@ func (s *Store) OpenIncident(ctx context.Context, inc Incident) (created bool, e
 	}
 	err = s.exec(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`INSERT INTO incidents(id, check_name, title, state, started_at, resolved_at, updated_at, details,
-				manual, impact, components, author)
-			VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`,
+				manual, impact, components, author, parent_incident_id)
+			VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING`,
 			inc.ID, inc.Check, inc.Title, inc.State, inc.StartedAt.UnixMilli(), now.UnixMilli(), inc.Details,
-			inc.Manual, inc.Impact, joinNames(inc.Components), inc.Author)
+			inc.Manual, inc.Impact, joinNames(inc.Components), inc.Author, inc.ParentIncidentID)
 		if err != nil {
 			return fmt.Errorf("store: open incident: %w", err)
 		}
@@ -180,7 +185,37 @@ func (s *Store) UpdateIncident(ctx context.Context, id, title, state, details st
 	})
 }
 
-const incidentCols = `id, check_name, title, state, started_at, resolved_at, updated_at, details, manual, impact, components, author`
+// SetIncidentParent records that the incident of a check this one depends
+// on (parent) suppressed incident id's pages. It is idempotent; the
+// incident's updated_at moves only when the parent changes. An unknown id
+// gives ErrNotFound (its incident may not be stored yet).
+func (s *Store) SetIncidentParent(ctx context.Context, id, parent string) error {
+	if id == "" || parent == "" {
+		return errors.New("store: incident parent without ids")
+	}
+	return s.exec(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE incidents SET parent_incident_id = ?, updated_at = ?
+			WHERE id = ? AND parent_incident_id != ?`, parent, s.opts.Now().UnixMilli(), id, parent)
+		if err != nil {
+			return fmt.Errorf("store: incident parent: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store: incident parent: %w", err)
+		} else if n == 1 {
+			return nil
+		}
+		var one int
+		if err := tx.QueryRow(`SELECT 1 FROM incidents WHERE id = ?`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return fmt.Errorf("store: incident parent: %w", err)
+		}
+		return nil
+	})
+}
+
+const incidentCols = `id, check_name, title, state, started_at, resolved_at, updated_at, details, manual, impact, components, author,
+	parent_incident_id`
 
 func scanIncident(sc interface{ Scan(...any) error }) (Incident, error) {
 	var (
@@ -190,7 +225,7 @@ func scanIncident(sc interface{ Scan(...any) error }) (Incident, error) {
 		comps            string
 	)
 	if err := sc.Scan(&inc.ID, &inc.Check, &inc.Title, &inc.State, &started, &resolved, &updated, &inc.Details,
-		&inc.Manual, &inc.Impact, &comps, &inc.Author); err != nil {
+		&inc.Manual, &inc.Impact, &comps, &inc.Author, &inc.ParentIncidentID); err != nil {
 		return inc, err
 	}
 	inc.Components = splitNames(comps)
@@ -253,7 +288,8 @@ func (s *Store) Incident(ctx context.Context, id string) (Incident, error) {
 // ReplaceIncident renames an open incident: the cluster agreed on another id
 // for the same outage (see quorum's incident id rules). The row keeps its
 // history; its id and start become newID and startedAt, and state changes
-// that named the old id follow. If newID already exists, the old row is
+// and the incidents it suppressed (parent_incident_id) that named the old
+// id follow. If newID already exists, the old row is
 // removed instead. An unknown oldID gives ErrNotFound.
 func (s *Store) ReplaceIncident(ctx context.Context, oldID, newID string, startedAt time.Time) error {
 	if oldID == newID {
@@ -281,6 +317,9 @@ func (s *Store) ReplaceIncident(ctx context.Context, oldID, newID string, starte
 			}
 		}
 		if _, err := tx.Exec(`UPDATE state_changes SET incident_id = ? WHERE incident_id = ?`, newID, oldID); err != nil {
+			return fmt.Errorf("store: replace incident: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE incidents SET parent_incident_id = ? WHERE parent_incident_id = ?`, newID, oldID); err != nil {
 			return fmt.Errorf("store: replace incident: %w", err)
 		}
 		if _, err := tx.Exec(`UPDATE incident_updates SET incident_id = ? WHERE incident_id = ?`, newID, oldID); err != nil {

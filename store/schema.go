@@ -135,6 +135,11 @@ CREATE TABLE series_units (
 	PRIMARY KEY (node, step, start)
 ) WITHOUT ROWID;
 `,
+	// 4: the incident of a listed check (depends_on) that suppressed a
+	// check's incident; existing incidents keep '' (none).
+	`
+ALTER TABLE incidents ADD COLUMN parent_incident_id TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // migrationSteps are Go steps of migrations, run in the migration's
