@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -153,6 +154,7 @@ func BenchmarkNewDoc(b *testing.B) {
 		{"badge", badge("check-00 30d", "99.95%", uptimeColour(0.9995))},
 		{"summary", sn.docs[keySummary].plain()},
 		{"index", sn.docs[keyIndex].plain()},
+		{"status-1000", status1000(b)},
 	}
 	variants := []struct {
 		name string
@@ -177,6 +179,28 @@ func BenchmarkNewDoc(b *testing.B) {
 			})
 		}
 	}
+}
+
+// status1000 is GET /api/v1/status of 1,000 http checks in three regions,
+// as statusDocOf encodes it, with latencies, phases and probe times that
+// differ as a node's do (identical checks compress far better).
+func status1000(b testing.TB) []byte {
+	st, _ := manyChecks(1000)
+	for i := range st.Checks {
+		c := &st.Checks[i]
+		c.Type = "http"
+		for k, reg := range []string{"eu-west", "us-east", "ap-south"} {
+			j := i*3 + k
+			ms := func(m int) float64 { return float64((j*7919+m*104729)%(m*100)) / 10 }
+			c.Regions[reg] = RegionVote{Vote: "up", LatencyMS: ms(5), CheckedAt: testNow.Add(-time.Duration((j*104729)%10000) * time.Millisecond),
+				Phases: &Phases{DNSMS: ms(1), ConnectMS: ms(2), FirstByteMS: ms(4)}}
+		}
+	}
+	body, err := json.MarshalIndent(publicStatus(st), "", "  ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return append(body, '\n')
 }
 
 func BenchmarkServeStatus(b *testing.B)     { benchPath(b, "/api/v1/status", false) }

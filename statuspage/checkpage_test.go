@@ -1,6 +1,8 @@
 package statuspage
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/xml"
 	"io"
@@ -270,6 +272,30 @@ func TestHeadingOrder(t *testing.T) {
 		}
 		if prev == 0 {
 			t.Errorf("%s: no headings", p)
+		}
+	}
+}
+
+// A document compressed whole over gzipLarge (GET /api/v1/status of
+// hundreds of checks) is compressed at chunkLevel, not best compression;
+// smaller ones at best, badges at the fastest level.
+func TestGzipDocLevels(t *testing.T) {
+	big := status1000(t)
+	if len(big) <= gzipLarge {
+		t.Fatalf("status of 1,000 checks: %d bytes, want more than %d", len(big), gzipLarge)
+	}
+	small := big[:gzipLarge/2]
+	for _, c := range []struct {
+		name  string
+		body  []byte
+		level int
+	}{{"large", big, chunkLevel}, {"medium", small, gzipLevel}, {"badge", big[:1000], gzip.BestSpeed}} {
+		gz := gzipDoc(c.body)
+		if !bytes.Equal(gz, gzipBytes(c.body, c.level)) {
+			t.Errorf("%s (%d bytes): not compressed at level %d", c.name, len(c.body), c.level)
+		}
+		if got := gunzip(t, gz); !bytes.Equal(got, c.body) {
+			t.Errorf("%s: does not decompress to its body", c.name)
 		}
 	}
 }
