@@ -39,7 +39,7 @@ func (r ReloadResult) String() string {
 // and, when its trigger went out, resolved by the designated sender.
 // Regions, quorum, maintenance windows and the status page's presentation
 // change too. Settings that need a restart (node:, cluster.gossip,
-// cluster.canaries, notifiers, store:) keep their running values, listed
+// cluster.canaries, notifiers, store:, statuspage.subscriptions) keep their running values, listed
 // in Ignored. A config that cannot run (this node's region no longer
 // listed, a check naming a notifier this node does not run) is rejected as
 // a whole and the running one stays.
@@ -65,12 +65,14 @@ func (n *Node) Reload(cfg *config.Config) (ReloadResult, error) {
 	next.Node, next.Store = old.Node, old.Store
 	next.Cluster.Gossip, next.Cluster.Canaries = old.Cluster.Gossip, old.Cluster.Canaries
 	next.Notifiers = old.Notifiers
+	next.StatusPage.Subscriptions = old.StatusPage.Subscriptions // its outbox and link key are made at start (subscriptions.go)
 	for _, d := range []struct {
 		name     string
 		old, new any
 	}{
 		{"node", old.Node, cfg.Node}, {"store", old.Store, cfg.Store}, {"cluster.gossip", old.Cluster.Gossip, cfg.Cluster.Gossip},
 		{"cluster.canaries", old.Cluster.Canaries, cfg.Cluster.Canaries}, {"notifiers", stripNotifierPos(old.Notifiers), stripNotifierPos(cfg.Notifiers)},
+		{"statuspage.subscriptions", old.StatusPage.Subscriptions, cfg.StatusPage.Subscriptions},
 	} {
 		if !reflect.DeepEqual(d.old, d.new) {
 			res.Ignored = append(res.Ignored, d.name)

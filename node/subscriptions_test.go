@@ -13,11 +13,13 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vantage-dev/vantage/config"
 	"github.com/vantage-dev/vantage/notifier"
 	"github.com/vantage-dev/vantage/notifier/smtptest"
 	"github.com/vantage-dev/vantage/statuspage"
@@ -490,5 +492,31 @@ statuspage:
 	// before the resolution.
 	if len(kinds) != 3 || kinds[2] != subscribe.EventResolved || !(kinds[0] == subscribe.EventStarted || kinds[1] == subscribe.EventStarted) {
 		t.Fatalf("check incident events %v", kinds)
+	}
+}
+
+// statuspage.subscriptions needs a restart: a reload keeps the running
+// settings and says so.
+func TestSubscriptionsNeedARestart(t *testing.T) {
+	text := `
+defaults: {interval: 1s, fail_after: 1, recover_after: 1}
+checks:
+  - {name: api, type: http, url: "http://127.0.0.1:9/"}
+statuspage:
+  url: https://status.example.com
+  subscriptions: {enabled: true, secret: first-secret-0123456789}
+`
+	n := soloNode(t, text, &switchProber{})
+	waitState(t, n, "api", "up") // started: nothing of the start is in flight at Close
+	cfg, err := config.Load(writeFile(t, "next.yaml", strings.Replace(text, "first-secret", "other-secret", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Reload(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Ignored, "statuspage.subscriptions") || n.cfg.Load().StatusPage.Subscriptions.Secret != "first-secret-0123456789" {
+		t.Fatalf("reload: ignored %v, running secret %q", res.Ignored, n.cfg.Load().StatusPage.Subscriptions.Secret)
 	}
 }

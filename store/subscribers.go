@@ -145,5 +145,8 @@ func (s *Store) PruneSubscribers(ctx context.Context, deletedBefore time.Time) (
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), err
+	if err != nil {
+		return 0, err // the writer may still run fn: n is not read
+	}
+	return int(n), nil
 }
