@@ -315,17 +315,19 @@ func (n *Node) goRun(f func(context.Context)) {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
+		// Probing stops first (running probes are cancelled), so no result
+		// arrives for a cluster that has gone; then the node leaves.
+		if n.sched != nil {
+			if err := n.sched.Shutdown(); err != nil {
+				n.closeErr = err
+			}
+		}
 		if cl := n.cl.Load(); cl != nil {
 			if err := cl.Leave(2 * time.Second); err != nil {
 				n.log.Warn("leave cluster", "err", err)
 			}
 			if err := cl.Shutdown(); err != nil {
 				n.log.Warn("gossip shutdown", "err", err)
-			}
-		}
-		if n.sched != nil {
-			if err := n.sched.Shutdown(); err != nil {
-				n.closeErr = err
 			}
 		}
 		n.wg.Wait()
