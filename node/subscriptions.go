@@ -47,6 +47,10 @@ type subsState struct {
 	dirty atomic.Bool
 }
 
+// subsOutboxKeep is how long the subscriptions outbox keeps delivered
+// and failed messages.
+const subsOutboxKeep = 7 * 24 * time.Hour
+
 // maxQueuedSubscribers bounds the queue; what is dropped is stored again
 // from the table (dirty).
 const maxQueuedSubscribers = 4096
@@ -197,6 +201,13 @@ func (n *Node) runSubscriptions(ctx context.Context) {
 			if _, err := n.store.PruneSubscribers(pctx, n.now().Add(-mesh.TombstoneTTL)); err != nil &&
 				!errors.Is(err, store.ErrClosed) && pctx.Err() == nil {
 				n.log.Warn("prune subscribers", "err", err)
+			}
+			// Delivered and failed messages of events no sender queues any
+			// more (events live a day, the subscribers' sent log 3 days).
+			if x.outbox != nil {
+				if _, err := x.outbox.Prune(pctx, n.now().Add(-subsOutboxKeep)); err != nil && pctx.Err() == nil {
+					n.log.Warn("prune subscriptions outbox", "err", err)
+				}
 			}
 			cancel()
 		}
