@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/memberlist"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,10 +163,19 @@ func (c *Cluster) sendDirect(msgs [][]byte) {
 	if ml == nil {
 		return
 	}
-	for _, n := range ml.Members() {
-		if n.Name == c.cfg.Name {
-			continue
+	// Our copies of the alive members, not ml.Members(): memberlist hands
+	// out its own nodes, whose address it rewrites under its lock when a
+	// member comes back (a data race with reading it here).
+	c.mu.Lock()
+	to := make([]memberlist.Node, 0, len(c.peers))
+	for name, p := range c.peers {
+		if name != c.cfg.Name && p.state == StateAlive {
+			to = append(to, p.node)
 		}
+	}
+	c.mu.Unlock()
+	for i := range to {
+		n := &to[i]
 		for _, m := range msgs {
 			if err := ml.SendBestEffort(n, m); err != nil {
 				c.log.Debug("direct send of a chunk failed", "member", n.Name, "err", err)

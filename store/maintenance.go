@@ -194,5 +194,8 @@ func (s *Store) PruneMaintenance(ctx context.Context, deletedBefore, endedBefore
 		n, err = res.RowsAffected()
 		return err
 	})
-	return int(n), err
+	if err != nil {
+		return 0, err // the writer may still run fn (ctx gave up first): n is not read
+	}
+	return int(n), nil
 }
