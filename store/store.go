@@ -158,6 +158,11 @@ type op struct {
 	res     *Result // a pointer: the queue's buffer is allocated at its bound (8,192 ops)
 	batch   []Result
 	fn      func(*sql.Tx) error
+	// claim is an opExec's: the writer takes it (0 → 1) before it runs fn,
+	// a caller that gives up takes it (0 → 2) so fn never runs; a caller
+	// that finds fn running waits for it, so fn never writes the caller's
+	// variables after exec has returned.
+	claim *atomic.Int32
 	buckets []Bucket
 	done    chan error
 }
@@ -332,6 +337,9 @@ func (s *Store) call(ctx context.Context, o op) error {
 	case err := <-o.done:
 		return err
 	case <-ctx.Done():
+		if o.claim != nil && !o.claim.CompareAndSwap(0, 2) {
+			return <-o.done // fn is running: it ends within SQLite's busy timeout
+		}
 		return ctx.Err()
 	}
 }
@@ -349,7 +357,7 @@ func (s *Store) Prune(ctx context.Context) error {
 
 // exec runs fn in its own write transaction on the writer goroutine.
 func (s *Store) exec(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.call(ctx, op{kind: opExec, fn: fn})
+	return s.call(ctx, op{kind: opExec, fn: fn, claim: new(atomic.Int32)})
 }
 
 // Close commits what is queued, stops the writer and closes the database.

@@ -271,6 +271,10 @@ func (w *writer) handle(o op, ok bool) bool {
 		w.errSinceFlush = nil
 		o.done <- err
 	case opExec:
+		if o.claim != nil && !o.claim.CompareAndSwap(0, 1) {
+			o.done <- context.Canceled // the caller gave up before it ran
+			break
+		}
 		o.done <- w.execTx(o.fn)
 	case opPrune:
 		w.startPrune(o.done)
