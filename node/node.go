@@ -310,7 +310,7 @@ func (n *Node) goRun(f func(context.Context)) {
 }
 
 // Close stops paging first (a stopping node sends nothing about checks it
-// stops probing), leaves the cluster, stops the probes, then flushes and
+// stops probing), stops the probes, leaves the cluster, then flushes and
 // closes the outbox and the store.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
