@@ -32,8 +32,10 @@
 //
 // serve: runs a node with N http checks, then for each path loads it with
 // wrk -t2 -c200 with gzip, and a bare net/http server of this process
-// serving the same bytes, alternately in one run: requests/s, p99 and
-// their ratio.
+// serving the same body (with its content headers only, and as "bare+h"
+// also with the node's other headers: security headers, validators,
+// Cache-Control, Vary), alternately in one run: requests/s, p99 and
+// their ratios, each round with the load average.
 package main
 
 import (

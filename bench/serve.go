@@ -19,8 +19,9 @@ import (
 
 // benchServe measures a node's HTTP documents against a bare net/http
 // server serving the same bytes, side by side in one run: wrk -t2 -c200
-// with gzip on each path, the node and the bare server alternately, and
-// the ratio of their requests per second.
+// with gzip on each path, the node and the bare servers alternately
+// (one with the body's content headers only, one also with the node's
+// other headers), and the ratio of their requests per second.
 func benchServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	checks := fs.Int("checks", 1000, "number of http checks the node runs")
@@ -77,32 +78,43 @@ func benchServe(args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		bare, err := bareServer(body, hdr)
+		// The bare server answers with the body and its content headers
+		// (type, encoding, length), and, as "bare+h", also with every
+		// other header of the node's answer but Date (its security
+		// headers, validators, Cache-Control, Vary): the same bytes.
+		bare, err := bareServer(body, hdr, false)
 		if err != nil {
 			return err
 		}
-		var node, plain []wrkResult
+		bareH, err := bareServer(body, hdr, true)
+		if err != nil {
+			bare.Close()
+			return err
+		}
+		var node, plain, plainH []wrkResult
 		fmt.Printf("  %s: %d gzip bytes\n", p, len(body))
 		for round := range *rounds {
 			for _, side := range []struct {
 				url string
 				out *[]wrkResult
-			}{{"http://" + httpAddr + p, &node}, {"http://" + bare.Addr().String() + p, &plain}} {
+			}{{"http://" + httpAddr + p, &node}, {"http://" + bare.Addr().String() + p, &plain}, {"http://" + bareH.Addr().String() + p, &plainH}} {
 				r, err := runWrk(side.url, *duration)
 				if err != nil {
 					bare.Close()
+					bareH.Close()
 					return err
 				}
 				*side.out = append(*side.out, r)
 			}
-			n, b := node[round], plain[round]
-			fmt.Printf("    round %d: node %9.0f req/s (p99 %6.2f ms)  bare %9.0f req/s (p99 %6.2f ms)  ratio %.2f  (load %s)\n",
-				round+1, n.rps, n.p99ms, b.rps, b.p99ms, n.rps/b.rps, loadAvg())
+			n, b, bh := node[round], plain[round], plainH[round]
+			fmt.Printf("    round %d: node %6.0f req/s (p99 %6.2f ms)  bare %6.0f req/s (p99 %6.2f ms) ratio %.2f  bare+h %6.0f req/s (p99 %6.2f ms) ratio %.2f  (load %s)\n",
+				round+1, n.rps, n.p99ms, b.rps, b.p99ms, n.rps/b.rps, bh.rps, bh.p99ms, n.rps/bh.rps, loadAvg())
 		}
 		bare.Close()
-		bn, bp := best(node), best(plain)
-		fmt.Printf("  %-24s %7d gzip bytes  best: node %9.0f req/s (p99 %6.2f ms)  bare %9.0f req/s (p99 %6.2f ms)  ratio %.2f\n",
-			p, len(body), bn.rps, bn.p99ms, bp.rps, bp.p99ms, bn.rps/bp.rps)
+		bareH.Close()
+		bn, bp, bph := best(node), best(plain), best(plainH)
+		fmt.Printf("  %-22s best: node %6.0f req/s (p99 %6.2f ms)  bare %6.0f (p99 %6.2f ms) ratio %.2f  bare+h %6.0f (p99 %6.2f ms) ratio %.2f\n",
+			p, bn.rps, bn.p99ms, bp.rps, bp.p99ms, bn.rps/bp.rps, bph.rps, bph.p99ms, bn.rps/bph.rps)
 	}
 	return nil
 }
@@ -123,16 +135,30 @@ func fetchGzip(url string) ([]byte, http.Header, error) {
 	return b, resp.Header, err
 }
 
-// bareServer serves body with the same content headers at every path.
-func bareServer(body []byte, hdr http.Header) (net.Listener, error) {
+// bareServer serves body with the same content headers at every path;
+// with all, with every header of hdr but Date.
+func bareServer(body []byte, hdr http.Header, all bool) (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	ctype, cenc := []string{hdr.Get("Content-Type")}, []string{hdr.Get("Content-Encoding")}
 	clen := []string{strconv.Itoa(len(body))}
+	other := http.Header{}
+	if all {
+		for k, v := range hdr {
+			switch k {
+			case "Date", "Content-Type", "Content-Length", "Content-Encoding":
+			default:
+				other[k] = v
+			}
+		}
+	}
 	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		for k, v := range other {
+			h[k] = v
+		}
 		h["Content-Type"], h["Content-Length"] = ctype, clen
 		if cenc[0] != "" {
 			h["Content-Encoding"] = cenc
