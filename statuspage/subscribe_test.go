@@ -35,7 +35,7 @@ func (f *fakeSubs) Confirm(context.Context, url.Values) (mesh.Subscriber, error)
 	return mesh.Subscriber{}, subscribe.ErrBadLink
 }
 func (f *fakeSubs) Unsubscribe(context.Context, url.Values) error { return subscribe.ErrBadLink }
-func (f *fakeSubs) UnsubscribeURL(string) string                 { return "" }
+func (f *fakeSubs) UnsubscribeURL(string) string                  { return "" }
 func (f *fakeSubs) AddEmail(context.Context, string) (mesh.Subscriber, error) {
 	return mesh.Subscriber{}, nil
 }
@@ -43,7 +43,7 @@ func (f *fakeSubs) AddWebhook(context.Context, string, string) (mesh.Subscriber,
 	return mesh.Subscriber{}, nil
 }
 func (f *fakeSubs) Remove(context.Context, string) (bool, error) { return false, nil }
-func (f *fakeSubs) List() []mesh.Subscriber                     { return nil }
+func (f *fakeSubs) List() []mesh.Subscriber                      { return nil }
 
 // The subscription pages: 404 while off; the form's answer the same for
 // any address; a bad address 400; a body over the bound 413; a client

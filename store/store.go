@@ -154,15 +154,15 @@ type Store struct {
 
 // op is one request to the writer goroutine.
 type op struct {
-	kind    opKind
-	res     *Result // a pointer: the queue's buffer is allocated at its bound (8,192 ops)
-	batch   []Result
-	fn      func(*sql.Tx) error
+	kind  opKind
+	res   *Result // a pointer: the queue's buffer is allocated at its bound (8,192 ops)
+	batch []Result
+	fn    func(*sql.Tx) error
 	// claim is an opExec's: the writer takes it (0 → 1) before it runs fn,
 	// a caller that gives up takes it (0 → 2) so fn never runs; a caller
 	// that finds fn running waits for it, so fn never writes the caller's
 	// variables after exec has returned.
-	claim *atomic.Int32
+	claim   *atomic.Int32
 	buckets []Bucket
 	done    chan error
 }
