@@ -112,13 +112,14 @@ func (ps *probeState) typical() (time.Duration, bool) {
 // second timeout (the confirming probes') between the first failure and
 // the page. Instead a probe that takes much longer than the check usually
 // answers in is treated as the first sign of a fault: at slowFactor times
-// the slowest of its latest latencies, at least slowMin, at most half the
-// timeout (and at least confirmRetry: before the check's first success,
-// half the timeout), the node probes alongside it and asks every region to
-// probe now. A probe run because a peer asked (within the last second)
-// gets its alongside probe at slowFactor times the usual latency, between
-// confirmQuick and confirmRetry (confirmRetry before the first success),
-// as a failure a peer asked to confirm is re-probed after confirmQuick.
+// the slowest of its latest latencies, at least slowMin, at most the
+// ceiling max(confirmRetry, timeout/2) (the ceiling itself before the
+// check's first success), the node probes alongside it and asks every
+// region to probe now. A probe run because a peer asked (within the last
+// second) gets its alongside probe at slowFactor times the usual latency,
+// between confirmQuick and confirmRetry (confirmRetry before the first
+// success), as a failure a peer asked to confirm is re-probed after
+// confirmQuick; that probe does not ask again (see alongside).
 // So two regions each hold two probes begun within slowMin + a gossip
 // round + confirmQuick of the first region's probe, and a hanging target
 // is down about timeout + 1.5 s after the first probe began. A target that
