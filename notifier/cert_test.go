@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/notifier/smtptest"
 )
 
 // certEvents are the warning about an expiring certificate and its
 // resolve once a renewed one is served.
 func certEvents(t *testing.T) (Event, Event) {
 	t.Helper()
-	tc, _ := testCert(t)
+	tc, _ := smtptest.Cert(t)
 	c := *tc.Leaf
 	c.SerialNumber = c.SerialNumber.SetInt64(0x0A1B2C)
 	c.NotAfter = t0.Add(13*24*time.Hour + 5*time.Hour)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
+	"github.com/vantage-dev/vantage/notifier/smtptest"
 )
 
 // groupEv is a grouped page of n checks of group shop; the last added of
@@ -220,21 +221,21 @@ func TestGroupOutbox(t *testing.T) {
 // Email: both parts list the checks; an update replies in the page's
 // thread.
 func TestGroupEmail(t *testing.T) {
-	srv, pool := newSMTPServer(t, "implicit")
+	srv, pool := smtptest.Start(t, "implicit")
 	n := emailNotifier(srv, "implicit")
 	n.Auth, n.Username, n.Password = "login", "user", "pw"
 	p := mustNewOpts(t, n, Options{RootCAs: pool})
 	send(t, p, groupEv(ActionTrigger, 2, 0))
 	send(t, p, groupEv(ActionUpdate, 3, 1))
-	msgs := srv.messages()
+	msgs := srv.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages", len(msgs))
 	}
-	_, text, html := parts(t, msgs[0].Data)
+	_, text, html := smtptest.Alternative(t, msgs[0].Data)
 	if !strings.Contains(text, "c01 (https://c01.example.com/): not reachable") || !strings.Contains(html, "<li>c01 (https://c01.example.com/): not reachable") {
 		t.Fatalf("parts:\n%s\n%s", text, html)
 	}
-	update, _, _ := parts(t, msgs[1].Data)
+	update, _, _ := smtptest.Alternative(t, msgs[1].Data)
 	id := GroupID(0, "shop", t0)
 	if s := subject(t, update); s != "1 more check in group shop is down, 3 in all: c02" {
 		t.Errorf("update Subject %q", s)

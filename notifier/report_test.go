@@ -2,12 +2,6 @@ package notifier
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
-	"io"
-	"mime"
-	"mime/multipart"
-	"net/mail"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,49 +19,6 @@ func reportEvent() Event {
 				{Name: "report-2026-11.html", ContentType: "text/html; charset=utf-8", Data: []byte("<!DOCTYPE html><p>report</p>")},
 				{Name: "report-2026-11.csv", ContentType: "text/csv; charset=utf-8", Data: []byte("name,uptime\napi,0.995\n")},
 			}}}
-}
-
-// mailParts reads a multipart/mixed message: its text body and its
-// attachments by file name.
-func mailParts(t *testing.T, data []byte) (*mail.Message, string, map[string]string) {
-	t.Helper()
-	msg, err := mail.ReadMessage(strings.NewReader(string(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/mixed" {
-		t.Fatalf("Content-Type %q (%v)", msg.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	var text string
-	files := map[string]string{}
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Header.Get("Content-Transfer-Encoding") == "base64" {
-			dec, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(b)), ""))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = dec
-		}
-		if name := p.FileName(); name != "" {
-			files[name] = string(b)
-			continue
-		}
-		text = string(b)
-	}
-	return msg, text, files
 }
 
 func TestReportMailDelivered(t *testing.T) {
@@ -110,7 +61,7 @@ func TestReportMailDelivered(t *testing.T) {
 	if m.From != "status@example.com" || strings.Join(m.To, ",") != "boss@example.com,ops@example.com" {
 		t.Errorf("envelope from %q to %q: the report goes to its own recipients", m.From, m.To)
 	}
-	msg, text, files := mailParts(t, m.Data)
+	msg, text, files := smtptest.Mixed(t, m.Data)
 	if s := subject(t, msg); s != ev.Mail.Subject {
 		t.Errorf("Subject %q", s)
 	}

@@ -25,8 +25,9 @@ import (
 	"time"
 )
 
-// newCert returns a server certificate for 127.0.0.1 and a pool trusting it.
-func newCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+// Cert returns a self-signed certificate for 127.0.0.1 (CN "vantage test
+// smtp"), the one a server serves, and a pool trusting it.
+func Cert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -101,7 +102,7 @@ func Start(t testing.TB, mode string, set ...func(*Server)) (*Server, *x509.Cert
 // StartAt is Start on the loopback address ip.
 func StartAt(t testing.TB, ip, mode string, set ...func(*Server)) (*Server, *x509.CertPool) {
 	t.Helper()
-	cert, pool := newCert(t)
+	cert, pool := Cert(t)
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
