@@ -1,15 +1,11 @@
 package mesh
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -230,26 +226,17 @@ func (w Window) expired(now time.Time) bool {
 	return !w.Recurring() && now.Sub(w.End) > KeepEnded
 }
 
-// canonical is the version's encoding without Sent: the last tie-break.
-func (w Window) canonical() []byte {
-	w.Sent = time.Time{}
-	b, _ := json.Marshal(w)
-	return b
+func (w Window) head() versionHead {
+	return versionHead{ID: w.ID, Version: w.Version, Deleted: w.Deleted, Author: w.Author, Created: w.Created, Updated: w.Updated, Sent: w.Sent}
 }
 
-// newer reports whether a is a greater version of its window than b.
-func newer(a, b Window) bool {
-	switch {
-	case a.Version != b.Version:
-		return a.Version > b.Version
-	case a.Deleted != b.Deleted:
-		return a.Deleted
-	case !a.Updated.Equal(b.Updated):
-		return a.Updated.After(b.Updated)
-	case a.Author != b.Author:
-		return a.Author > b.Author
-	}
-	return bytes.Compare(a.canonical(), b.canonical()) > 0
+func (w Window) withSent(at time.Time) Window {
+	w.Sent = at
+	return w
+}
+
+func (Window) tombstone(id string, version uint64, author string, created, updated time.Time) Window {
+	return Window{ID: id, Version: version, Deleted: true, Author: author, Created: created, Updated: updated}
 }
 
 // size estimates a version's share of a message.
@@ -266,67 +253,36 @@ type maintIndex struct {
 	byCheck map[string][]config.Maintenance
 }
 
-// Maintenance is the table of runtime maintenance windows.
+// Maintenance is the table of runtime maintenance windows, a versioned
+// table (versions.go): SetOnChange is told the versions learned from
+// peers (to store them, and to show the windows); Seed adds versions read
+// from the store; Entries (tests, and the node re-storing them after a
+// failed write) and Len count tombstones too; Full reports whether it
+// holds MaxWindows live windows.
 type Maintenance struct {
-	now func() time.Time
-	log *slog.Logger
-
-	mu       sync.Mutex
-	b        Broadcaster
-	entries  map[string]Window // by id: live windows and tombstones
-	onChange func([]Window)
+	versions[Window]
 
 	index atomic.Pointer[maintIndex]
 }
 
 // NewMaintenance returns an empty table.
 func NewMaintenance(now func() time.Time, log *slog.Logger) *Maintenance {
-	if log == nil {
-		log = slog.Default()
-	}
-	t := &Maintenance{now: now, log: log, b: nopBroadcaster{}, entries: map[string]Window{}, onChange: func([]Window) {}}
+	t := &Maintenance{versions: newVersions(versionsSpec[Window]{
+		name: "maintenance", one: "maintenance window", many: "maintenance windows",
+		from: "maintenance", tooMany: "maintenance from %s: %d windows in one message",
+		maxLive: MaxWindows, maxTomb: maxTombstones,
+		dropped: func(log *slog.Logger, w Window) {
+			log.Warn("maintenance table full: a window scheduled elsewhere is dropped", "id", w.ID, "created", w.Created)
+		},
+	}, now, log)}
+	t.changed = t.reindexLocked
 	t.index.Store(&maintIndex{})
 	return t
-}
-
-// SetOnChange sets the function told the versions learned from peers
-// (to store them, and to show the windows); it must not block.
-func (t *Maintenance) SetOnChange(f func([]Window)) {
-	if f == nil {
-		f = func([]Window) {}
-	}
-	t.mu.Lock()
-	t.onChange = f
-	t.mu.Unlock()
-}
-
-func (t *Maintenance) setBroadcaster(b Broadcaster) {
-	t.mu.Lock()
-	t.b = b
-	t.mu.Unlock()
 }
 
 // Register registers the table with the cluster under KeyMaintenance.
 func (t *Maintenance) Register(r Registry) error {
 	return Register(r, map[string]sharer{KeyMaintenance: t})
-}
-
-// Seed adds versions read from the store (at start), keeping the greater
-// of what the table holds.
-func (t *Maintenance) Seed(ws []Window) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, w := range ws {
-		if w.Validate() != nil || w.expired(now) {
-			continue
-		}
-		if cur, ok := t.entries[w.ID]; !ok || newer(w, cur) {
-			t.entries[w.ID] = w
-		}
-	}
-	t.trimLocked()
-	t.reindexLocked()
 }
 
 // Schedule adds a window taken here (version 1, validated by the caller
@@ -349,22 +305,11 @@ func (t *Maintenance) Schedule(w Window) error {
 		t.mu.Unlock()
 		return ErrWindowsFull
 	}
-	t.entries[w.ID] = w
-	t.trimLocked()
-	t.reindexLocked()
+	t.putLocked(w)
 	b := t.b
 	t.mu.Unlock()
 	t.gossip(b, w)
 	return nil
-}
-
-// gossip broadcasts a version made here; a failure is logged (push-pull
-// delivers it).
-func (t *Maintenance) gossip(b Broadcaster, w Window) {
-	w.Sent = t.now().UTC()
-	if err := broadcastEntries(b, broadcastName("maintenance", w.ID), w); err != nil {
-		t.log.Warn("gossip maintenance window; push-pull delivers it", "id", w.ID, "err", err)
-	}
 }
 
 // Cancel replaces the live window id by a tombstone made by author, and
@@ -374,71 +319,20 @@ func (t *Maintenance) Cancel(id, author string) (tomb, was Window, err error) {
 	if author != "" && !validNode(author) {
 		return Window{}, Window{}, fmt.Errorf("mesh: cancel maintenance: bad author")
 	}
-	now := t.now().UTC().Truncate(time.Millisecond)
-	t.mu.Lock()
-	cur, ok := t.entries[id]
-	if !ok || cur.Deleted {
-		t.mu.Unlock()
+	tomb, was, ok := t.remove(id, author)
+	if !ok {
 		return Window{}, Window{}, ErrNoWindow
 	}
-	tomb = Window{ID: id, Version: cur.Version + 1, Deleted: true, Author: author, Created: cur.Created, Updated: now}
-	if tomb.Updated.Before(cur.Updated) {
-		tomb.Updated = cur.Updated
-	}
-	t.entries[id] = tomb
-	t.trimLocked()
-	t.reindexLocked()
-	b := t.b
-	t.mu.Unlock()
-	t.gossip(b, tomb)
-	return tomb, cur, nil
-}
-
-// Full reports whether the table holds MaxWindows live windows.
-func (t *Maintenance) Full() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.liveLocked() >= MaxWindows
+	return tomb, was, nil
 }
 
 // Windows returns the live windows, by creation time.
 func (t *Maintenance) Windows() []Window {
-	t.mu.Lock()
-	out := make([]Window, 0, len(t.entries))
-	for _, w := range t.entries {
-		if !w.Deleted {
-			w.Checks = slices.Clone(w.Checks)
-			out = append(out, w)
-		}
+	out := t.live()
+	for i := range out {
+		out[i].Checks = slices.Clone(out[i].Checks)
 	}
-	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b Window) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 	return out
-}
-
-// Entries returns every version the table holds, tombstones included
-// (tests, and the node re-storing them after a failed write).
-func (t *Maintenance) Entries() []Window {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]Window, 0, len(t.entries))
-	for _, w := range t.entries {
-		out = append(out, w)
-	}
-	slices.SortFunc(out, func(a, b Window) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
-// Len is the number of versions held, tombstones included.
-func (t *Maintenance) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.entries)
 }
 
 // Active reports whether a runtime window covers check at instant at. It
@@ -454,132 +348,7 @@ func (t *Maintenance) Active(check string, at time.Time) bool {
 
 // Expire drops the versions that outlived their use; it reports whether
 // a live window went.
-func (t *Maintenance) Expire(now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	live := false
-	for id, w := range t.entries {
-		if w.expired(now) {
-			delete(t.entries, id)
-			live = live || !w.Deleted
-		}
-	}
-	if live {
-		t.reindexLocked()
-	}
-	return live
-}
-
-// MarshalBinary implements cluster.State: every version held, sent now.
-func (t *Maintenance) MarshalBinary() ([]byte, error) {
-	now := t.now().UTC()
-	ws := t.Entries()
-	for i := range ws {
-		ws[i].Sent = now
-	}
-	return encodeEntries(ws)
-}
-
-// Merge implements cluster.State: versions greater than the table's are
-// taken and go to OnChange.
-func (t *Maintenance) Merge(from string, b []byte) error {
-	ws, err := decodeEntries[Window](b)
-	if err != nil {
-		return fmt.Errorf("maintenance from %s: %w", from, err)
-	}
-	if len(ws) > MaxWindows+maxTombstones {
-		return fmt.Errorf("maintenance from %s: %d windows in one message", from, len(ws))
-	}
-	var bad invalid
-	now := t.now()
-	t.mu.Lock()
-	var fresh []Window
-	for _, w := range ws {
-		if err := w.Validate(); err != nil {
-			bad.add(err)
-			continue
-		}
-		if !w.Sent.IsZero() {
-			if !validTime(w.Sent) || w.Updated.After(w.Sent.Add(maxFuture)) {
-				bad.add(fmt.Errorf("maintenance window %s made %v after it was sent", w.ID, w.Updated.Sub(w.Sent)))
-				continue
-			}
-			w.Sent = time.Time{}
-		}
-		if w.expired(now) {
-			continue
-		}
-		if cur, ok := t.entries[w.ID]; ok && !newer(w, cur) {
-			continue
-		}
-		t.entries[w.ID] = w
-		fresh = append(fresh, w)
-	}
-	var kept []Window
-	if len(fresh) > 0 {
-		t.trimLocked()
-		for _, w := range fresh {
-			if cur, ok := t.entries[w.ID]; ok && cur.Version == w.Version && cur.Deleted == w.Deleted && cur.Updated.Equal(w.Updated) {
-				kept = append(kept, w)
-			}
-		}
-		t.reindexLocked()
-	}
-	onChange := t.onChange
-	t.mu.Unlock()
-	if len(kept) > 0 {
-		onChange(kept)
-	}
-	return bad.err("maintenance windows", from)
-}
-
-func (t *Maintenance) liveLocked() int {
-	n := 0
-	for _, w := range t.entries {
-		if !w.Deleted {
-			n++
-		}
-	}
-	return n
-}
-
-// trimLocked keeps the table within its bounds: at most MaxWindows live
-// windows (the earliest scheduled kept) and maxTombstones tombstones (the
-// latest kept). The choice depends only on the entries, so nodes that
-// hold the same versions keep the same ones.
-func (t *Maintenance) trimLocked() {
-	var live, tombs []Window
-	for _, w := range t.entries {
-		if w.Deleted {
-			tombs = append(tombs, w)
-		} else {
-			live = append(live, w)
-		}
-	}
-	if len(live) > MaxWindows {
-		slices.SortFunc(live, func(a, b Window) int {
-			if c := a.Created.Compare(b.Created); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		for _, w := range live[MaxWindows:] {
-			delete(t.entries, w.ID)
-			t.log.Warn("maintenance table full: a window scheduled elsewhere is dropped", "id", w.ID, "created", w.Created)
-		}
-	}
-	if len(tombs) > maxTombstones {
-		slices.SortFunc(tombs, func(a, b Window) int {
-			if c := b.Updated.Compare(a.Updated); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		for _, w := range tombs[maxTombstones:] {
-			delete(t.entries, w.ID)
-		}
-	}
-}
+func (t *Maintenance) Expire(now time.Time) bool { return t.expire(now) }
 
 // reindexLocked rebuilds the index Active reads.
 func (t *Maintenance) reindexLocked() {

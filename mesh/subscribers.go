@@ -1,19 +1,15 @@
 package mesh
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -184,77 +180,38 @@ func (s Subscriber) expired(now time.Time) bool {
 	return s.Deleted && now.Sub(s.Updated) > TombstoneTTL
 }
 
-func (s Subscriber) canonical() []byte {
-	s.Sent = time.Time{}
-	b, _ := json.Marshal(s)
-	return b
+func (s Subscriber) head() versionHead {
+	return versionHead{ID: s.ID, Version: s.Version, Deleted: s.Deleted, Author: s.Author, Created: s.Created, Updated: s.Updated, Sent: s.Sent}
 }
 
-// newerSub reports whether a is a greater version of its subscriber than b.
-func newerSub(a, b Subscriber) bool {
-	switch {
-	case a.Version != b.Version:
-		return a.Version > b.Version
-	case a.Deleted != b.Deleted:
-		return a.Deleted
-	case !a.Updated.Equal(b.Updated):
-		return a.Updated.After(b.Updated)
-	case a.Author != b.Author:
-		return a.Author > b.Author
-	}
-	return bytes.Compare(a.canonical(), b.canonical()) > 0
+func (s Subscriber) withSent(at time.Time) Subscriber {
+	s.Sent = at
+	return s
 }
 
-// Subscribers is the table of the page's subscribers.
+func (Subscriber) tombstone(id string, version uint64, author string, created, updated time.Time) Subscriber {
+	return Subscriber{ID: id, Version: version, Deleted: true, Author: author, Created: created, Updated: updated}
+}
+
+// Subscribers is the table of the page's subscribers, a versioned table
+// (versions.go): SetOnChange is told the versions learned from peers (to
+// store them); Seed adds versions read from the store; Entries and Len
+// count tombstones too; Full reports whether it holds MaxSubscribers live
+// subscribers.
 type Subscribers struct {
-	now func() time.Time
-	log *slog.Logger
-
-	mu       sync.Mutex
-	b        Broadcaster
-	entries  map[string]Subscriber // by id: live ones and tombstones
-	onChange func([]Subscriber)
+	versions[Subscriber]
 }
 
 // NewSubscribers returns an empty table.
 func NewSubscribers(now func() time.Time, log *slog.Logger) *Subscribers {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Subscribers{now: now, log: log, b: nopBroadcaster{}, entries: map[string]Subscriber{}, onChange: func([]Subscriber) {}}
-}
-
-// SetOnChange sets the function told the versions learned from peers (to
-// store them); it must not block.
-func (t *Subscribers) SetOnChange(f func([]Subscriber)) {
-	if f == nil {
-		f = func([]Subscriber) {}
-	}
-	t.mu.Lock()
-	t.onChange = f
-	t.mu.Unlock()
-}
-
-func (t *Subscribers) setBroadcaster(b Broadcaster) {
-	t.mu.Lock()
-	t.b = b
-	t.mu.Unlock()
-}
-
-// Seed adds versions read from the store (at start).
-func (t *Subscribers) Seed(ss []Subscriber) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, s := range ss {
-		if s.Validate() != nil || s.expired(now) {
-			continue
-		}
-		if cur, ok := t.entries[s.ID]; !ok || newerSub(s, cur) {
-			t.entries[s.ID] = s
-		}
-	}
-	t.trimLocked()
+	return &Subscribers{versions: newVersions(versionsSpec[Subscriber]{
+		name: "subscriber", one: "subscriber", many: "subscribers",
+		from: "subscribers", tooMany: "subscribers from %s: %d in one message",
+		maxLive: MaxSubscribers, maxTomb: maxSubTombstones,
+		dropped: func(log *slog.Logger, s Subscriber) {
+			log.Warn("subscriber table full: a subscriber added elsewhere is dropped", "id", s.ID)
+		},
+	}, now, log)}
 }
 
 // Get returns the version held of id.
@@ -293,8 +250,7 @@ func (t *Subscribers) Add(s Subscriber, author string) (Subscriber, bool, error)
 		t.mu.Unlock()
 		return Subscriber{}, false, ErrSubscribersFull
 	}
-	t.entries[s.ID] = s
-	t.trimLocked()
+	t.putLocked(s)
 	b := t.b
 	t.mu.Unlock()
 	t.gossip(b, s)
@@ -304,187 +260,11 @@ func (t *Subscribers) Add(s Subscriber, author string) (Subscriber, bool, error)
 // Remove replaces the live subscriber id by a tombstone made by author
 // and gossips it; ok is false when there is no such live subscriber.
 func (t *Subscribers) Remove(id, author string) (tomb, was Subscriber, ok bool) {
-	now := t.now().UTC().Truncate(time.Millisecond)
-	t.mu.Lock()
-	cur, found := t.entries[id]
-	if !found || cur.Deleted {
-		t.mu.Unlock()
-		return Subscriber{}, Subscriber{}, false
-	}
-	tomb = Subscriber{ID: id, Version: cur.Version + 1, Deleted: true, Author: author, Created: cur.Created, Updated: now}
-	if tomb.Updated.Before(cur.Updated) {
-		tomb.Updated = cur.Updated
-	}
-	t.entries[id] = tomb
-	t.trimLocked()
-	b := t.b
-	t.mu.Unlock()
-	t.gossip(b, tomb)
-	return tomb, cur, true
-}
-
-func (t *Subscribers) gossip(b Broadcaster, s Subscriber) {
-	s.Sent = t.now().UTC()
-	if err := broadcastEntries(b, broadcastName("subscriber", s.ID), s); err != nil {
-		t.log.Warn("gossip subscriber; push-pull delivers it", "id", s.ID, "err", err)
-	}
+	return t.remove(id, author)
 }
 
 // Live returns the live subscribers, by subscription time.
-func (t *Subscribers) Live() []Subscriber {
-	t.mu.Lock()
-	out := make([]Subscriber, 0, len(t.entries))
-	for _, s := range t.entries {
-		if !s.Deleted {
-			out = append(out, s)
-		}
-	}
-	t.mu.Unlock()
-	slices.SortFunc(out, func(a, b Subscriber) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return out
-}
-
-// Entries returns every version held, tombstones included.
-func (t *Subscribers) Entries() []Subscriber {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]Subscriber, 0, len(t.entries))
-	for _, s := range t.entries {
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b Subscriber) int { return strings.Compare(a.ID, b.ID) })
-	return out
-}
-
-// Full reports whether the table holds MaxSubscribers live subscribers.
-func (t *Subscribers) Full() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.liveLocked() >= MaxSubscribers
-}
+func (t *Subscribers) Live() []Subscriber { return t.live() }
 
 // Expire drops the tombstones older than TombstoneTTL.
-func (t *Subscribers) Expire(now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for id, s := range t.entries {
-		if s.expired(now) {
-			delete(t.entries, id)
-		}
-	}
-}
-
-// MarshalBinary implements cluster.State: every version held, sent now.
-func (t *Subscribers) MarshalBinary() ([]byte, error) {
-	now := t.now().UTC()
-	ss := t.Entries()
-	for i := range ss {
-		ss[i].Sent = now
-	}
-	return encodeEntries(ss)
-}
-
-// Merge implements cluster.State: versions greater than the table's are
-// taken and go to OnChange.
-func (t *Subscribers) Merge(from string, b []byte) error {
-	ss, err := decodeEntries[Subscriber](b)
-	if err != nil {
-		return fmt.Errorf("subscribers from %s: %w", from, err)
-	}
-	if len(ss) > MaxSubscribers+maxSubTombstones {
-		return fmt.Errorf("subscribers from %s: %d in one message", from, len(ss))
-	}
-	var bad invalid
-	now := t.now()
-	t.mu.Lock()
-	var fresh []Subscriber
-	for _, s := range ss {
-		if err := s.Validate(); err != nil {
-			bad.add(err)
-			continue
-		}
-		if !s.Sent.IsZero() {
-			if !validTime(s.Sent) || s.Updated.After(s.Sent.Add(maxFuture)) {
-				bad.add(fmt.Errorf("subscriber %s made %v after it was sent", s.ID, s.Updated.Sub(s.Sent)))
-				continue
-			}
-			s.Sent = time.Time{}
-		}
-		if s.expired(now) {
-			continue
-		}
-		if cur, ok := t.entries[s.ID]; ok && !newerSub(s, cur) {
-			continue
-		}
-		t.entries[s.ID] = s
-		fresh = append(fresh, s)
-	}
-	var kept []Subscriber
-	if len(fresh) > 0 {
-		t.trimLocked()
-		for _, s := range fresh {
-			if cur, ok := t.entries[s.ID]; ok && cur.Version == s.Version && cur.Deleted == s.Deleted && cur.Updated.Equal(s.Updated) {
-				kept = append(kept, s)
-			}
-		}
-	}
-	onChange := t.onChange
-	t.mu.Unlock()
-	if len(kept) > 0 {
-		onChange(kept)
-	}
-	return bad.err("subscribers", from)
-}
-
-func (t *Subscribers) liveLocked() int {
-	n := 0
-	for _, s := range t.entries {
-		if !s.Deleted {
-			n++
-		}
-	}
-	return n
-}
-
-// trimLocked keeps the table within its bounds: the earliest subscribed
-// MaxSubscribers live ones and the latest maxSubTombstones tombstones.
-// The choice depends only on the entries, so nodes that hold the same
-// versions keep the same ones.
-func (t *Subscribers) trimLocked() {
-	var live, tombs []Subscriber
-	for _, s := range t.entries {
-		if s.Deleted {
-			tombs = append(tombs, s)
-		} else {
-			live = append(live, s)
-		}
-	}
-	if len(live) > MaxSubscribers {
-		slices.SortFunc(live, func(a, b Subscriber) int {
-			if c := a.Created.Compare(b.Created); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		for _, s := range live[MaxSubscribers:] {
-			delete(t.entries, s.ID)
-			t.log.Warn("subscriber table full: a subscriber added elsewhere is dropped", "id", s.ID)
-		}
-	}
-	if len(tombs) > maxSubTombstones {
-		slices.SortFunc(tombs, func(a, b Subscriber) int {
-			if c := b.Updated.Compare(a.Updated); c != 0 {
-				return c
-			}
-			return strings.Compare(a.ID, b.ID)
-		})
-		for _, s := range tombs[maxSubTombstones:] {
-			delete(t.entries, s.ID)
-		}
-	}
-}
+func (t *Subscribers) Expire(now time.Time) { t.expire(now) }
