@@ -254,7 +254,12 @@ func (p *Pager) Kick() {
 func (p *Pager) Sweeps() uint64 { return p.sweeps.Load() }
 
 // Run sweeps every second and on Kick until ctx ends.
-func (p *Pager) Run(ctx context.Context) {
+func (p *Pager) Run(ctx context.Context) { RunSweeps(ctx, p.kick, p.Sweep) }
+
+// RunSweeps calls sweep every second and on each receive from kick until
+// ctx ends: the pager's loop, which the subscribers' fan-out (subscribe/)
+// runs too.
+func RunSweeps(ctx context.Context, kick <-chan struct{}, sweep func(context.Context)) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -262,12 +267,12 @@ func (p *Pager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-p.kick:
+		case <-kick:
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		p.Sweep(ctx)
+		sweep(ctx)
 	}
 }
 

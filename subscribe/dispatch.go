@@ -11,6 +11,7 @@ import (
 
 	"github.com/vantage-dev/vantage/mesh"
 	"github.com/vantage-dev/vantage/notifier"
+	"github.com/vantage-dev/vantage/paging"
 )
 
 // The fan-out. Every node learns every incident event: the verdict's
@@ -193,22 +194,7 @@ func (d *Dispatcher) Len() int {
 }
 
 // Run sweeps every second and after each Add until ctx ends.
-func (d *Dispatcher) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-d.kick:
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		d.Sweep(ctx)
-	}
-}
+func (d *Dispatcher) Run(ctx context.Context) { paging.RunSweeps(ctx, d.kick, d.Sweep) }
 
 type job struct {
 	p    *pending
