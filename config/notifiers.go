@@ -438,15 +438,9 @@ func (p *parser) notifier(it *yaml.Node, names map[string]*yaml.Node) (Notifier,
 			n.From = s
 		}
 		toF := m.get("to")
-		if tos, ok := p.strings(toF); ok {
-			for _, t := range tos {
-				if _, err := mail.ParseAddress(t.s); err != nil {
-					p.errorf(t.n, "%q is not an email address", t.s)
-					continue
-				}
-				n.To = append(n.To, t.s)
-			}
-			if len(tos) == 0 && typeOK {
+		if tos, listed, ok := p.addresses(toF); ok {
+			n.To = append(n.To, tos...)
+			if listed == 0 && typeOK {
 				p.errorf(toF.key, "to must list at least one address")
 			}
 		} else if typeOK && !set(toF) {
@@ -657,6 +651,21 @@ func (p *parser) twilio(m *mapping, n *Notifier, what string, typeOK bool,
 		n.From = s
 	}
 	n.To = p.phoneList(m, n.Type, what, typeOK, true)
+}
+
+// addresses reads f, a list of email addresses: those that parse, each
+// one that does not reported; listed is the number of entries, ok as
+// strings.
+func (p *parser) addresses(f *field) (addrs []string, listed int, ok bool) {
+	tos, ok := p.strings(f)
+	for _, t := range tos {
+		if _, err := mail.ParseAddress(t.s); err != nil {
+			p.errorf(t.n, "%q is not an email address", t.s)
+			continue
+		}
+		addrs = append(addrs, t.s)
+	}
+	return addrs, len(tos), ok
 }
 
 // phoneList reads the to list of a twilio (E.164 numbers) or sms_http

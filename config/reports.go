@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
 )
@@ -70,15 +69,9 @@ func (p *parser) reports(f *field, c *Config) {
 		return
 	}
 	toF := m.get("to")
-	if tos, ok := p.strings(toF); ok {
-		for _, t := range tos {
-			if _, err := mail.ParseAddress(t.s); err != nil {
-				p.errorf(t.n, "%q is not an email address", t.s)
-				continue
-			}
-			r.To = append(r.To, t.s)
-		}
-		if len(tos) == 0 {
+	if tos, listed, ok := p.addresses(toF); ok {
+		r.To = append(r.To, tos...)
+		if listed == 0 {
 			p.errorf(toF.key, "reports.to must list at least one address")
 		}
 	} else if !set(toF) {
