@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -18,19 +17,7 @@ func TestCanaries(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound) // any answer proves the path works
 	}))
 	defer web.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := closingListener(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var changes []bool
 	cs, err := newCanaries([]string{"tcp://" + ln.Addr().String(), web.URL + "/cdn-cgi/trace"}, checker.New(checker.Options{}), log, time.Now)

@@ -3,14 +3,8 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"errors"
-	"io"
 	"log/slog"
 	"mime"
-	"mime/multipart"
-	"net"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,66 +56,13 @@ func seedNovember(t *testing.T, st *store.Store) {
 	}
 }
 
-// reportMailParts reads a multipart/mixed mail: its text and its
-// attachments by name.
-func reportMailParts(t *testing.T, data []byte) (*mail.Message, string, map[string]string) {
-	t.Helper()
-	msg, err := mail.ReadMessage(strings.NewReader(string(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/mixed" {
-		t.Fatalf("Content-Type %q (%v)", msg.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	text, files := "", map[string]string{}
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Header.Get("Content-Transfer-Encoding") == "base64" {
-			if b, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(b)), "")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if name := p.FileName(); name != "" {
-			files[name] = string(b)
-		} else {
-			text = string(b)
-		}
-	}
-	return msg, text, files
-}
-
 // TestReportMailedOnceByTheCluster runs three nodes on loopback whose
 // clocks read 1 December 2026, just after 08:00 in Europe/Berlin, each
 // holding the same history of November, with a real SMTP server: the
 // designated sender mails November's report once, with November's figures.
 func TestReportMailedOnceByTheCluster(t *testing.T) {
 	srv, _ := smtptest.Start(t, "none")
-	target, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	go func() {
-		for {
-			c, err := target.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	target := closingListener(t)
 	path := writeFile(t, "reports.yaml", `
 cluster:
   regions: [eu, us, ap]
@@ -279,7 +220,7 @@ reports:
 	if m.From != "status@example.com" || strings.Join(m.To, ",") != "boss@example.com" {
 		t.Errorf("envelope from %q to %q", m.From, m.To)
 	}
-	msg, text, files := reportMailParts(t, m.Data)
+	msg, text, files := smtptest.Mixed(t, m.Data)
 	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
 	if subject != "Acme uptime report: November 2026" {
 		t.Errorf("subject %q", subject)
