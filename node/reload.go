@@ -135,6 +135,9 @@ func notifierRefs(cfg *config.Config) []notifierRef {
 	for _, name := range cfg.Coverage.Notify {
 		out = append(out, notifierRef{"coverage", name})
 	}
+	if cfg.Reports.Notifier != "" {
+		out = append(out, notifierRef{"reports", cfg.Reports.Notifier})
+	}
 	return out
 }
 

@@ -118,6 +118,19 @@ routes:
 	if _, err := n.Reload(routed); err == nil || !strings.Contains(err.Error(), `route 1 notifies "pager2"`) {
 		t.Fatalf("reload routing to a new notifier: %v", err)
 	}
+	// Rejected: the monthly report goes through a notifier this node does not run.
+	reported, err := config.Parse(path, []byte(reloadConfig(target.URL, hook.srv.URL, `
+  - {name: api, type: http, url: TARGET/api, notify: [hook]}
+`)+`
+  - {name: mail, type: email, smtp: "127.0.0.1:25", from: "status@example.com", to: [ops@example.com]}
+reports: {to: [cto@example.com], notifier: mail}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Reload(reported); err == nil || !strings.Contains(err.Error(), `reports notifies "mail"`) {
+		t.Fatalf("reload mailing the report through a new notifier: %v", err)
+	}
 
 	next, err := config.Parse(path, []byte(reloadConfig(target.URL, hook.srv.URL, `
   - {name: new, type: http, url: TARGET/new, notify: [hook]}
