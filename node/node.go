@@ -441,14 +441,16 @@ func (n *Node) refreshMembers() bool {
 	return n.ev.SetMembers(vm)
 }
 
-// housekeeping bounds the mesh's tables and re-reads the operators'
-// writes to share, so old ones age out.
+// housekeeping bounds the mesh's tables and the outbox, and re-reads the
+// operators' writes to share, so old ones age out.
 func (n *Node) housekeeping(ctx context.Context) {
 	expire := time.NewTicker(30 * time.Second)
 	defer expire.Stop()
 	warned := map[string]bool{} // peers whose clock offset was warned about
 	reseed := time.NewTicker(10 * time.Minute)
 	defer reseed.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -460,7 +462,32 @@ func (n *Node) housekeeping(ctx context.Context) {
 			if err := n.reseedWrites(ctx); err != nil && ctx.Err() == nil {
 				n.log.Warn("read incident updates to share", "err", err)
 			}
+		case <-prune.C:
+			n.pruneOutbox(ctx)
 		}
+	}
+}
+
+// outboxKeep is how long the outbox keeps delivered and failed
+// notifications: their receipts for operators, and the outbox's own
+// deduplication, which the cluster's sent log (14 days) outlives anyway.
+const outboxKeep = 30 * 24 * time.Hour
+
+// pruneOutbox deletes the outbox's delivered and failed notifications
+// older than outboxKeep (pending ones stay, however old), so its file
+// does not grow without bound.
+func (n *Node) pruneOutbox(ctx context.Context) {
+	if n.outbox == nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	k, err := n.outbox.Prune(pctx, n.now().Add(-outboxKeep))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		n.log.Warn("prune the outbox", "err", err)
+	case k > 0:
+		n.log.Info("pruned the outbox", "notifications", k, "older_than", outboxKeep)
 	}
 }
 
