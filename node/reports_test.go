@@ -22,7 +22,11 @@ const reportToken = "report-test-token-0123456789"
 
 // reportNode is one node without gossip whose store holds an incident of
 // api spanning the end of November, and a one-hour window on db.
-func reportNode(t *testing.T) (*Node, *httptest.Server) {
+func reportNode(t *testing.T) (*Node, *httptest.Server) { return reportNodeWith(t, "") }
+
+// reportNodeWith is reportNode with more keys under statuspage (each line
+// indented by two spaces).
+func reportNodeWith(t *testing.T, statuspage string) (*Node, *httptest.Server) {
 	t.Helper()
 	path := writeFile(t, "report.yaml", `
 cluster:
@@ -38,7 +42,7 @@ checks:
 statuspage:
   title: Acme
   api_token: `+reportToken+`
-maintenance:
+`+statuspage+`maintenance:
   - checks: [db]
     start: 2026-11-05T12:00:00Z
     end: 2026-11-05T13:00:00Z
@@ -156,5 +160,14 @@ func TestReportsAPI(t *testing.T) {
 		if resp, body := getWithToken(t, srv.URL+"/api/v1/reports?"+q, reportToken); resp.StatusCode != code {
 			t.Errorf("%s: %s %s, want %d", q, resp.Status, body, code)
 		}
+	}
+}
+
+// With statuspage.locale: ko the HTML report is in Korean.
+func TestReportsAPIKorean(t *testing.T) {
+	_, srv := reportNodeWith(t, "  locale: ko\n")
+	resp, body := getWithToken(t, srv.URL+"/api/v1/reports?from=2026-11-01&to=2026-12-01&format=html", reportToken)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `<html lang="ko">`) || !strings.Contains(string(body), "<h2>요약</h2>") {
+		t.Fatalf("html %s: not in Korean", resp.Status)
 	}
 }

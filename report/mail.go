@@ -281,7 +281,7 @@ func (m *Mailer) event(ctx context.Context, due Due, set MailSettings, now time.
 // page's locale, with the HTML and CSV reports attached.
 func NewMail(r *Report, due Due, set MailSettings) (*notifier.Mail, error) {
 	var html, csv bytes.Buffer
-	if err := Render(&html, r, FormatHTML); err != nil {
+	if err := RenderIn(&html, r, FormatHTML, set.Locale); err != nil {
 		return nil, fmt.Errorf("render the report of %s: %w", due.Month, err)
 	}
 	if err := Render(&csv, r, FormatCSV); err != nil {

@@ -373,6 +373,9 @@ func TestMailerKoreanSeoul(t *testing.T) {
 	if !strings.Contains(string(m.Attachments[0].Data), "에이크미 가동률 보고서") {
 		t.Error("the HTML report's title")
 	}
+	if h := string(m.Attachments[0].Data); !strings.Contains(h, `<html lang="ko">`) || !strings.Contains(h, "<h2>요약</h2>") {
+		t.Error("the HTML report attached is not in Korean")
+	}
 }
 
 func TestMailerNotEnabled(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/vantage-dev/vantage/config"
 	"html/template"
 	"io"
 	"math"
@@ -36,8 +37,14 @@ func ValidFormat(format string) bool {
 	return format == FormatJSON || format == FormatCSV || format == FormatHTML
 }
 
-// Render writes r in format (json, csv or html).
+// Render writes r in format (json, csv or html), in English.
 func Render(w io.Writer, r *Report, format string) error {
+	return RenderIn(w, r, format, config.LocaleEN)
+}
+
+// RenderIn writes r in format; the HTML report speaks locale (en or ko,
+// statuspage.locale). JSON and CSV are the same in every locale.
+func RenderIn(w io.Writer, r *Report, format, locale string) error {
 	switch format {
 	case FormatJSON, "":
 		bw := bufio.NewWriterSize(w, 64<<10)
@@ -51,7 +58,7 @@ func Render(w io.Writer, r *Report, format string) error {
 		return renderCSV(w, r)
 	case FormatHTML:
 		bw := bufio.NewWriterSize(w, 64<<10)
-		if err := htmlTmpl.Execute(bw, newHTMLView(r)); err != nil {
+		if err := htmlTmpl.Execute(bw, newHTMLView(r, locale)); err != nil {
 			return err
 		}
 		return bw.Flush()
@@ -171,6 +178,8 @@ func optDuration(f *float64) string {
 // The HTML report.
 
 type htmlView struct {
+	Lang     string
+	ko       bool
 	R        *Report
 	Title    string
 	Period   string
@@ -208,14 +217,17 @@ type incView struct {
 
 var palette = []string{"#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#558b2f", "#4e342e", "#283593"}
 
-func newHTMLView(r *Report) *htmlView {
+func newHTMLView(r *Report, locale string) *htmlView {
 	loc := r.loc
 	if loc == nil {
 		loc = time.UTC
 	}
-	v := &htmlView{R: r, Title: r.Title, Days: len(r.Days), Zone: loc.String()}
+	v := &htmlView{Lang: "en", R: r, Title: r.Title, Days: len(r.Days), Zone: loc.String()}
+	if locale == config.LocaleKO {
+		v.Lang, v.ko = "ko", true
+	}
 	if v.Title == "" {
-		v.Title = "Uptime report"
+		v.Title = v.T("Uptime report")
 	}
 	v.Period = r.From.In(loc).Format("2006-01-02 15:04") + " – " + r.To.In(loc).Format("2006-01-02 15:04 MST")
 	if r.Until.Before(r.To) {
@@ -224,7 +236,7 @@ func newHTMLView(r *Report) *htmlView {
 	for i, reg := range r.Regions {
 		v.Regions = append(v.Regions, regionColor{reg, palette[i%len(palette)]})
 	}
-	v.Total = figs("All checks", "", &r.Total, r.Regions)
+	v.Total = figs(v.T("All checks"), "", &r.Total, r.Regions)
 	for i := range r.Groups {
 		v.Groups = append(v.Groups, figs(r.Groups[i].Name, "", &r.Groups[i].Figures, r.Regions))
 	}
@@ -239,7 +251,7 @@ func newHTMLView(r *Report) *htmlView {
 	}
 	for _, inc := range r.Incidents {
 		iv := incView{ID: inc.ID, Check: names[inc.Check], Title: inc.Title, Start: inc.Start.In(loc).Format("2006-01-02 15:04:05"),
-			End: "ongoing", Duration: Duration(inc.DurationS), Downtime: Duration(inc.DowntimeS)}
+			End: v.T("ongoing"), Duration: Duration(inc.DurationS), Downtime: Duration(inc.DowntimeS)}
 		if inc.End != nil {
 			iv.End = inc.End.In(loc).Format("2006-01-02 15:04:05")
 		}
@@ -356,7 +368,7 @@ func chart(r *Report, c *CheckReport) template.HTML {
 }
 
 var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{{.Lang}}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · {{.Period}}</title>
 <style>
@@ -369,50 +381,108 @@ th{font-weight:600;background:#fafafa}td.num,th.num{text-align:right}
 .axis{font-size:9px;fill:#757575}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:600}
 </style></head><body>
 <h1>{{.Title}}</h1>
-<p class="muted">{{.Period}}{{if .R.Group}} · group {{.R.Group}}{{end}} · times in {{.Zone}}{{if .Cut}} · figures up to {{.UntilStr}} (the rest of the period has not happened yet){{end}}</p>
+<p class="muted">{{.Period}}{{if .R.Group}} · {{.Tf "group %s" .R.Group}}{{end}} · {{.Tf "times in %s" .Zone}}{{if .Cut}} · {{.Tf "figures up to %s (the rest of the period has not happened yet)" .UntilStr}}{{end}}</p>
 
-<h2>Summary</h2>
+<h2>{{.T "Summary"}}</h2>
 <dl>
-<dt>Uptime (unknown time excluded)</dt><dd>{{.Total.Uptime}}</dd>
-<dt>Uptime (unknown time counted as not up)</dt><dd>{{.Total.UptimeU}}</dd>
-<dt>Incidents</dt><dd>{{.Total.Incidents}} ({{.Total.Started}} started in the period)</dd>
-<dt>Downtime</dt><dd>{{.Total.Downtime}}, longest {{.Total.Longest}}</dd>
+<dt>{{.T "Uptime (unknown time excluded)"}}</dt><dd>{{.Total.Uptime}}</dd>
+<dt>{{.T "Uptime (unknown time counted as not up)"}}</dt><dd>{{.Total.UptimeU}}</dd>
+<dt>{{.T "Incidents"}}</dt><dd>{{.Total.Incidents}} ({{.Tf "%d started in the period" .Total.Started}})</dd>
+<dt>{{.T "Downtime"}}</dt><dd>{{.Total.Downtime}}, {{.Tf "longest %s" .Total.Longest}}</dd>
 <dt>MTTR / MTBF</dt><dd>{{.Total.MTTR}} / {{.Total.MTBF}}</dd>
-<dt>Unknown / maintenance / no data</dt><dd>{{.Total.Unknown}} / {{.Total.Maint}} / {{.Total.NoData}}</dd>
+<dt>{{.T "Unknown / maintenance / no data"}}</dt><dd>{{.Total.Unknown}} / {{.Total.Maint}} / {{.Total.NoData}}</dd>
 </dl>
 <p class="legend">{{range .Regions}}<span><i class="sw" style="background:{{.Color}}"></i>{{.Name}}</span>{{end}}
 <span><i class="sw" style="background:#2e7d32"></i>100%</span><span><i class="sw" style="background:#9e9d24"></i>≥ 99%</span>
 <span><i class="sw" style="background:#ef6c00"></i>≥ 95%</span><span><i class="sw" style="background:#c62828"></i>&lt; 95%</span>
-<span><i class="sw" style="background:#1565c0"></i>maintenance</span><span><i class="sw" style="background:#9e9e9e"></i>unknown</span>
-<span><i class="sw" style="background:#e0e0e0"></i>no data</span></p>
+<span><i class="sw" style="background:#1565c0"></i>{{.T "maintenance"}}</span><span><i class="sw" style="background:#9e9e9e"></i>{{.T "unknown"}}</span>
+<span><i class="sw" style="background:#e0e0e0"></i>{{.T "no data"}}</span></p>
 
-{{if .Groups}}<h2>Groups</h2>
-<table><thead><tr><th>Group</th><th class="num">Uptime</th><th class="num">With unknown</th><th class="num">Incidents</th>
-<th class="num">Downtime</th><th class="num">Longest</th><th class="num">MTTR</th><th class="num">MTBF</th>
-{{range .Regions}}<th class="num">p95 {{.Name}}</th>{{end}}<th class="num">p95 all</th></tr></thead><tbody>
+{{if .Groups}}<h2>{{.T "Groups"}}</h2>
+<table><thead><tr><th>{{.T "Group"}}</th><th class="num">{{.T "Uptime"}}</th><th class="num">{{.T "With unknown"}}</th><th class="num">{{.T "Incidents"}}</th>
+<th class="num">{{.T "Downtime"}}</th><th class="num">{{.T "Longest"}}</th><th class="num">MTTR</th><th class="num">MTBF</th>
+{{range .Regions}}<th class="num">p95 {{.Name}}</th>{{end}}<th class="num">{{.T "p95 all"}}</th></tr></thead><tbody>
 {{range .Groups}}<tr><td>{{.Name}}</td><td class="num">{{.Uptime}}</td><td class="num">{{.UptimeU}}</td><td class="num">{{.Incidents}}</td>
 <td class="num">{{.Downtime}}</td><td class="num">{{.Longest}}</td><td class="num">{{.MTTR}}</td><td class="num">{{.MTBF}}</td>
 {{range .P95}}<td class="num">{{.}}</td>{{end}}</tr>
 {{end}}</tbody></table>{{end}}
 
-<h2>Checks</h2>
-<table><thead><tr><th>Check</th><th>Group</th><th class="num">Uptime</th><th class="num">With unknown</th><th class="num">Incidents</th>
-<th class="num">Downtime</th><th class="num">Longest</th><th class="num">MTTR</th><th class="num">MTBF</th>
-{{range .Regions}}<th class="num">p95 {{.Name}}</th>{{end}}<th class="num">p95 all</th><th>Daily uptime ({{.Days}} days, UTC)</th><th>Daily p95 by region</th></tr></thead><tbody>
+<h2>{{.T "Checks"}}</h2>
+<table><thead><tr><th>{{.T "Check"}}</th><th>{{.T "Group"}}</th><th class="num">{{.T "Uptime"}}</th><th class="num">{{.T "With unknown"}}</th><th class="num">{{.T "Incidents"}}</th>
+<th class="num">{{.T "Downtime"}}</th><th class="num">{{.T "Longest"}}</th><th class="num">MTTR</th><th class="num">MTBF</th>
+{{range .Regions}}<th class="num">p95 {{.Name}}</th>{{end}}<th class="num">{{.T "p95 all"}}</th><th>{{.Tf "Daily uptime (%d days, UTC)" .Days}}</th><th>{{.T "Daily p95 by region"}}</th></tr></thead><tbody>
 {{range .Checks}}<tr><td>{{.Name}}</td><td>{{.Group}}</td><td class="num">{{.Uptime}}</td><td class="num">{{.UptimeU}}</td><td class="num">{{.Incidents}}</td>
 <td class="num">{{.Downtime}}</td><td class="num">{{.Longest}}</td><td class="num">{{.MTTR}}</td><td class="num">{{.MTBF}}</td>
 {{range .P95}}<td class="num">{{.}}</td>{{end}}<td>{{.Bars}}</td><td>{{.Chart}}</td></tr>
 {{end}}</tbody></table>
 
-<h2>Incidents</h2>
-{{if .Inc}}<table><thead><tr><th>Check</th><th>Incident</th><th>Started</th><th>Resolved</th><th class="num">Duration</th><th class="num">Downtime in period</th></tr></thead><tbody>
+<h2>{{.T "Incidents"}}</h2>
+{{if .Inc}}<table><thead><tr><th>{{.T "Check"}}</th><th>{{.T "Incident"}}</th><th>{{.T "Started"}}</th><th>{{.T "Resolved"}}</th><th class="num">{{.T "Duration"}}</th><th class="num">{{.T "Downtime in period"}}</th></tr></thead><tbody>
 {{range .Inc}}<tr><td>{{.Check}}</td><td title="{{.ID}}">{{.Title}}</td><td>{{.Start}}</td><td>{{.End}}</td><td class="num">{{.Duration}}</td><td class="num">{{.Downtime}}</td></tr>
-{{end}}</tbody></table>{{else}}<p>No incidents.</p>{{end}}
+{{end}}</tbody></table>{{else}}<p>{{.T "No incidents."}}</p>{{end}}
 
-<h2>How these figures are made</h2>
-<p class="muted">Maintenance time is left out of every figure. Uptime is up time over up and down time; the second figure also counts
-time the cluster could not tell (unknown) as not up. Down time is time inside an incident. MTTR is the mean duration of the incidents
-resolved in the period; MTBF is up time divided by the incidents that started in it. Latency is the 95th percentile of the probes'
-total latency per region, from the rollup histograms (within about 11 %). Bars are UTC days.</p>
+<h2>{{.T "How these figures are made"}}</h2>
+<p class="muted">{{.T "explain"}}</p>
 </body></html>
 `))
+
+// T is s in the report's language.
+func (v *htmlView) T(s string) string {
+	if v.ko {
+		if k, ok := reportKO[s]; ok {
+			return k
+		}
+	}
+	if s == "explain" {
+		return explainEN
+	}
+	return s
+}
+
+// Tf formats s, in the report's language, with args.
+func (v *htmlView) Tf(s string, args ...any) string { return fmt.Sprintf(v.T(s), args...) }
+
+const explainEN = "Maintenance time is left out of every figure. Uptime is up time over up and down time; the second figure also counts time the cluster could not tell (unknown) as not up. Down time is time inside an incident. MTTR is the mean duration of the incidents resolved in the period; MTBF is up time divided by the incidents that started in it. Latency is the 95th percentile of the probes' total latency per region, from the rollup histograms (within about 11 %). Bars are UTC days."
+
+// reportKO is the HTML report in Korean (statuspage.locale: ko), in the
+// status page's words (statuspage/i18n.go).
+var reportKO = map[string]string{
+	"Uptime report": "가동률 보고서",
+	"All checks":    "모든 검사",
+	"ongoing":       "진행 중",
+	"group %s":      "그룹 %s",
+	"times in %s":   "시각: %s",
+	"figures up to %s (the rest of the period has not happened yet)": "%s까지의 수치 (기간의 나머지는 아직 오지 않았습니다)",
+	"Summary":                                 "요약",
+	"Uptime (unknown time excluded)":          "가동률 (알 수 없는 시간 제외)",
+	"Uptime (unknown time counted as not up)": "가동률 (알 수 없는 시간을 중단으로 계산)",
+	"Incidents":                               "장애",
+	"%d started in the period":                "기간 중 시작 %d건",
+	"Downtime":                                "다운타임",
+	"longest %s":                              "최장 %s",
+	"Unknown / maintenance / no data":         "알 수 없음 / 점검 / 데이터 없음",
+	"maintenance":                             "점검",
+	"unknown":                                 "알 수 없음",
+	"no data":                                 "데이터 없음",
+	"Groups":                                  "그룹",
+	"Group":                                   "그룹",
+	"Checks":                                  "검사",
+	"Check":                                   "검사",
+	"Uptime":                                  "가동률",
+	"With unknown":                            "알 수 없음 포함",
+	"Longest":                                 "최장",
+	"p95 all":                                 "p95 전체",
+	"Daily uptime (%d days, UTC)":             "일별 가동률 (%d일, UTC)",
+	"Daily p95 by region":                     "리전별 일별 p95",
+	"Incident":                                "장애",
+	"Started":                                 "시작",
+	"Resolved":                                "해결",
+	"Duration":                                "지속 시간",
+	"Downtime in period":                      "기간 중 다운타임",
+	"No incidents.":                           "장애가 없습니다.",
+	"How these figures are made":              "수치를 만드는 방법",
+	"explain": "점검 시간은 모든 수치에서 뺍니다. 가동률은 정상 시간을 정상 시간과 장애 시간의 합으로 나눈 값이고, 두 번째 수치는 " +
+		"클러스터가 판단할 수 없던 시간(알 수 없음)도 정상이 아닌 시간으로 셉니다. 다운타임은 장애 안에 있던 시간입니다. MTTR은 기간 중 " +
+		"해결된 장애의 평균 지속 시간이고, MTBF는 정상 시간을 기간 중 시작된 장애 수로 나눈 값입니다. 지연 시간은 리전별 프로브 전체 " +
+		"지연 시간의 95번째 백분위수로, 롤업 히스토그램에서 구합니다(오차 약 11 %). 막대는 UTC 기준 일입니다.",
+}

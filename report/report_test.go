@@ -444,3 +444,43 @@ func TestParseTime(t *testing.T) {
 		t.Fatal("accepted a bad date")
 	}
 }
+
+// The HTML report speaks the page's language: in Korean every heading,
+// label and the explanation are Korean, the figures the same as in
+// English; an empty period says so in Korean too.
+func TestRenderKorean(t *testing.T) {
+	st := seed(t, false)
+	r := build(t, st, "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z", "")
+	var en, ko bytes.Buffer
+	if err := report.RenderIn(&en, r, report.FormatHTML, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if err := report.RenderIn(&ko, r, report.FormatHTML, "ko"); err != nil {
+		t.Fatal(err)
+	}
+	e, k := en.String(), ko.String()
+	for _, s := range []string{`<html lang="en">`, "Summary", "How these figures are made", "Downtime in period", "Daily p95 by region",
+		"Maintenance time is left out of every figure"} {
+		if !strings.Contains(e, s) {
+			t.Errorf("english report lacks %q", s)
+		}
+		if s != `<html lang="en">` && strings.Contains(k, s) {
+			t.Errorf("korean report still says %q", s)
+		}
+	}
+	for _, s := range []string{`<html lang="ko">`, "<h2>요약</h2>", "<h2>장애</h2>", "기간 중 다운타임", "리전별 일별 p95", "일별 가동률 (30일, UTC)",
+		"점검 시간은 모든 수치에서 뺍니다", "99.686%", "1h 15m"} {
+		if !strings.Contains(k, s) {
+			t.Errorf("korean report lacks %q", s)
+		}
+	}
+	// A period without incidents.
+	empty := build(t, st, "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "")
+	var kb bytes.Buffer
+	if err := report.RenderIn(&kb, empty, report.FormatHTML, "ko"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(kb.String(), "장애가 없습니다.") {
+		t.Errorf("korean report of a quiet day lacks its no-incidents line")
+	}
+}

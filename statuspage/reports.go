@@ -134,7 +134,11 @@ func (s *Server) reports(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := report.Render(&buf, rep, format); err != nil {
+	code := localeEN
+	if pg := s.page.Load(); pg != nil {
+		code = localeOf(pg.Site).code
+	}
+	if err := report.RenderIn(&buf, rep, format, code); err != nil {
 		s.opts.Logger.Error("statuspage: render report", "err", err)
 		writeErr(w, http.StatusInternalServerError, "the report could not be rendered")
 		return
