@@ -299,3 +299,32 @@ func TestGzipDocLevels(t *testing.T) {
 		}
 	}
 }
+
+// Regions whose lone points fall on the same spot stay visible: earlier
+// regions' dots are larger, so the later ones sit inside them as rings.
+func TestChartSamePointDotsNested(t *testing.T) {
+	to := testNow.Truncate(time.Minute)
+	from := to.Add(-24 * time.Hour)
+	at := store.MinuteStat{Minute: from.Add(100 * chartBucket), Aggregate: store.Aggregate{Count: 1, AvgLatency: 40 * time.Millisecond}}
+	svg := string(latencyChart([]chartSeries{
+		{Region: "a", Stats: []store.MinuteStat{at}},
+		{Region: "b", Stats: []store.MinuteStat{at}},
+		{Region: "c", Stats: []store.MinuteStat{at}},
+	}, from, to, localeOf(Site{})))
+	dot := regexp.MustCompile(`<circle class="dot s(\d)" cx="([\d.]+)" cy="([\d.]+)" r="([\d.]+)"/>`)
+	ms := dot.FindAllStringSubmatch(svg, -1)
+	if len(ms) != 3 {
+		t.Fatalf("%d dots, want 3:\n%s", len(ms), svg)
+	}
+	var last float64 = 1e9
+	for _, m := range ms {
+		if m[2] != ms[0][2] || m[3] != ms[0][3] {
+			t.Fatalf("dots not at one spot: %v", ms)
+		}
+		r, _ := strconv.ParseFloat(m[4], 64)
+		if r >= last {
+			t.Fatalf("dot of s%s has radius %g, not smaller than the one drawn before it (%g): it would hide it", m[1], r, last)
+		}
+		last = r
+	}
+}

@@ -95,8 +95,11 @@ func latencyChart(series []chartSeries, from, to time.Time, l *locale) template.
 			switch {
 			case len(seg) == 1:
 				// A lone point (a region with one bucket, or one between
-				// gaps) makes no line: mark it with a dot.
-				fmt.Fprintf(&b, `<circle class="dot s%d" cx="%.1f" cy="%.1f" r="%g"/>`, si%maxChartSeries, lx, ly, chartDotR)
+				// gaps) makes no line: mark it with a dot. Earlier regions'
+				// dots are larger, so regions at the same point show as rings
+				// around each other rather than one hiding the others.
+				r := chartDotR + float64(min(len(series)-1-si, maxChartSeries))
+				fmt.Fprintf(&b, `<circle class="dot s%d" cx="%.1f" cy="%.1f" r="%g"/>`, si%maxChartSeries, lx, ly, r)
 			case len(seg) > 1:
 				fmt.Fprintf(&b, `<polyline class="line s%d" points="%s"/>`, si%maxChartSeries, strings.Join(seg, " "))
 			}
