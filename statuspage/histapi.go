@@ -3,6 +3,7 @@ package statuspage
 import (
 	"encoding/csv"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -48,15 +49,9 @@ type HistoryJSON struct {
 	StateChanges []StateChangeJSON       `json:"state_changes"`
 }
 
-// historyRange parses from and to (RFC 3339; default the last 24 h).
-func (s *Server) historyRange(w http.ResponseWriter, r *http.Request) (name string, from, to time.Time, ok bool) {
-	name = r.PathValue("name")
-	sn := s.current(r.Context())
-	if sn.v.byName[name] == nil {
-		http.Error(w, "unknown check", http.StatusNotFound)
-		return
-	}
-	q := r.URL.Query()
+// queryRange parses a request's from and to (RFC 3339; default the last
+// 24 h, from before to); it answers an error itself.
+func (s *Server) queryRange(w http.ResponseWriter, q url.Values) (from, to time.Time, ok bool) {
 	to = s.now().UTC()
 	if v := q.Get("to"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
@@ -77,6 +72,22 @@ func (s *Server) historyRange(w http.ResponseWriter, r *http.Request) (name stri
 	}
 	if !from.Before(to) {
 		http.Error(w, "from must be before to", http.StatusBadRequest)
+		return
+	}
+	return from, to, true
+}
+
+// historyRange parses from and to (RFC 3339; default the last 24 h).
+func (s *Server) historyRange(w http.ResponseWriter, r *http.Request) (name string, from, to time.Time, ok bool) {
+	name = r.PathValue("name")
+	sn := s.current(r.Context())
+	if sn.v.byName[name] == nil {
+		http.Error(w, "unknown check", http.StatusNotFound)
+		return
+	}
+	q := r.URL.Query()
+	from, to, inRange := s.queryRange(w, q)
+	if !inRange {
 		return
 	}
 	if to.Sub(from) > historyMaxSpan {

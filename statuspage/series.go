@@ -63,26 +63,8 @@ func (s *Server) seriesQuery(w http.ResponseWriter, r *http.Request, defStep sto
 			return
 		}
 	}
-	to = s.now().UTC()
-	if v := q.Get("to"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			http.Error(w, "to: want an RFC 3339 time, e.g. 2026-11-22T10:00:00Z", http.StatusBadRequest)
-			return
-		}
-		to = t.UTC()
-	}
-	from = to.Add(-24 * time.Hour)
-	if v := q.Get("from"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			http.Error(w, "from: want an RFC 3339 time, e.g. 2026-11-21T10:00:00Z", http.StatusBadRequest)
-			return
-		}
-		from = t.UTC()
-	}
-	if !from.Before(to) {
-		http.Error(w, "from must be before to", http.StatusBadRequest)
+	from, to, inRange := s.queryRange(w, q)
+	if !inRange {
 		return
 	}
 	if to.Sub(from) > seriesMaxSpan[step] {
