@@ -137,15 +137,8 @@ func NewWindowID() string { return store.NewID() }
 // maintenance windows (known check names aside: a peer's config may list
 // checks this node's does not yet) and the table's bounds.
 func (w Window) Validate() error {
-	switch {
-	case !windowID.MatchString(w.ID):
-		return fmt.Errorf("maintenance window: bad id %q", w.ID)
-	case w.Version == 0 || w.Version > maxVersion:
-		return fmt.Errorf("maintenance window %s: version %d", w.ID, w.Version)
-	case w.Author != "" && !validNode(w.Author):
-		return fmt.Errorf("maintenance window %s: bad author", w.ID)
-	case !validTime(w.Created) || !validTime(w.Updated) || w.Updated.Before(w.Created):
-		return fmt.Errorf("maintenance window %s: times out of range", w.ID)
+	if err := w.head().validate("maintenance window", windowID); err != nil {
+		return err
 	}
 	if w.Deleted {
 		if w.Title != "" || len(w.Checks) > 0 || !w.Start.IsZero() || !w.End.IsZero() || w.Every != "" || w.DurationMS != 0 || w.Timezone != "" {

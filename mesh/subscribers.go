@@ -136,15 +136,8 @@ func ValidSubscriberURL(s string) error {
 
 // Validate checks a version of a subscriber.
 func (s Subscriber) Validate() error {
-	switch {
-	case !subscriberID.MatchString(s.ID):
-		return fmt.Errorf("subscriber: bad id %q", s.ID)
-	case s.Version == 0 || s.Version > maxVersion:
-		return fmt.Errorf("subscriber %s: version %d", s.ID, s.Version)
-	case s.Author != "" && !validNode(s.Author):
-		return fmt.Errorf("subscriber %s: bad author", s.ID)
-	case !validTime(s.Created) || !validTime(s.Updated) || s.Updated.Before(s.Created):
-		return fmt.Errorf("subscriber %s: times out of range", s.ID)
+	if err := s.head().validate("subscriber", subscriberID); err != nil {
+		return err
 	}
 	if s.Deleted {
 		if s.Email != "" || s.URL != "" || s.Secret != "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,22 @@ type versionHead struct {
 	Created time.Time
 	Updated time.Time
 	Sent    time.Time
+}
+
+// validate checks the head's fields, which every entry type has, naming
+// the entry kind ("subscriber") in its errors; idRe is the kind's ids.
+func (h versionHead) validate(kind string, idRe *regexp.Regexp) error {
+	switch {
+	case !idRe.MatchString(h.ID):
+		return fmt.Errorf("%s: bad id %q", kind, h.ID)
+	case h.Version == 0 || h.Version > maxVersion:
+		return fmt.Errorf("%s %s: version %d", kind, h.ID, h.Version)
+	case h.Author != "" && !validNode(h.Author):
+		return fmt.Errorf("%s %s: bad author", kind, h.ID)
+	case !validTime(h.Created) || !validTime(h.Updated) || h.Updated.Before(h.Created):
+		return fmt.Errorf("%s %s: times out of range", kind, h.ID)
+	}
+	return nil
 }
 
 // version is an entry type of a versioned table.
