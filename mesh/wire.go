@@ -131,18 +131,7 @@ func (r *reader) str(max int) string {
 	return s
 }
 
-func (r *reader) f64() float64 {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) < 8 {
-		r.fail(errShort)
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return math.Float64frombits(v)
-}
+func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
 
 func (r *reader) time() time.Time {
 	ms := r.varint()
