@@ -139,6 +139,42 @@ func TestVotesDelta(t *testing.T) {
 	}
 }
 
+// TestVotesOnPut: this node's own votes are told as they are stored (with
+// its name and region), refused ones and peers' merged votes are not.
+func TestVotesOnPut(t *testing.T) {
+	a, b := newMeshRig("eu-1"), newMeshRig("us-1")
+	var told []Vote
+	a.m.Votes.SetOnPut(func(v Vote) { told = append(told, v) })
+	steps := []struct {
+		name string
+		put  *Vote // this node's vote, or nil: merge b's
+		want int   // votes told after the step
+	}{
+		{"own vote told", &Vote{Check: "api", Vote: "down", At: t0, DownSince: t0}, 1},
+		{"unknown check not told", &Vote{Check: "web", Vote: "down", At: t0}, 1},
+		{"peer's vote not told", nil, 1},
+		{"next own vote told", &Vote{Check: "api", Vote: "up", At: t0.Add(time.Second)}, 2},
+	}
+	for _, s := range steps {
+		if s.put != nil {
+			a.m.Votes.Put(*s.put)
+		} else {
+			if err := b.m.Votes.Put(Vote{Check: "api", Vote: "down", At: t0, DownSince: t0}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.m.Votes.Merge("us-1", mustMarshal(t, b.m.Votes)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(told) != s.want {
+			t.Fatalf("%s: told %d votes (%+v), want %d", s.name, len(told), told, s.want)
+		}
+	}
+	if v := told[0]; v.Node != "eu-1" || v.Region != "eu" || v.Vote != VoteDown || !v.DownSince.Equal(t0) {
+		t.Fatalf("told %+v", v)
+	}
+}
+
 type bcast func(name string, b []byte)
 
 func (f bcast) Broadcast(name string, b []byte) error { f(name, b); return nil }

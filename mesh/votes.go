@@ -76,12 +76,23 @@ type Votes struct {
 	b       Broadcaster
 	byCheck map[string]map[string]Vote // check -> node -> vote
 	keep    map[string]bool
+	onPut   func(Vote)
 }
 
 // NewVotes returns an empty table that accepts no check until Retain.
 func NewVotes(self, region string, now func() time.Time, notify func(string), log *slog.Logger) *Votes {
 	return &Votes{self: self, region: region, now: now, notify: notify, log: log, b: nopBroadcaster{},
 		byCheck: map[string]map[string]Vote{}, keep: map[string]bool{}}
+}
+
+// SetOnPut sets what is told of each vote this node records with Put,
+// after it is stored and before it is gossiped (it must not block). It is
+// how the node acts on its own vote turning down without scanning the
+// table.
+func (t *Votes) SetOnPut(f func(Vote)) {
+	t.mu.Lock()
+	t.onPut = f
+	t.mu.Unlock()
 }
 
 func (t *Votes) setBroadcaster(b Broadcaster) {
@@ -105,8 +116,11 @@ func (t *Votes) Put(v Vote) error {
 		return fmt.Errorf("mesh: vote on unknown check %q", v.Check)
 	}
 	t.setLocked(v)
-	b := t.b
+	b, onPut := t.b, t.onPut
 	t.mu.Unlock()
+	if onPut != nil {
+		onPut(v)
+	}
 	w := writer{b: []byte{fmtDelta}}
 	w.time(v.At) // sent as soon as made
 	msg := appendVote(w.b, v, false, v.At)

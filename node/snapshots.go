@@ -17,15 +17,14 @@ import (
 	"github.com/vantage-dev/vantage/store"
 )
 
-// Failure snapshots. The node watches its own votes (every
-// snapshotWatchEvery): when its vote on a check turns down (a new
+// Failure snapshots. The node is told of its own votes as it shares them
+// (mesh.Votes.SetOnPut): when its vote on a check turns down (a new
 // DownSince), it records a snapshot of the target (package snapshot),
 // stores it and broadcasts it; peers' snapshots arrive through the mesh
 // and are stored as they come. An incident's snapshots are, per node, the
 // latest whose vote turned down between snapshotLead before the incident
 // started and its end.
 const (
-	snapshotWatchEvery = 100 * time.Millisecond
 	snapshotLead       = time.Hour
 	snapshotRunning    = 8 // captures at a time
 	snapshotIngestLen  = 1024
@@ -63,47 +62,55 @@ func (x *snapState) init(n *Node) {
 		es = append(es, mesh.SnapshotEntry{ID: r.ID, Check: r.Check, Node: r.Node, Region: r.Region, DownSince: r.DownSince, Taken: r.Taken, Data: r.Data})
 	}
 	t.Seed(es)
-	n.goRun(n.watchVotes)
+	n.mesh.Votes.SetOnPut(n.ownVote)
+	n.goRun(n.expireSnapshots)
 	n.goRun(n.storeSnapshots)
 }
 
-// watchVotes captures a snapshot when this node's vote on a check turns
-// down.
-func (n *Node) watchVotes(ctx context.Context) {
-	t := time.NewTicker(snapshotWatchEvery)
-	defer t.Stop()
-	expire := time.NewTicker(time.Minute)
-	defer expire.Stop()
+// ownVote is told of each vote this node shares (mesh.Votes.SetOnPut):
+// when its vote on a check turns down (a DownSince not captured yet), it
+// captures a snapshot. A vote that finds snapshotRunning captures running
+// is taken up by the next one: a down vote is shared again with every
+// probe result. It must not block: the capture runs on its own goroutine.
+func (n *Node) ownVote(v mesh.Vote) {
+	if v.Vote != mesh.VoteDown || v.DownSince.IsZero() || n.ctx.Err() != nil {
+		return
+	}
 	x := &n.ext.snaps
+	due := func() bool { return !x.taken[v.Check].Equal(v.DownSince) && x.running < snapshotRunning }
+	x.mu.Lock()
+	ok := due()
+	x.mu.Unlock()
+	if !ok {
+		return
+	}
+	c := n.cfg.Load().CheckByName(v.Check)
+	if c == nil || c.Type == config.TypePush {
+		return
+	}
+	x.mu.Lock()
+	ok = due()
+	if ok {
+		x.taken[v.Check] = v.DownSince
+		x.running++
+	}
+	x.mu.Unlock()
+	if ok {
+		n.wg.Add(1)
+		go n.captureSnapshot(c, v)
+	}
+}
+
+// expireSnapshots drops replicated snapshots past their age every minute.
+func (n *Node) expireSnapshots(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-expire.C:
-			n.mesh.Ops.Snapshots.Expire(n.now())
 		case <-t.C:
-		}
-		cfg := n.cfg.Load()
-		for i := range cfg.Checks {
-			c := &cfg.Checks[i]
-			if c.Type == config.TypePush {
-				continue
-			}
-			v, ok := n.mesh.Votes.Get(c.Name, n.o.Name)
-			if !ok || v.Vote != mesh.VoteDown || v.DownSince.IsZero() {
-				continue
-			}
-			x.mu.Lock()
-			due := !x.taken[c.Name].Equal(v.DownSince) && x.running < snapshotRunning
-			if due {
-				x.taken[c.Name] = v.DownSince
-				x.running++
-			}
-			x.mu.Unlock()
-			if due {
-				n.wg.Add(1)
-				go n.captureSnapshot(c, v)
-			}
+			n.mesh.Ops.Snapshots.Expire(n.now())
 		}
 	}
 }
