@@ -25,9 +25,9 @@ import (
 // latest whose vote turned down between snapshotLead before the incident
 // started and its end.
 const (
-	snapshotLead       = time.Hour
-	snapshotRunning    = 8 // captures at a time
-	snapshotIngestLen  = 1024
+	snapshotLead      = time.Hour
+	snapshotRunning   = 8 // captures at a time
+	snapshotIngestLen = 1024
 )
 
 type snapState struct {
