@@ -8,13 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vantage-dev/vantage/config"
@@ -29,12 +26,10 @@ const (
 	MaxRedirects = 10
 )
 
-var errTooManyRedirects = errors.New("too many redirects")
-
-// HTTPProber probes http and https URLs. Every probe uses a fresh
-// connection (its own http.Transport, keep-alives off), so DNS, connect and
-// TLS are measured each time; HTTP/1.1 only; proxy environment variables are
-// ignored (the target is measured directly).
+// HTTPProber probes http and https URLs. Every request uses a fresh
+// connection (http1.go), so DNS, connect and TLS are measured each time;
+// HTTP/1.1 only; proxy environment variables are ignored (the target is
+// measured directly).
 type HTTPProber struct {
 	opts Options
 }
@@ -44,21 +39,12 @@ var _ Prober = (*HTTPProber)(nil)
 // NewHTTPProber returns an http prober using opts.
 func NewHTTPProber(opts Options) *HTTPProber { return &HTTPProber{opts: withLogger(opts)} }
 
-// httpState collects what the transport's callbacks observe during one probe
-// (all hops of a redirect chain). Callbacks may run on transport goroutines.
+// httpState is what one probe observed over all the hops of a redirect
+// chain.
 type httpState struct {
-	mu        sync.Mutex
-	ph        Phases
-	addr      string // HOST:PORT of the current hop
-	connected bool   // the current hop has a TCP connection
-	remote    string
-	dialErr   error
-	dialDone  chan struct{} // closed when the current hop's dial returns
-	tlsStart  time.Time
-	inTLS     bool
-	tlsErr    error
-	tlsState  *tls.ConnectionState
-	wrote     time.Time
+	start  time.Time
+	ph     Phases
+	remote string // the latest hop's peer
 }
 
 // Probe runs one http probe of c. It never panics and returns by ctx's
@@ -92,138 +78,45 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 	if u.Host == "" {
 		return perr(CodeConfig, "invalid url %q: no host", c.URL)
 	}
-	method := c.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	var body io.Reader
-	if c.Body != "" {
-		body = strings.NewReader(c.Body)
-	}
-	st := &httpState{}
-	trace := &httptrace.ClientTrace{
-		TLSHandshakeStart: func() {
-			st.mu.Lock()
-			st.tlsStart, st.inTLS = time.Now(), true
-			st.mu.Unlock()
-		},
-		TLSHandshakeDone: func(cs tls.ConnectionState, err error) {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			st.inTLS = false
-			if !st.tlsStart.IsZero() {
-				st.ph.TLS += time.Since(st.tlsStart)
-			}
-			if err != nil {
-				st.tlsErr = err
-				return
-			}
-			st.tlsErr = nil
-			st.tlsState = &cs
-		},
-		WroteRequest: func(httptrace.WroteRequestInfo) {
-			st.mu.Lock()
-			st.wrote = time.Now()
-			st.mu.Unlock()
-		},
-		GotFirstResponseByte: func() {
-			st.mu.Lock()
-			if !st.wrote.IsZero() {
-				st.ph.FirstByte += time.Since(st.wrote)
-				st.wrote = time.Time{}
-			}
-			st.mu.Unlock()
-		},
-	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, c.URL, body)
+	first, err := p.newRequest(ctx, c)
 	if err != nil {
-		return perr(CodeConfig, "invalid request: %v", err)
+		return err
 	}
-	for k, v := range c.Headers {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v
-			continue
+	st := &httpState{start: r.Start}
+	defer func() { r.Phases, r.RemoteAddr = st.ph, st.remote }()
+	var (
+		resp    *http.Response
+		h       *hop
+		lastTLS *tls.ConnectionState // the latest https hop's
+	)
+	via := []*http.Request{first}
+	for req := first; ; {
+		resp, h, err = p.roundTrip(ctx, c, st, req)
+		if err != nil {
+			return err
 		}
-		req.Header.Set(k, v)
-	}
-	if req.Header.Get("User-Agent") == "" {
-		ua := p.opts.UserAgent
-		if ua == "" {
-			ua = DefaultUserAgent
+		if h.tls != nil {
+			lastTLS = h.tls
 		}
-		req.Header.Set("User-Agent", ua)
-	}
-
-	tr := &http.Transport{
-		Proxy: nil,
-		// The transport detaches dials from the request's context; dial with
-		// the probe's own ctx so nothing outlives the probe.
-		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
-			done := make(chan struct{})
-			st.mu.Lock()
-			st.addr, st.connected, st.dialErr, st.tlsErr = addr, false, nil, nil
-			st.dialDone = done
-			st.mu.Unlock()
-			var ph Phases
-			conn, err := p.opts.connect(ctx, addr, c.IP, &ph)
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			defer close(done)
-			st.ph.DNS += ph.DNS
-			st.ph.Connect += ph.Connect
+		next, err := nextRequest(c, first, via, resp)
+		if err != nil || next == nil {
 			if err != nil {
-				st.dialErr = err
-				return nil, err
+				h.conn.Close()
+				return err
 			}
-			st.connected = true
-			st.remote = conn.RemoteAddr().String()
-			return conn, nil
-		},
-		TLSClientConfig: &tls.Config{
-			RootCAs:            p.opts.RootCAs,
-			InsecureSkipVerify: c.InsecureTLS, //nolint:gosec // the check asked for it
-		},
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: 1 << 20,
+			break
+		}
+		h.conn.Close()
+		via = append(via, next)
+		req = next
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if !c.FollowRedirects {
-				return http.ErrUseLastResponse
-			}
-			if len(via) > MaxRedirects {
-				return errTooManyRedirects
-			}
-			return nil
-		},
-	}
-
-	resp, err := client.Do(req)
-	st.mu.Lock()
-	r.RemoteAddr = st.remote
-	st.mu.Unlock()
-	defer func() {
-		st.mu.Lock()
-		r.Phases = st.ph
-		st.mu.Unlock()
-	}()
-	if err != nil {
-		return classifyHTTP(ctx, st, u, err, budget(ctx, r.Start))
-	}
-	defer resp.Body.Close()
+	defer h.conn.Close()
 	r.StatusCode = resp.StatusCode
 
-	// The certificate is reported whatever the rest of the probe shows.
-	cs := resp.TLS
-	if cs == nil { // an https URL that redirected to http: report the https hop
-		st.mu.Lock()
-		cs = st.tlsState
-		st.mu.Unlock()
-	}
-	if cs != nil {
-		recordCert(r, c, cs)
+	// The certificate is reported whatever the rest of the probe shows (an
+	// https URL that redirected to http: the https hop's).
+	if lastTLS != nil {
+		recordCert(r, c, lastTLS)
 	}
 
 	if !statusOK(c.Expect.Status, resp.StatusCode) {
@@ -239,9 +132,7 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 	}
 	buf, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		st.mu.Lock()
 		addr := st.remote
-		st.mu.Unlock()
 		if isTimeout(err) || ctx.Err() != nil {
 			return perr(CodeTimeout, "reading body from %s: timed out after %s", addr, budget(ctx, r.Start))
 		}
@@ -280,72 +171,6 @@ func recordCert(r *Result, c *config.Check, cs *tls.ConnectionState) {
 		r.CertSubject = leaf.Subject.String()
 	}
 	r.CertExpiring = c.Expect.CertExpiry > 0 && leaf.NotAfter.Sub(r.Start) < c.Expect.CertExpiry
-}
-
-// classifyHTTP classifies an error of http.Client.Do.
-func classifyHTTP(ctx context.Context, st *httpState, u *url.URL, err error, limit time.Duration) error {
-	if errors.Is(err, errTooManyRedirects) {
-		var ue *url.Error
-		last := ""
-		if errors.As(err, &ue) {
-			last = ue.URL
-		}
-		return perr(CodeProtocol, "more than %d redirects (last to %s)", MaxRedirects, last)
-	}
-	// The transport returns at the deadline without waiting for a dial in
-	// progress; that dial uses the same (now expired) ctx and returns at
-	// once: wait for it, so a slow DNS lookup is reported as such.
-	st.mu.Lock()
-	dialDone := st.dialDone
-	st.mu.Unlock()
-	if dialDone != nil {
-		t := time.NewTimer(500 * time.Millisecond)
-		select {
-		case <-dialDone:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	addr := st.remote
-	if addr == "" {
-		addr = st.addr
-	}
-	if addr == "" {
-		addr = u.Host
-	}
-	if st.dialErr != nil {
-		return st.dialErr
-	}
-	if st.tlsErr != nil {
-		return classifyTLS(addr, st.tlsErr)
-	}
-	timedOut := ctx.Err() != nil || isTimeout(err)
-	if !st.connected {
-		if timedOut {
-			return perr(CodeConnectTimeout, "connect %s: timed out", addr)
-		}
-		return perr(CodeConnect, "connect %s: %s", addr, shortErr(unwrapURL(err)))
-	}
-	if timedOut {
-		if st.inTLS {
-			return perr(CodeTimeout, "tls handshake with %s: timed out", addr)
-		}
-		if limit > 0 {
-			return perr(CodeTimeout, "no response from %s within %s", addr, limit)
-		}
-		return perr(CodeTimeout, "no response from %s before the deadline", addr)
-	}
-	return perr(CodeProtocol, "http %s: %s", addr, shortErr(unwrapURL(err)))
-}
-
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err
-	}
-	return err
 }
 
 // certExpiry returns the earliest NotAfter that matters and its certificate:
