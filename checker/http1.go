@@ -66,7 +66,7 @@ func (c *hopConn) Read(p []byte) (int, error) {
 
 // hop is what one request of a probe observed.
 type hop struct {
-	remote string                // the connection's peer
+	remote string               // the connection's peer
 	tls    *tls.ConnectionState // the handshake's state (https)
 	conn   net.Conn
 }
