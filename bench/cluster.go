@@ -96,7 +96,7 @@ func benchCluster(args []string) error {
 			if err != nil {
 				return nil, err
 			}
-			s[i] = sample{time.Now(), g, cpu}
+			s[i] = sample{time.Now(), g, cpu.total()}
 		}
 		return s, nil
 	}

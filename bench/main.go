@@ -1,13 +1,18 @@
 // Command bench measures Vantage on this machine. Figures go to stdout with
 // the command that produced them; docs/performance.md keeps the latest.
 //
-//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 2m]
+//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 2m] [--bare=false] [--gogc default,100]
 //
 // node: builds vantage, starts a target HTTP server on loopback (in this
 // process), writes a config with N http checks against it, runs `vantage run`
 // as a child process and samples its CPU time and RSS from /proc. CPU share is
 // measured after a warm-up of one interval plus the first-run spread (so
-// start-up costs are excluded), RSS at the end.
+// start-up costs are excluded), RSS at the end. With --bare (the default) a
+// bare net/http prober (this binary re-run as the hidden `bare-prober`: the
+// same checks and interval, a fresh connection per probe, paths /bare/<i>)
+// runs beside vantage against the same target, started with it and
+// measured over the same window; vantage's CPU and RSS are also given as a
+// ratio to it, which unlike the absolute figures compares across runs.
 //
 //	go run ./bench cluster [--nodes 3] [--checks 1000] [--interval 30s] [--duration 2m] [--gossip lan]
 //
@@ -71,6 +76,8 @@ func main() {
 		err = benchDetect(os.Args[2:])
 	case "serve":
 		err = benchServe(os.Args[2:])
+	case "bare-prober": // hidden: bench node runs it beside vantage
+		err = benchBareProber(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}
@@ -89,6 +96,8 @@ func benchNode(args []string) error {
 	debug := fs.String("debug-addr", "", "pass --debug-addr to vantage (profiling)")
 	gogc := fs.String("gogc", "", "comma-separated GOGC values to run the node with, one after the other against the same target, "+
 		"and compare (\"default\": the binary's own, GOGC unset); e.g. default,100")
+	bare := fs.Bool("bare", true, "run a bare net/http prober (this binary's bare-prober) beside each run, same target, checks "+
+		"and interval, measured over the same window, and give vantage's CPU and RSS as a ratio to it")
 	fs.Parse(args)
 
 	dir, bin, cleanup, err := workDir("vantage-bench", *keep)
@@ -96,7 +105,7 @@ func benchNode(args []string) error {
 		return err
 	}
 	defer cleanup()
-	addr, hits, stop, err := okTarget()
+	addr, hits, bareHits, stop, err := okTargetBare()
 	if err != nil {
 		return err
 	}
@@ -126,6 +135,9 @@ func benchNode(args []string) error {
 			g = "default"
 		}
 		r := nodeRun{label: "GOGC " + g}
+		if *bare {
+			r.bareHits = bareHits
+		}
 		data := filepath.Join(dir, fmt.Sprintf("data-%d", i))
 		if err := r.run(bin, cfgPath, data, env, *debug, addr, hits, *checks, *interval, *duration); err != nil {
 			return fmt.Errorf("%s: %w", r.label, err)
@@ -148,6 +160,9 @@ type nodeRun struct {
 	label    string
 	rss, hwm int64
 	cpu      float64 // percent of one core
+	// bareHits, if set, runs the bare prober beside vantage; the target
+	// counts its requests here.
+	bareHits *atomic.Int64
 }
 
 func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr string, hits *atomic.Int64,
@@ -176,7 +191,17 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 			cmd.Wait()
 		}
 	}()
+	var bare *bareChild
+	if r.bareHits != nil {
+		if bare, err = startBare(addr, checks, interval); err != nil {
+			return err
+		}
+		defer bare.stop()
+	}
 	fmt.Printf("vantage run (%s): %d http checks every %s against %s, pid %d, %s\n", r.label, checks, interval, addr, pid, duration)
+	if bare != nil {
+		fmt.Printf("bare prober beside it: the same %d checks every %s, pid %d\n", checks, interval, bare.pid())
+	}
 
 	start := time.Now()
 	warm := interval + min(interval, 30*time.Second)
@@ -190,29 +215,56 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 	if err != nil {
 		return fmt.Errorf("read status after the warm-up: %w", err)
 	}
-	cpu0, err := cpuTime(pid)
+	// Both processes' counters are read together at t0 and at t1.
+	sample := func() (v, b procCPU, at time.Time, h, bh int64, err error) {
+		if v, err = cpuTime(pid); err != nil {
+			return
+		}
+		if bare != nil {
+			if b, err = bare.cpuTime(); err != nil {
+				return
+			}
+			bh = r.bareHits.Load()
+		}
+		return v, b, time.Now(), hits.Load(), bh, nil
+	}
+	cpu0, bcpu0, t0, hits0, bhits0, err := sample()
 	if err != nil {
 		return err
 	}
-	t0, hits0 := time.Now(), hits.Load()
 	<-ctx.Done()
-	cpu1, err := cpuTime(pid)
+	cpu1, bcpu1, t1, hits1, bhits1, err := sample()
 	if err != nil {
 		return err
 	}
-	t1, hits1 := time.Now(), hits.Load()
 	rss, hwm, err := memory(pid)
 	if err != nil {
 		return err
 	}
 	wall := t1.Sub(t0)
 	r.rss, r.hwm = rss, hwm
-	r.cpu = float64(cpu1-cpu0) / float64(wall) * 100
+	var cpuLine string
+	r.cpu, cpuLine = cpuShare(cpu1.sub(cpu0), wall)
 	fmt.Printf("after %s (steady state measured over the last %s):\n", time.Since(start).Round(time.Second), wall.Round(time.Second))
 	fmt.Printf("  with a state  %d of %d checks after %s (one interval plus the start spread)\n", stated, total, warm)
 	fmt.Printf("  probes/s      %.1f\n", float64(hits1-hits0)/wall.Seconds())
-	fmt.Printf("  cpu           %.2f%% of one core\n", r.cpu)
+	fmt.Printf("  cpu           %s\n", cpuLine)
 	fmt.Printf("  rss           %.1f MB (peak %.1f MB)\n", float64(rss)/1e6, float64(hwm)/1e6)
+	if bare != nil {
+		brss, bhwm, err := memory(bare.pid())
+		if err != nil {
+			return fmt.Errorf("bare prober: %w", err)
+		}
+		bcpu, bcpuLine := cpuShare(bcpu1.sub(bcpu0), wall)
+		fmt.Printf("  bare prober   cpu %s, rss %.1f MB (peak %.1f MB), %.1f probes/s — net/http, a fresh connection per probe, same target and checks\n",
+			bcpuLine, float64(brss)/1e6, float64(bhwm)/1e6, float64(bhits1-bhits0)/wall.Seconds())
+		ratio := "n/a (the bare prober used no measurable CPU)"
+		if bcpu > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.cpu/bcpu)
+		}
+		fmt.Printf("  vantage/bare  cpu %s, rss %.2f×\n", ratio, float64(rss)/float64(brss))
+		bare.signal() // stopped meanwhile; its figures are in
+	}
 	stopAt := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -223,6 +275,10 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 		code = ee.ExitCode()
 	}
 	fmt.Printf("  SIGTERM       exit %d after %s\n", code, time.Since(stopAt).Round(10*time.Millisecond))
+	if bare != nil {
+		code, out := bare.stop()
+		fmt.Printf("  bare prober   exit %d: %s\n", code, strings.TrimPrefix(out, "bare prober: "))
+	}
 	return nil
 }
 
@@ -259,23 +315,42 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// cpuTime returns the process's user+system CPU time from /proc/PID/stat.
-func cpuTime(pid int) (time.Duration, error) {
+// procCPU is a process's CPU time, user and system.
+type procCPU struct{ user, sys time.Duration }
+
+func (c procCPU) total() time.Duration { return c.user + c.sys }
+
+func (c procCPU) sub(o procCPU) procCPU { return procCPU{c.user - o.user, c.sys - o.sys} }
+
+// cpuTime returns the process's user and system CPU time from
+// /proc/PID/stat.
+func cpuTime(pid int) (procCPU, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read stat: %w", err)
+		return procCPU{}, fmt.Errorf("read stat: %w", err)
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
+	if i < 0 || i+2 > len(s) {
+		return procCPU{}, errors.New("malformed /proc stat")
 	}
 	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return procCPU{}, errors.New("malformed /proc stat")
+	}
 	// fields after ")" start at field 3 (state); utime is field 14, stime 15.
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck, nil
+	return procCPU{time.Duration(ut) * time.Second / clkTck, time.Duration(st) * time.Second / clkTck}, nil
+}
+
+// cpuShare formats CPU time used over wall as a percentage of one core,
+// with the user/system split.
+func cpuShare(c procCPU, wall time.Duration) (total float64, s string) {
+	pct := func(d time.Duration) float64 { return float64(d) / float64(wall) * 100 }
+	total = pct(c.total())
+	return total, fmt.Sprintf("%.2f%% of one core (user %.1f %%, sys %.1f %%)", total, pct(c.user), pct(c.sys))
 }
 
 // memory returns VmRSS and VmHWM in bytes.

@@ -43,17 +43,28 @@ func workDir(prefix string, keep bool) (dir, bin string, cleanup func(), err err
 // okTarget serves {"status":"ok"} on 127.0.0.1 for every check of the
 // bench and counts the requests (the probes).
 func okTarget() (addr string, hits *atomic.Int64, stop func(), err error) {
+	addr, hits, _, stop, err = okTargetBare()
+	return addr, hits, stop, err
+}
+
+// okTargetBare is okTarget that also counts the bare prober's requests
+// (paths under /bare/) apart: hits counts only the others.
+func okTargetBare() (addr string, hits, bareHits *atomic.Int64, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, nil, err
 	}
-	hits = new(atomic.Int64)
+	hits, bareHits = new(atomic.Int64), new(atomic.Int64)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
+		if strings.HasPrefix(r.URL.Path, barePrefix) {
+			bareHits.Add(1)
+		} else {
+			hits.Add(1)
+		}
 		io.WriteString(w, `{"status":"ok"}`)
 	})}
 	go srv.Serve(ln)
-	return ln.Addr().String(), hits, func() { srv.Close() }, nil
+	return ln.Addr().String(), hits, bareHits, func() { srv.Close() }, nil
 }
 
 // buildVantage builds ./cmd/vantage into dir once.
