@@ -451,7 +451,7 @@ func (s *Store) MergeBuckets(bs []Bucket) bool {
 // live is the set of own buckets changed by results and not yet shared.
 type live struct {
 	on   bool
-	rows map[rkey]row
+	rows map[rkey]*crow // packed: a few bytes of histogram, not 512
 }
 
 // maxLive bounds the own buckets waiting to be shared.
@@ -476,12 +476,12 @@ func (s *Store) noteLive(k rkey, r row) {
 		return
 	}
 	if s.live.rows == nil {
-		s.live.rows = map[rkey]row{}
+		s.live.rows = map[rkey]*crow{}
 	}
 	if _, ok := s.live.rows[k]; !ok && len(s.live.rows) >= maxLive {
 		return
 	}
-	s.live.rows[k] = r
+	s.live.rows[k] = pack(&r)
 }
 
 // TakeLive returns, and forgets, the own minute buckets changed since they
@@ -492,8 +492,9 @@ func (s *Store) TakeLive(now time.Time, settle time.Duration) []Bucket {
 	cut := now.Add(-settle).UnixMilli()
 	s.liveMu.Lock()
 	var out []Bucket
-	for k, r := range s.live.rows {
-		if k.start+minuteMS <= cut || r.failures > 0 {
+	for k, c := range s.live.rows {
+		if k.start+minuteMS <= cut || c.failures > 0 {
+			r := c.unpack()
 			out = append(out, Bucket{Check: k.check, Node: k.node, Region: r.region, Step: k.step, Start: msTime(k.start), Agg: r.export()})
 			delete(s.live.rows, k)
 		}
