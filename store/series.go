@@ -440,7 +440,7 @@ func (s *Store) MergeBuckets(bs []Bucket) bool {
 		return false
 	}
 	select {
-	case s.ops <- op{kind: opMerge, buckets: bs}:
+	case s.ops <- op{kind: opMerge, opArgs: &opArgs{buckets: bs}}:
 		return true
 	default:
 		s.mergeDropped.Add(uint64(len(bs)))

@@ -153,9 +153,17 @@ type Store struct {
 }
 
 // op is one request to the writer goroutine.
+// op is one item of the writer's queue, whose buffer is allocated at its
+// bound (8,192 ops): 24 bytes, a result by pointer and the other kinds'
+// arguments behind one.
 type op struct {
-	kind  opKind
-	res   *Result // a pointer: the queue's buffer is allocated at its bound (8,192 ops)
+	kind opKind
+	res  *Result // opResult's
+	*opArgs
+}
+
+// opArgs are the arguments of every op but opResult.
+type opArgs struct {
 	batch []Result
 	fn    func(*sql.Tx) error
 	// claim is an opExec's: the writer takes it (0 → 1) before it runs fn,
@@ -281,7 +289,7 @@ func (s *Store) AddBatch(rs []Result) bool {
 	}
 	cp := make([]Result, len(rs))
 	copy(cp, rs)
-	return s.enqueue(op{kind: opBatch, batch: cp}, len(cp))
+	return s.enqueue(op{kind: opBatch, opArgs: &opArgs{batch: cp}}, len(cp))
 }
 
 func (s *Store) enqueue(o op, n int) bool {
@@ -320,6 +328,9 @@ func (s *Store) drop(n int, why string) {
 
 // call sends a synchronous op to the writer and waits for its answer.
 func (s *Store) call(ctx context.Context, o op) error {
+	if o.opArgs == nil {
+		o.opArgs = &opArgs{}
+	}
 	o.done = make(chan error, 1)
 	s.mu.RLock()
 	if s.closed {
@@ -357,7 +368,7 @@ func (s *Store) Prune(ctx context.Context) error {
 
 // exec runs fn in its own write transaction on the writer goroutine.
 func (s *Store) exec(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.call(ctx, op{kind: opExec, fn: fn, claim: new(atomic.Int32)})
+	return s.call(ctx, op{kind: opExec, opArgs: &opArgs{fn: fn, claim: new(atomic.Int32)}})
 }
 
 // Close commits what is queued, stops the writer and closes the database.
