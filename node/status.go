@@ -159,14 +159,14 @@ func (n *Node) checkStatus(cv verdict.CheckView) statuspage.CheckStatus {
 	c := cv.Config
 	cs := statuspage.CheckStatus{
 		Name: c.Name, State: string(cv.State), Since: cv.Since.UTC(), IncidentID: cv.IncidentID,
-		Regions: make(map[string]statuspage.RegionVote, len(cv.Regions)), Type: c.Type, Target: c.TargetString(), Group: c.Group,
+		Regions: make(map[string]*statuspage.RegionVote, len(cv.Regions)), Type: c.Type, Target: c.TargetString(), Group: c.Group,
 	}
 	for r, rv := range cv.Regions {
 		if rv.At.IsZero() { // no fresh vote from the region
-			cs.Regions[r] = statuspage.RegionVote{Vote: string(quorum.VoteAbstain)}
+			cs.Regions[r] = &statuspage.RegionVote{Vote: string(quorum.VoteAbstain)}
 			continue
 		}
-		v := statuspage.RegionVote{Vote: string(rv.Vote), CheckedAt: rv.At.UTC(), LatencyMS: rv.LatencyMS, Error: rv.Code}
+		v := &statuspage.RegionVote{Vote: string(rv.Vote), CheckedAt: rv.At.UTC(), LatencyMS: rv.LatencyMS, Error: rv.Code}
 		if rv.Node == n.o.Name && cv.HaveLast {
 			l := cv.Last
 			v.Message = l.Message

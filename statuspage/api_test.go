@@ -142,7 +142,7 @@ func TestOverall(t *testing.T) {
 			t.Errorf("%v stale=%v: %s/%s, want %s/%s", tc.states, tc.stale, o.Key, o.Indicator, tc.want, tc.ind)
 		}
 	}
-	if s := displayState(&CheckStatus{State: "up", Regions: map[string]RegionVote{"a": {Vote: "down"}, "b": {Vote: "up"}}}); s != "degraded" {
+	if s := displayState(&CheckStatus{State: "up", Regions: map[string]*RegionVote{"a": {Vote: "down"}, "b": {Vote: "up"}}}); s != "degraded" {
 		t.Errorf("minority down: %s", s)
 	}
 }

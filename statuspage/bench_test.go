@@ -60,7 +60,7 @@ func benchServer(b testing.TB) *Server {
 	for i := range 20 {
 		name := fmt.Sprintf("check-%02d", i)
 		st.Checks = append(st.Checks, CheckStatus{Name: name, State: "up", Since: testNow.Add(-time.Hour),
-			Regions: map[string]RegionVote{"eu-west": {Vote: "up", LatencyMS: 40}, "us-east": {Vote: "up", LatencyMS: 90},
+			Regions: map[string]*RegionVote{"eu-west": {Vote: "up", LatencyMS: 40}, "us-east": {Vote: "up", LatencyMS: 90},
 				"ap-south": {Vote: "up", LatencyMS: 180}}})
 		p.Checks = append(p.Checks, PageCheck{Name: name, DisplayName: "Service " + name, Group: fmt.Sprintf("Group %d", i%4)})
 	}
@@ -192,7 +192,7 @@ func status1000(b testing.TB) []byte {
 		for k, reg := range []string{"eu-west", "us-east", "ap-south"} {
 			j := i*3 + k
 			ms := func(m int) float64 { return float64((j*7919+m*104729)%(m*100)) / 10 }
-			c.Regions[reg] = RegionVote{Vote: "up", LatencyMS: ms(5), CheckedAt: testNow.Add(-time.Duration((j*104729)%10000) * time.Millisecond),
+			c.Regions[reg] = &RegionVote{Vote: "up", LatencyMS: ms(5), CheckedAt: testNow.Add(-time.Duration((j*104729)%10000) * time.Millisecond),
 				Phases: &Phases{DNSMS: ms(1), ConnectMS: ms(2), FirstByteMS: ms(4)}}
 		}
 	}
@@ -283,7 +283,7 @@ func BenchmarkPageHeap(b *testing.B) {
 			for b.Loop() {
 				st, p := manyChecks(n)
 				for i := range st.Checks {
-					st.Checks[i].Regions = map[string]RegionVote{"eu-west": st.Checks[i].Regions["eu-west"]}
+					st.Checks[i].Regions = map[string]*RegionVote{"eu-west": st.Checks[i].Regions["eu-west"]}
 				}
 				src := &fakeSource{ready: true, st: st}
 				now := testNow
@@ -300,7 +300,7 @@ func BenchmarkPageHeap(b *testing.B) {
 					for j := range next.Checks {
 						v := next.Checks[j].Regions["eu-west"]
 						v.CheckedAt = now
-						next.Checks[j].Regions = map[string]RegionVote{"eu-west": v}
+						next.Checks[j].Regions = map[string]*RegionVote{"eu-west": v}
 					}
 					src.mu.Lock()
 					src.st = &next

@@ -57,7 +57,7 @@ func TestBrowserLivePage(t *testing.T) {
 	st := newStore(t) // api: a day of results; db: an open incident
 	status := testStatus()
 	status.Checks[1].State, status.Checks[1].IncidentID = "up", "" // every check up
-	status.Checks[1].Regions = map[string]RegionVote{"eu-west": {Vote: "up"}, "us-east": {Vote: "up"}}
+	status.Checks[1].Regions = map[string]*RegionVote{"eu-west": {Vote: "up"}, "us-east": {Vote: "up"}}
 	src := &fakeSource{ready: true, st: status}
 	srv := New(Options{Source: src, History: st, Page: testPage(), Now: func() time.Time { return testNow },
 		Writer: storeWriter{st: st, node: "eu-1"}, APIToken: testToken, MinRefreshGap: 10 * time.Millisecond})
@@ -104,7 +104,7 @@ func TestBrowserLivePage(t *testing.T) {
 	down := testStatus()
 	down.Checks[1] = status.Checks[1]
 	down.Checks[0].State, down.Checks[0].Since, down.Checks[0].IncidentID = "down", testNow, "inc-api"
-	down.Checks[0].Regions = map[string]RegionVote{"eu-west": {Vote: "down", Error: "timeout"}, "us-east": {Vote: "down", Error: "timeout"}}
+	down.Checks[0].Regions = map[string]*RegionVote{"eu-west": {Vote: "down", Error: "timeout"}, "us-east": {Vote: "down", Error: "timeout"}}
 	src.mu.Lock()
 	src.st = down
 	src.mu.Unlock()
@@ -356,7 +356,7 @@ func TestBrowserLocales(t *testing.T) {
 			waitClients(t, srv.Hub(), 1)
 			down := testStatus()
 			down.Checks[0].State, down.Checks[0].Since, down.Checks[0].IncidentID = "down", testNow, "inc-api"
-			down.Checks[0].Regions = map[string]RegionVote{"eu-west": {Vote: "down", Error: "timeout"}, "us-east": {Vote: "down", Error: "timeout"}}
+			down.Checks[0].Regions = map[string]*RegionVote{"eu-west": {Vote: "down", Error: "timeout"}, "us-east": {Vote: "down", Error: "timeout"}}
 			src.mu.Lock()
 			src.st = down
 			src.mu.Unlock()

@@ -13,12 +13,12 @@ import (
 
 // Event is a live update sent to every websocket client as JSON.
 type Event struct {
-	Type       string                `json:"type"` // "check"
-	Name       string                `json:"name"`
-	State      string                `json:"state"`
-	Since      time.Time             `json:"since"`
-	IncidentID string                `json:"incident_id"`
-	Regions    map[string]RegionVote `json:"regions,omitempty"`
+	Type       string                 `json:"type"` // "check"
+	Name       string                 `json:"name"`
+	State      string                 `json:"state"`
+	Since      time.Time              `json:"since"`
+	IncidentID string                 `json:"incident_id"`
+	Regions    map[string]*RegionVote `json:"regions,omitempty"`
 }
 
 // HubOptions tune the websocket hub; zero values take the defaults.

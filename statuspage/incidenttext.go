@@ -33,7 +33,7 @@ type DetailVote struct {
 
 // IncidentDetailsOf encodes the votes at an incident's opening as its
 // Details. Messages are left out: Details are public.
-func IncidentDetailsOf(regions map[string]RegionVote) string {
+func IncidentDetailsOf(regions map[string]*RegionVote) string {
 	d := IncidentDetails{Regions: make(map[string]DetailVote, len(regions))}
 	for r, v := range regions {
 		d.Regions[r] = DetailVote{Vote: v.Vote, Error: v.Error}
@@ -228,9 +228,9 @@ func (v *view) checkStatus(name string) *CheckStatus {
 	}
 	cs := &CheckStatus{Name: c.Name, State: c.State, Since: c.Since, IncidentID: c.IncidentID, Group: c.Group}
 	if len(c.Regions) > 0 {
-		cs.Regions = make(map[string]RegionVote, len(c.Regions))
+		cs.Regions = make(map[string]*RegionVote, len(c.Regions))
 		for _, r := range c.Regions {
-			cs.Regions[r.Name] = RegionVote{Vote: r.Vote, LatencyMS: r.LatencyMS, CheckedAt: r.CheckedAt, Error: r.Error}
+			cs.Regions[r.Name] = &RegionVote{Vote: r.Vote, LatencyMS: r.LatencyMS, CheckedAt: r.CheckedAt, Error: r.Error}
 		}
 	}
 	return cs

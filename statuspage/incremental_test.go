@@ -88,7 +88,7 @@ func manyChecks(n int) (*Status, Page) {
 	for i := range n {
 		name := fmt.Sprintf("check-%05d", i)
 		st.Checks = append(st.Checks, CheckStatus{Name: name, State: "up", Since: testNow.Add(-time.Hour),
-			Regions: map[string]RegionVote{
+			Regions: map[string]*RegionVote{
 				"eu-west":  {Vote: "up", LatencyMS: 40, CheckedAt: testNow.Add(-time.Second)},
 				"us-east":  {Vote: "up", LatencyMS: 90, CheckedAt: testNow.Add(-2 * time.Second)},
 				"ap-south": {Vote: "up", LatencyMS: 180, CheckedAt: testNow.Add(-3 * time.Second)}}})
@@ -231,7 +231,7 @@ func testIncrementalRenderEqualsFull(t *testing.T, compactAbove int) {
 	set(st)
 	step("a check down")
 	st = withCheck(st, 20, func(c *CheckStatus) {
-		c.Regions = map[string]RegionVote{"eu-west": {Vote: "down", Error: "timeout", CheckedAt: testNow}, "us-east": c.Regions["us-east"]}
+		c.Regions = map[string]*RegionVote{"eu-west": {Vote: "down", Error: "timeout", CheckedAt: testNow}, "us-east": c.Regions["us-east"]}
 	})
 	set(st)
 	step("a region vote, another region gone")

@@ -55,11 +55,11 @@ type RegionInfo struct {
 
 // CheckStatus is one check's cluster-wide state and per-region votes.
 type CheckStatus struct {
-	Name       string                `json:"name"`
-	State      string                `json:"state"`
-	Since      time.Time             `json:"since"`
-	IncidentID string                `json:"incident_id"`
-	Regions    map[string]RegionVote `json:"regions"`
+	Name       string                 `json:"name"`
+	State      string                 `json:"state"`
+	Since      time.Time              `json:"since"`
+	IncidentID string                 `json:"incident_id"`
+	Regions    map[string]*RegionVote `json:"regions"`
 	// SuppressedBy lists the checks this one depends on (depends_on) that
 	// are down: its incident is shown but pages nobody; ParentIncidentID
 	// is the first one's incident.

@@ -78,10 +78,10 @@ func testStatus() *Status {
 		Cluster: ClusterInfo{Quorum: 2, Regions: map[string]RegionInfo{
 			"eu-west": {Eligible: true}, "us-east": {Eligible: true}, "ap-south": {Eligible: true}}},
 		Checks: []CheckStatus{
-			{Name: "api", State: "up", Since: testNow.Add(-30 * time.Minute), Regions: map[string]RegionVote{
+			{Name: "api", State: "up", Since: testNow.Add(-30 * time.Minute), Regions: map[string]*RegionVote{
 				"eu-west": {Vote: "up", LatencyMS: 41.5, CheckedAt: testNow.Add(-2 * time.Second)},
 				"us-east": {Vote: "up", LatencyMS: 88, CheckedAt: testNow.Add(-3 * time.Second)}}},
-			{Name: "db", State: "down", Since: testNow.Add(-5 * time.Minute), IncidentID: "inc-new", Regions: map[string]RegionVote{
+			{Name: "db", State: "down", Since: testNow.Add(-5 * time.Minute), IncidentID: "inc-new", Regions: map[string]*RegionVote{
 				"eu-west": {Vote: "down", Error: "refused"}, "us-east": {Vote: "down", Error: "refused"}}},
 			{Name: "web", State: "up", Since: testNow.Add(-time.Hour)},
 		},

@@ -53,10 +53,10 @@ func publicStatus(st *Status) *Status {
 
 // publicVotes is regions without messages; regions itself when none has
 // one.
-func publicVotes(regions map[string]RegionVote) map[string]RegionVote {
+func publicVotes(regions map[string]*RegionVote) map[string]*RegionVote {
 	clean := true
 	for _, v := range regions {
-		if v.Message != "" {
+		if v != nil && v.Message != "" {
 			clean = false
 			break
 		}
@@ -64,10 +64,14 @@ func publicVotes(regions map[string]RegionVote) map[string]RegionVote {
 	if clean {
 		return regions
 	}
-	out := make(map[string]RegionVote, len(regions))
+	out := make(map[string]*RegionVote, len(regions))
 	for r, v := range regions {
-		v.Message = ""
-		out[r] = v
+		if v == nil {
+			continue
+		}
+		cp := *v // the snapshot's votes are shared: never written
+		cp.Message = ""
+		out[r] = &cp
 	}
 	return out
 }

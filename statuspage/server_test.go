@@ -84,7 +84,7 @@ func TestStatusShape(t *testing.T) {
 			Regions: map[string]RegionInfo{"eu-west": {Eligible: true}},
 		},
 		Checks: []CheckStatus{{Name: "api", State: "up", Since: at.Add(-time.Hour), IncidentID: "",
-			Regions: map[string]RegionVote{"eu-west": {Vote: "up", LatencyMS: 41.5, CheckedAt: at.Add(-2 * time.Second), Error: ""}}}},
+			Regions: map[string]*RegionVote{"eu-west": {Vote: "up", LatencyMS: 41.5, CheckedAt: at.Add(-2 * time.Second), Error: ""}}}},
 	}}
 	srv := httptest.NewServer(New(Options{Source: src}))
 	defer srv.Close()

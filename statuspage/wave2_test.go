@@ -36,7 +36,7 @@ func leakyStatus() *Status {
 		st.Checks[i].Type = "http"
 	}
 	db := &st.Checks[1]
-	db.Regions = map[string]RegionVote{
+	db.Regions = map[string]*RegionVote{
 		"eu-west":  {Vote: "down", Error: "connect_refused", Message: secretMsg, Phases: &Phases{ConnectMS: 1}},
 		"us-east":  {Vote: "down", Error: "connect_refused", Message: secretMsg},
 		"ap-south": {Vote: "abstain"}}
@@ -50,7 +50,7 @@ func storeWithDetails(t *testing.T, details string) *store.Store {
 	st := newStore(t)
 	ctx := context.Background()
 	if _, err := st.OpenIncident(ctx, store.Incident{ID: "inc-web", Check: "web", Title: "web is down", State: "down",
-		StartedAt: testNow.Add(-3 * time.Hour), Details: IncidentDetailsOf(map[string]RegionVote{
+		StartedAt: testNow.Add(-3 * time.Hour), Details: IncidentDetailsOf(map[string]*RegionVote{
 			"eu-west": {Vote: "down", Error: "http_503", Message: secretMsg}, "us-east": {Vote: "down", Error: "timeout"},
 			"ap-south": {Vote: "up"}})}); err != nil {
 		t.Fatal(err)

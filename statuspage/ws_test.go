@@ -38,7 +38,7 @@ func TestWebsocketReceivesEvent(t *testing.T) {
 	waitClients(t, s.Hub(), 1)
 	since := testNow.Add(-time.Minute)
 	s.Publish(Event{Name: "api", State: "down", Since: since, IncidentID: "inc-1",
-		Regions: map[string]RegionVote{"eu-west": {Vote: "down", Error: "timeout"}}})
+		Regions: map[string]*RegionVote{"eu-west": {Vote: "down", Error: "timeout"}}})
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, msg, err := c.ReadMessage()
 	if err != nil {
