@@ -160,19 +160,18 @@ func TestHTTPRedirectRequests(t *testing.T) {
 		t.Errorf("requests\n got %+v\nwant %+v", g, want)
 	}
 
-	c = httpCheck(srv.URL + "/away")
-	c.Headers = map[string]string{"Authorization": "Bearer x"}
-	r, _ = runProbe(t, p, c, 5*time.Second)
-	wantOK(t, r)
-	if g := reset(); len(g) != 2 || g[0].auth != "Bearer x" || g[1].auth != "" {
+	// probeOK probes path with one header and returns the requests made.
+	probeOK := func(path, header, value string) []seen {
+		c := httpCheck(srv.URL + path)
+		c.Headers = map[string]string{header: value}
+		r, _ := runProbe(t, p, c, 5*time.Second)
+		wantOK(t, r)
+		return reset()
+	}
+	if g := probeOK("/away", "Authorization", "Bearer x"); len(g) != 2 || g[0].auth != "Bearer x" || g[1].auth != "" {
 		t.Errorf("redirect to another host: requests %+v, want the credentials dropped", g)
 	}
-
-	c = httpCheck(srv.URL + "/303")
-	c.Headers = map[string]string{"Host": "api.example.test"}
-	r, _ = runProbe(t, p, c, 5*time.Second)
-	wantOK(t, r)
-	if g := reset(); len(g) != 3 || g[1].host != "api.example.test" || g[2].host != "api.example.test" {
+	if g := probeOK("/303", "Host", "api.example.test"); len(g) != 3 || g[1].host != "api.example.test" || g[2].host != "api.example.test" {
 		t.Errorf("Host header over relative redirects: %+v", g)
 	}
 
