@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,4 +182,31 @@ func TestHTTPRedirectRequests(t *testing.T) {
 
 	r, _ = runProbe(t, p, httpCheck(srv.URL+"/ftp"), 5*time.Second)
 	wantCode(t, r, CodeProtocol, "scheme must be http or https")
+}
+
+// TestProbeConnNoKeepAlive: a probe's connection has no TCP keep-alive
+// (one exchange within the timeout; setting it up costs system calls).
+func TestProbeConnNoKeepAlive(t *testing.T) {
+	addr := serve(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	o := Options{}
+	conn, err := o.dialFunc()(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	var serr error
+	if err := raw.Control(func(fd uintptr) { on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) }); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if on != 0 {
+		t.Errorf("SO_KEEPALIVE is %d, want 0", on)
+	}
 }
