@@ -158,6 +158,12 @@ func (p *HTTPProber) roundTrip(ctx context.Context, c *config.Check, st *httpSta
 		cs := tc.ConnectionState()
 		h.tls, h.conn = &cs, tc
 	}
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		// Credentials in the URL are sent as basic auth, as http.Client
+		// sends them (on every hop whose URL has them).
+		pw, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pw)
+	}
 	gz := req.Method != http.MethodHead && req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == ""
 	if gz {
 		req.Header.Set("Accept-Encoding", "gzip")

@@ -210,3 +210,28 @@ func TestProbeConnNoKeepAlive(t *testing.T) {
 		t.Errorf("SO_KEEPALIVE is %d, want 0", on)
 	}
 }
+
+// TestHTTPURLCredentials: user and password in the URL are sent as basic
+// auth, as http.Client sends them; an Authorization header of the check's
+// own wins.
+func TestHTTPURLCredentials(t *testing.T) {
+	got := make(chan string, 2)
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		got <- fmt.Sprintf("%v %s:%s %s", ok, u, p, r.Header.Get("Authorization"))
+	}))
+	u := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1)
+	p := NewHTTPProber(Options{})
+	r, _ := runProbe(t, p, httpCheck(u), 5*time.Second)
+	wantOK(t, r)
+	if g := <-got; g != "true probe:s3cret Basic cHJvYmU6czNjcmV0" {
+		t.Errorf("server saw %q", g)
+	}
+	c := httpCheck(u)
+	c.Headers = map[string]string{"Authorization": "Bearer own"}
+	r, _ = runProbe(t, p, c, 5*time.Second)
+	wantOK(t, r)
+	if g := <-got; g != "false : Bearer own" {
+		t.Errorf("server saw %q", g)
+	}
+}

@@ -827,3 +827,18 @@ func TestDocumentationExample(t *testing.T) {
 		t.Errorf("example parsed to %+v", c)
 	}
 }
+
+// TestTargetStringHidesURLPassword: a password in an http check's URL is
+// not shown where the target is (pages, the operators' status).
+func TestTargetStringHidesURLPassword(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"https://probe:s3cret@api.example.com/health", "https://probe:xxxxx@api.example.com/health"},
+		{"https://probe@api.example.com/health", "https://probe@api.example.com/health"},
+		{"https://api.example.com/health?x=1", "https://api.example.com/health?x=1"},
+	} {
+		c := &Check{Type: TypeHTTP, URL: tc.url}
+		if got := c.TargetString(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}

@@ -295,6 +295,13 @@ func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r
 func (c *Check) TargetString() string {
 	switch c.Type {
 	case TypeHTTP:
+		// A password in the URL (sent as basic auth) is not shown: the
+		// target goes into pages and the operators' status.
+		if u, err := url.Parse(c.URL); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				return u.Redacted()
+			}
+		}
 		return c.URL
 	case TypeDNS:
 		if c.Server != "" {
