@@ -71,7 +71,8 @@ func newBareProber(addr string, checks int, interval time.Duration) *bareProber 
 		interval: interval,
 		// One Transport shared by every check, with keep-alives off: every
 		// probe dials a fresh connection (as vantage's do) and nothing else
-		// is set up per probe. (Vantage builds a Transport per probe.)
+		// is set up per probe. (Vantage does one HTTP/1.1 exchange per
+		// connection itself: checker/http1.go.)
 		client: &http.Client{
 			Transport: &http.Transport{DisableKeepAlives: true},
 			Timeout:   interval / 2,
