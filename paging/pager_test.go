@@ -370,6 +370,27 @@ func TestFlapDampening(t *testing.T) {
 	}
 }
 
+// Only changes within flap_window count: a third change after the first
+// has left the window is paged as usual, one that falls inside it is a
+// flapping notice.
+func TestFlapWindowEdge(t *testing.T) {
+	r := newRig(t, "aa-1", func(c *config.Config) { c.Checks[0].FlapThreshold, c.Checks[0].FlapWindow = 2, time.Minute })
+	r.sweep()
+	r.open("api", "a", t0)
+	r.at(2 * time.Second)
+	expect(t, "change 1 at 0s", r.sweep(), "trigger/api:pager")
+	r.at(40 * time.Second)
+	r.resolve("api", "a", t0)
+	expect(t, "change 2 at 40s", r.sweep(), "resolve/api:pager")
+	r.at(61 * time.Second)
+	r.open("api", "b", r.now)
+	r.at(63 * time.Second)
+	expect(t, "change 3 at 61s: change 1 has left the window", r.sweep(), "trigger/api:pager")
+	r.at(90 * time.Second)
+	r.resolve("api", "b", t0.Add(61*time.Second))
+	expect(t, "change 4 at 90s: three within the minute", r.sweep(), "flapping:trigger/api:pager")
+}
+
 // A check unknown for unknown_after (at least two intervals + 5 s) sends a
 // coverage alert to coverage.notify, and its resolve once known again.
 func TestCoverage(t *testing.T) {
