@@ -101,16 +101,16 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 		next, err := nextRequest(c, first, via, resp)
 		if err != nil || next == nil {
 			if err != nil {
-				h.conn.Close()
+				h.close()
 				return err
 			}
 			break
 		}
-		h.conn.Close()
+		h.close()
 		via = append(via, next)
 		req = next
 	}
-	defer h.conn.Close()
+	defer h.close()
 	r.StatusCode = resp.StatusCode
 
 	// The certificate is reported whatever the rest of the probe shows (an

@@ -235,3 +235,43 @@ func TestHTTPURLCredentials(t *testing.T) {
 		t.Errorf("server saw %q", g)
 	}
 }
+
+// TestHTTPConcurrentProbesKeepTheirBodies: probes run at once, over
+// redirects and gzip, each read their own answer (the exchange's buffers
+// are pooled and reused).
+func TestHTTPConcurrentProbesKeepTheirBodies(t *testing.T) {
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/r/") {
+			http.Redirect(w, r, "/b/"+strings.TrimPrefix(r.URL.Path, "/r/"), http.StatusFound)
+			return
+		}
+		body := "body of " + r.URL.Path + strings.Repeat(".", 6000) // larger than a reader's buffer
+		if len(r.URL.Path)%2 == 0 {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			io.WriteString(zw, body)
+			zw.Close()
+			return
+		}
+		io.WriteString(w, body)
+	}))
+	p := NewHTTPProber(Options{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := httpCheck(fmt.Sprintf("%s/r/%d", srv.URL, i))
+			c.Expect.BodyContains = fmt.Sprintf("body of /b/%d.", i)
+			if r, _ := runProbe(t, p, c, 10*time.Second); !r.OK {
+				errs <- fmt.Sprintf("probe %d: %s %s", i, r.Code, r.Message)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
