@@ -103,40 +103,30 @@ func maintenanceName(m *MaintenanceInfo) string {
 }
 
 // maintenanceFields are the details of a maintenance notice.
-func maintenanceFields(e Event) []field {
+func maintenanceFields(e Event) fieldList {
 	m := e.Maintenance
 	if m == nil {
 		return nil
 	}
-	var fs []field
-	if m.Title != "" {
-		fs = append(fs, field{"Window", m.Title})
-	}
-	if len(m.Checks) > 0 {
-		fs = append(fs, field{"Checks", strings.Join(m.Checks, ", ")})
-	}
-	if !m.Start.IsZero() {
-		fs = append(fs, field{"Starts", formatTime(m.Start)})
-	}
-	if !m.End.IsZero() {
-		fs = append(fs, field{"Scheduled end", formatTime(m.End)})
-	}
+	var fs fieldList
+	fs.add("Window", m.Title)
+	fs.add("Checks", strings.Join(m.Checks, ", "))
+	fs.addTime("Starts", m.Start)
+	fs.addTime("Scheduled end", m.End)
 	if e.Action == ActionResolve && e.ResolvedAt != nil {
 		label := "Ended at"
 		if m.Cancelled {
 			label = "Cancelled at"
 		}
-		fs = append(fs, field{label, formatTime(*e.ResolvedAt)})
+		fs.add(label, formatTime(*e.ResolvedAt))
 	}
 	if m.Every != "" {
 		every := m.Every
 		if m.Timezone != "" {
 			every += " (" + m.Timezone + ")"
 		}
-		fs = append(fs, field{"Every", every})
+		fs.add("Every", every)
 	}
-	if m.WindowID != "" {
-		fs = append(fs, field{"Window id", m.WindowID})
-	}
+	fs.add("Window id", m.WindowID)
 	return fs
 }

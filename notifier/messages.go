@@ -290,48 +290,44 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // field is one labelled line of a notification's details.
 type field struct{ Name, Value string }
 
+// fieldList collects a notification's details; empty values and zero
+// times are left out.
+type fieldList []field
+
+func (fs *fieldList) add(name, value string) {
+	if value != "" {
+		*fs = append(*fs, field{name, value})
+	}
+}
+
+func (fs *fieldList) addTime(name string, t time.Time) {
+	if !t.IsZero() {
+		fs.add(name, formatTime(t))
+	}
+}
+
 // fields are the details that follow the headline, in order.
 func fields(e Event) []field {
 	if e.IsMaintenance() {
 		fs := maintenanceFields(e)
-		if e.Severity != "" {
-			fs = append(fs, field{"Severity", e.Severity})
-		}
-		if e.IncidentID != "" {
-			fs = append(fs, field{"Notice", e.IncidentID})
-		}
-		if e.StatusPageURL != "" {
-			fs = append(fs, field{"Status page", e.StatusPageURL})
-		}
+		fs.add("Severity", e.Severity)
+		fs.add("Notice", e.IncidentID)
+		fs.add("Status page", e.StatusPageURL)
 		return fs
 	}
-	var fs []field
-	if e.DisplayName != "" && e.DisplayName != e.Check && e.Check != "" {
-		fs = append(fs, field{"Check", e.Check})
+	var fs fieldList
+	if e.DisplayName != "" && e.DisplayName != e.Check {
+		fs.add("Check", e.Check) // a check shown by another name
 	}
-	if e.Target != "" {
-		fs = append(fs, field{"Target", e.Target})
-	}
+	fs.add("Target", e.Target)
 	if c := e.Cert; e.Kind == KindCert && c != nil {
-		if c.Subject != "" {
-			fs = append(fs, field{"Certificate", c.Subject})
-		}
-		if c.Issuer != "" {
-			fs = append(fs, field{"Issuer", c.Issuer})
-		}
-		if c.Serial != "" {
-			fs = append(fs, field{"Serial", c.Serial})
-		}
-		if !c.NotAfter.IsZero() {
-			fs = append(fs, field{"Expires", formatTime(c.NotAfter)})
-		}
+		fs.add("Certificate", c.Subject)
+		fs.add("Issuer", c.Issuer)
+		fs.add("Serial", c.Serial)
+		fs.addTime("Expires", c.NotAfter)
 		if r := e.Renewed; r != nil && e.Action == ActionResolve {
-			if r.Serial != "" {
-				fs = append(fs, field{"New serial", r.Serial})
-			}
-			if !r.NotAfter.IsZero() {
-				fs = append(fs, field{"New certificate expires", formatTime(r.NotAfter)})
-			}
+			fs.add("New serial", r.Serial)
+			fs.addTime("New certificate expires", r.NotAfter)
 		}
 	}
 	since := "Down since"
@@ -346,32 +342,30 @@ func fields(e Event) []field {
 	if e.Test || e.Action == ActionTest {
 		since = "Sent at"
 	}
-	if !e.StartedAt.IsZero() {
-		fs = append(fs, field{since, formatTime(e.StartedAt)})
-	}
+	fs.addTime(since, e.StartedAt)
 	switch {
 	case e.Action == ActionResolve && e.ResolvedAt != nil:
 		label := "Resolved at"
 		if e.Kind == KindCoverage {
 			label = "Restored at"
 		}
-		fs = append(fs, field{label, formatTime(*e.ResolvedAt)})
+		fs.add(label, formatTime(*e.ResolvedAt))
 		if !e.StartedAt.IsZero() {
-			fs = append(fs, field{"Duration", formatDuration(e.ResolvedAt.Sub(e.StartedAt))})
+			fs.add("Duration", formatDuration(e.ResolvedAt.Sub(e.StartedAt)))
 		}
 	case e.Action == ActionRepeat:
 		if !e.At.IsZero() && !e.StartedAt.IsZero() {
-			fs = append(fs, field{"Down for", formatDuration(e.At.Sub(e.StartedAt))})
+			fs.add("Down for", formatDuration(e.At.Sub(e.StartedAt)))
 		}
 		if e.Seq > 0 {
-			fs = append(fs, field{"Reminder", strconv.Itoa(e.Seq)})
+			fs.add("Reminder", strconv.Itoa(e.Seq))
 		}
 	}
 	if e.Kind == KindFlapping && e.Action != ActionResolve {
-		fs = append(fs, field{"Changes", fmt.Sprintf("%d in %s", e.Changes, formatDuration(e.Window))})
+		fs.add("Changes", fmt.Sprintf("%d in %s", e.Changes, formatDuration(e.Window)))
 	}
 	if e.Kind == KindCoverage {
-		fs = append(fs, field{"Regions seeing it", fmt.Sprintf("%d of %d", e.RegionsSeeing, e.RegionsTotal)})
+		fs.add("Regions seeing it", fmt.Sprintf("%d of %d", e.RegionsSeeing, e.RegionsTotal))
 	}
 	if e.IsGroup() {
 		down := 0
@@ -380,20 +374,12 @@ func fields(e Event) []field {
 				down++
 			}
 		}
-		fs = append(fs, field{"Checks down", fmt.Sprintf("%d of %d", down, len(e.Members))})
+		fs.add("Checks down", fmt.Sprintf("%d of %d", down, len(e.Members)))
 	}
-	if e.Severity != "" {
-		fs = append(fs, field{"Severity", e.Severity})
-	}
-	if e.Group != "" {
-		fs = append(fs, field{"Group", e.Group})
-	}
-	if e.IncidentID != "" {
-		fs = append(fs, field{"Incident", e.IncidentID})
-	}
-	if e.StatusPageURL != "" {
-		fs = append(fs, field{"Status page", e.StatusPageURL})
-	}
+	fs.add("Severity", e.Severity)
+	fs.add("Group", e.Group)
+	fs.add("Incident", e.IncidentID)
+	fs.add("Status page", e.StatusPageURL)
 	return fs
 }
 
