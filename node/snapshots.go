@@ -77,28 +77,21 @@ func (n *Node) ownVote(v mesh.Vote) {
 		return
 	}
 	x := &n.ext.snaps
-	due := func() bool { return !x.taken[v.Check].Equal(v.DownSince) && x.running < snapshotRunning }
 	x.mu.Lock()
-	ok := due()
-	x.mu.Unlock()
-	if !ok {
+	if x.taken[v.Check].Equal(v.DownSince) || x.running >= snapshotRunning {
+		x.mu.Unlock()
 		return
 	}
-	c := n.cfg.Load().CheckByName(v.Check)
+	c := n.cfg.Load().CheckByName(v.Check) // only for a vote not yet captured
 	if c == nil || c.Type == config.TypePush {
+		x.mu.Unlock()
 		return
 	}
-	x.mu.Lock()
-	ok = due()
-	if ok {
-		x.taken[v.Check] = v.DownSince
-		x.running++
-	}
+	x.taken[v.Check] = v.DownSince
+	x.running++
 	x.mu.Unlock()
-	if ok {
-		n.wg.Add(1)
-		go n.captureSnapshot(c, v)
-	}
+	n.wg.Add(1)
+	go n.captureSnapshot(c, v)
 }
 
 // expireSnapshots drops replicated snapshots past their age every minute.
