@@ -90,25 +90,23 @@ func (p *HTTPProber) probe(ctx context.Context, c *config.Check, r *Result) erro
 		lastTLS *tls.ConnectionState // the latest https hop's
 	)
 	via := []*http.Request{first}
-	for req := first; ; {
-		resp, h, err = p.roundTrip(ctx, c, st, req)
+	for {
+		resp, h, err = p.roundTrip(ctx, c, st, via[len(via)-1])
 		if err != nil {
 			return err
 		}
 		if h.tls != nil {
 			lastTLS = h.tls
 		}
-		next, err := nextRequest(c, first, via, resp)
-		if err != nil || next == nil {
-			if err != nil {
-				h.close()
-				return err
-			}
-			break
+		next, err := nextRequest(c, via, resp)
+		if next == nil && err == nil {
+			break // resp is the final answer
 		}
 		h.close()
+		if err != nil {
+			return err
+		}
 		via = append(via, next)
-		req = next
 	}
 	defer h.close()
 	r.StatusCode = resp.StatusCode

@@ -273,13 +273,13 @@ func (b *gzipBody) Close() error { return b.r.Close() }
 
 // nextRequest is the request that follows resp to req's redirect, as
 // http.Client makes it, or nil when resp is final: not a redirect, no
-// Location, or the check does not follow redirects. first is the probe's
-// first request, via every request so far.
-func nextRequest(c *config.Check, first *http.Request, via []*http.Request, resp *http.Response) (*http.Request, error) {
+// Location, or the check does not follow redirects. via is every request
+// so far, the probe's first at 0.
+func nextRequest(c *config.Check, via []*http.Request, resp *http.Response) (*http.Request, error) {
 	if !c.FollowRedirects {
 		return nil, nil
 	}
-	req := via[len(via)-1]
+	first, req := via[0], via[len(via)-1]
 	method, body := req.Method, false
 	switch resp.StatusCode {
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
