@@ -12,9 +12,11 @@
 // configured regions, j this node's index among the N nodes of its region
 // (by name), and
 //
-//	Phase = (base + k·p/R + j·p/(R·N)) mod p
-//	      = (base + p·(k·N + j)/(R·N)) mod p      (integer nanoseconds)
+//	Phase = ⌊(base + k·p/R + j·p/(R·N)) mod p⌋_Tick
+//	      = ⌊(base + p·(k·N + j)/(R·N)) mod p⌋_Tick   (integer nanoseconds)
 //	base  = FNV-1a-64(name) mod p
+//
+// where ⌊x⌋_Tick rounds x down to a whole Tick (100 ms).
 //
 // The base offset spreads checks over the whole period, so a thousand checks
 // do not fire in one burst; the region term spreads the regions evenly over
@@ -25,6 +27,18 @@
 // the others' phases without talking to them, and a restarted node keeps its
 // own. SetPlace changes (k, R, j, N) when membership changes and moves every
 // check to its new phase; SetInterval changes one check's period.
+//
+// # Ticks
+//
+// Phases are whole Ticks, so for a period that is a whole number of Ticks
+// (every interval the config accepts that is written in tenths of a second)
+// a check runs only at the start of a tenth of a second, together with the
+// other checks due in that tenth. A node then wakes at most ten times a
+// second to start probes, however many checks it runs, and the probes of one
+// tick share the wake-up: at 1,000 checks every 10 s a node wakes 10 times a
+// second to start 10 probes instead of 100 times to start one (what this
+// saves is in docs/performance.md). Rounding moves a check's phase by less
+// than a Tick; the regions' spread (k·p/R) is kept to within a Tick.
 //
 // # Runs
 //
@@ -175,6 +189,9 @@ func newPlace(region, regions, node, nodes int) (place, error) {
 	return place{region, regions, node, nodes}, nil
 }
 
+// Tick is the grid phases are rounded down to (see the package doc).
+const Tick = 100 * time.Millisecond
+
 // Offset is a stable fraction, from the FNV-1a hash of name, of
 // min(interval, maxSpread). Offset(name, p, p) is a check's base phase;
 // Offset(name, p, MaxSpread) the delay of its extra first run.
@@ -192,8 +209,9 @@ func Offset(name string, interval, maxSpread time.Duration) time.Duration {
 // (region k of regions R, node j of the region's nodes N): the check runs
 // at the times whose Unix nanoseconds are ≡ Phase (mod period). It is
 // (Offset(name, period, period) + period·(k·N + j)/(R·N)) mod period, that is
-// base + k·period/R + j·period/(R·N) up to a nanosecond of rounding. R and N
-// below 1 count as 1; k and j are taken modulo R and N.
+// base + k·period/R + j·period/(R·N) up to a nanosecond of rounding, rounded
+// down to a whole Tick. R and N below 1 count as 1; k and j are taken modulo
+// R and N.
 func Phase(name string, period time.Duration, region, regions, node, nodes int) time.Duration {
 	if period <= 0 {
 		return 0
@@ -204,7 +222,8 @@ func Phase(name string, period time.Duration, region, regions, node, nodes int) 
 	hi, lo := bits.Mul64(uint64(period), slot)
 	shift, _ := bits.Div64(hi, lo, slots) // < period since slot < slots
 	base := uint64(Offset(name, period, period))
-	return time.Duration((base + shift) % uint64(period))
+	ph := time.Duration((base + shift) % uint64(period))
+	return ph - ph%Tick
 }
 
 // next is the first time strictly after now whose Unix nanoseconds are

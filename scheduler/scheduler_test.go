@@ -218,8 +218,8 @@ func TestPhaseFormula(t *testing.T) {
 	const p = 60 * time.Second
 	for _, name := range []string{"api", "web", "db", "a-much-longer-check-name"} {
 		base := Phase(name, p, 0, 1, 0, 1)
-		if base != Offset(name, p, p) || Phase(name, p, 0, 0, 0, 0) != base {
-			t.Fatalf("%s: base phase %v, want Offset over the interval %v (zero place = region 0 of 1)", name, base, Offset(name, p, p))
+		if off := Offset(name, p, p); base != off-off%Tick || Phase(name, p, 0, 0, 0, 0) != base {
+			t.Fatalf("%s: base phase %v, want Offset over the interval %v rounded down to a tick (zero place = region 0 of 1)", name, base, off)
 		}
 		for k := range 3 {
 			if got, want := residue(t0.Add(Phase(name, p, k, 3, 0, 1)-base), p), time.Duration(k)*20*time.Second; got != want {
@@ -247,6 +247,71 @@ func TestPhaseFormula(t *testing.T) {
 	if _, err := New(nil, Options{Node: 1}); err == nil {
 		t.Fatal("node index 1 of 1 accepted")
 	}
+}
+
+func TestPhasesOnTicks(t *testing.T) {
+	// 1,000 checks at 10 s: every phase a whole tick, so the node starts
+	// probes at most 100 times per period (10 times a second), not 1,000.
+	const n, p = 1000, 10 * time.Second
+	for _, pl := range []struct{ k, R, j, N int }{{0, 1, 0, 1}, {1, 3, 0, 1}, {2, 3, 1, 2}, {4, 7, 2, 3}} {
+		ticks := map[time.Duration]int{}
+		for i := range n {
+			ph := Phase("check-"+itoa(i), p, pl.k, pl.R, pl.j, pl.N)
+			if ph < 0 || ph >= p || ph%Tick != 0 {
+				t.Fatalf("place %+v: phase %v outside [0, %v) or not a whole tick", pl, ph, p)
+			}
+			ticks[ph]++
+		}
+		if len(ticks) > int(p/Tick) {
+			t.Fatalf("place %+v: %d distinct phases, more than the %d ticks of a period", pl, len(ticks), p/Tick)
+		}
+		// Still spread: no tick holds more than five times its share.
+		for ph, c := range ticks {
+			if c > 5*n/int(p/Tick) {
+				t.Fatalf("place %+v: %d of %d checks start at %v: a burst", pl, c, n, ph)
+			}
+		}
+	}
+	// Rounding keeps the regions' spread to within a tick, also where
+	// p/R is not a whole tick.
+	for _, name := range []string{"api", "web", "db"} {
+		const p7 = 45 * time.Second
+		for k := range 7 {
+			shift := residue(t0.Add(Phase(name, p7, k, 7, 0, 1)-Phase(name, p7, 0, 7, 0, 1)), p7)
+			if want := time.Duration(k) * p7 / 7; shift <= want-Tick || shift >= want+Tick {
+				t.Fatalf("%s: region %d of 7 at %v after region 0, want %v ± a tick", name, k, shift, want)
+			}
+		}
+	}
+}
+
+func TestRunsStartOnTicks(t *testing.T) {
+	// The clock starts off the grid; every run still starts on a tick, and
+	// checks whose phases share a tick run together.
+	start := t0.Add(11*time.Second + 37*time.Millisecond)
+	clk := clockwork.NewFakeClockAt(start)
+	rec := &recorder{}
+	var checks []config.Check
+	for i := range 40 {
+		checks = append(checks, check("c"+itoa(i), 2*time.Second, time.Second))
+	}
+	fakeNode(t, clk, rec, "n", Options{}, checks...)
+	var want []run
+	for _, c := range checks {
+		want = append(want, series("n", c.Name, next(start, c.Interval, Phase(c.Name, c.Interval, 0, 1, 0, 1)), c.Interval, start.Add(4*time.Second))...)
+	}
+	sortRuns(want)
+	at := map[time.Time]bool{}
+	for _, r := range want {
+		if r.at.UnixNano()%int64(Tick) != 0 {
+			t.Fatalf("%s due at %v, off the %v grid", r.check, r.at.Format("15:04:05.000000000"), Tick)
+		}
+		at[r.at] = true
+	}
+	if len(at) > 2*20+1 {
+		t.Fatalf("80 runs at %d instants in 4 s: more than one per tick", len(at))
+	}
+	drive(t, clk, rec, len(checks), want...)
 }
 
 func TestNextPhasePoint(t *testing.T) {
