@@ -33,26 +33,30 @@ func benchBareProber(args []string) error {
 	addr := fs.String("addr", "", "target HOST:PORT")
 	checks := fs.Int("checks", 1000, "number of checks")
 	interval := fs.Duration("interval", 10*time.Second, "check interval")
+	tick := fs.Duration("tick", 0, "start probes only at whole multiples of this (vantage's scheduler.Tick); 0: spread evenly")
 	fs.Parse(args)
-	if *addr == "" || *checks <= 0 || *interval <= 0 {
-		return errors.New("bare-prober: --addr, a positive --checks and a positive --interval are required")
+	if *addr == "" || *checks <= 0 || *interval <= 0 || *tick < 0 {
+		return errors.New("bare-prober: --addr, a positive --checks and a positive --interval are required, and --tick must not be negative")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	p := newBareProber(*addr, *checks, *interval)
+	p.tick = *tick
 	p.run(ctx)
 	fmt.Fprintf(os.Stderr, "bare prober: %d probes, %d failed\n", p.probes.Load(), p.failures.Load())
 	return nil
 }
 
 // bareProber probes checks URLs http://addr/bare/<i>, each once per
-// interval, check i at offset i*interval/checks of every interval, as a
+// interval, check i at offset i*interval/checks of every interval (rounded
+// down to a whole tick, if tick is set, as vantage's phases are), as a
 // minimal, well-written Go uptime checker would: one net/http request on a
 // fresh connection, a timeout of half the interval, the body read (up to
 // 1 MiB) and expected to contain "ok" with a 2xx status.
 type bareProber struct {
 	urls     []string
 	interval time.Duration
+	tick     time.Duration // 0: probes spread evenly; else starts only on whole ticks
 	client   *http.Client
 	probes   atomic.Int64 // finished probes
 	failures atomic.Int64 // of which failed
@@ -80,19 +84,32 @@ func newBareProber(addr string, checks int, interval time.Duration) *bareProber 
 	}
 }
 
+// due is when slot k (check k mod N) starts: start + k*interval/N, with
+// the offset in the interval rounded down to a whole tick if tick is set.
+func (p *bareProber) due(start time.Time, k int) time.Time {
+	n := len(p.urls)
+	off := time.Duration(k%n) * p.interval / time.Duration(n)
+	if p.tick > 0 {
+		off -= off % p.tick
+	}
+	return start.Add(time.Duration(k/n)*p.interval + off)
+}
+
 // run probes until ctx is done, then waits for the probes in flight.
 // One scheduler loop with one timer starts a goroutine per probe: slot k
-// (check k mod N) is due at start + k*interval/N; a late loop catches up
-// without skipping any.
+// is due at p.due(start, k), with start on a whole tick if tick is set; a
+// late loop catches up without skipping any.
 func (p *bareProber) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	n := len(p.urls)
 	start := time.Now()
+	if p.tick > 0 {
+		start = start.Truncate(p.tick).Add(p.tick)
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for k := 0; ; k++ {
-		due := start.Add(time.Duration(k/n)*p.interval + time.Duration(k%n)*p.interval/time.Duration(n))
+		due := p.due(start, k)
 		if d := time.Until(due); d > 0 {
 			timer.Reset(d)
 			select {
@@ -103,7 +120,7 @@ func (p *bareProber) run(ctx context.Context) {
 		} else if ctx.Err() != nil {
 			return
 		}
-		i := k % n
+		i := k % len(p.urls)
 		if p.onStart != nil {
 			p.onStart(i)
 		}
@@ -155,13 +172,14 @@ type bareChild struct {
 	code   int
 }
 
-func startBare(addr string, checks int, interval time.Duration) (*bareChild, error) {
+func startBare(addr string, checks int, interval, tick time.Duration) (*bareChild, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bare prober: %w", err)
 	}
 	b := &bareChild{exited: make(chan struct{})}
-	b.cmd = exec.Command(self, "bare-prober", "--addr", addr, "--checks", strconv.Itoa(checks), "--interval", interval.String())
+	b.cmd = exec.Command(self, "bare-prober", "--addr", addr, "--checks", strconv.Itoa(checks), "--interval", interval.String(),
+		"--tick", tick.String())
 	b.cmd.Stderr = &b.stderr
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // die with the bench
 	if err := b.cmd.Start(); err != nil {

@@ -130,3 +130,32 @@ func TestOKTargetCountsBareApart(t *testing.T) {
 		t.Errorf("hits %d, bare hits %d; want 1 and 2", hits.Load(), bareHits.Load())
 	}
 }
+
+func TestBareProberTicks(t *testing.T) {
+	// 1,000 checks at 10 s: spread evenly, slot k is due k·10 ms after the
+	// start; on 100 ms ticks, slots share ten starts a second, each a whole
+	// tick after the start, and the next interval repeats them.
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	p := newBareProber("127.0.0.1:1", 1000, 10*time.Second)
+	if got, want := p.due(start, 1234).Sub(start), 12340*time.Millisecond; got != want {
+		t.Fatalf("spread evenly: slot 1234 due at +%s, want +%s", got, want)
+	}
+	p.tick = 100 * time.Millisecond
+	starts := map[time.Time]int{}
+	for k := range 1000 {
+		d := p.due(start, k)
+		if d.Sub(start)%p.tick != 0 || d.Before(start) || !d.Before(start.Add(10*time.Second)) {
+			t.Fatalf("slot %d due at +%s: not a whole tick within the first interval", k, d.Sub(start))
+		}
+		if d.After(start.Add(time.Duration(k) * 10 * time.Millisecond)) {
+			t.Fatalf("slot %d due at +%s, after its even spot", k, d.Sub(start))
+		}
+		starts[d]++
+	}
+	if len(starts) != 100 {
+		t.Fatalf("%d distinct starts in an interval, want 100 (one per tick)", len(starts))
+	}
+	if got, want := p.due(start, 1234), p.due(start, 234).Add(10*time.Second); !got.Equal(want) {
+		t.Fatalf("slot 1234 due at %s, want one interval after slot 234's (%s)", got, want)
+	}
+}

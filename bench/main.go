@@ -1,7 +1,7 @@
 // Command bench measures Vantage on this machine. Figures go to stdout with
 // the command that produced them; docs/performance.md keeps the latest.
 //
-//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 2m] [--bare=false] [--gogc default,100]
+//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 2m] [--bare=false] [--bare-tick 100ms] [--gogc default,100]
 //
 // node: builds vantage, starts a target HTTP server on loopback (in this
 // process), writes a config with N http checks against it, runs `vantage run`
@@ -9,7 +9,8 @@
 // measured after a warm-up of one interval plus the first-run spread (so
 // start-up costs are excluded), RSS at the end. With --bare (the default) a
 // bare net/http prober (this binary re-run as the hidden `bare-prober`: the
-// same checks and interval, a fresh connection per probe, paths /bare/<i>)
+// same checks and interval, a fresh connection per probe, paths /bare/<i>,
+// probes started on the same 100 ms ticks as vantage's unless --bare-tick 0)
 // runs beside vantage against the same target, started with it and
 // measured over the same window; vantage's CPU and RSS are also given as a
 // ratio to it, which unlike the absolute figures compares across runs.
@@ -59,6 +60,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/vantage-dev/vantage/scheduler"
 )
 
 func main() {
@@ -98,6 +101,8 @@ func benchNode(args []string) error {
 		"and compare (\"default\": the binary's own, GOGC unset); e.g. default,100")
 	bare := fs.Bool("bare", true, "run a bare net/http prober (this binary's bare-prober) beside each run, same target, checks "+
 		"and interval, measured over the same window, and give vantage's CPU and RSS as a ratio to it")
+	bareTick := fs.Duration("bare-tick", scheduler.Tick, "the bare prober starts probes only on whole multiples of this, as vantage's "+
+		"scheduler does (its phases are whole scheduler.Tick); 0: spread evenly, one probe at a time")
 	fs.Parse(args)
 
 	dir, bin, cleanup, err := workDir("vantage-bench", *keep)
@@ -136,7 +141,7 @@ func benchNode(args []string) error {
 		}
 		r := nodeRun{label: "GOGC " + g}
 		if *bare {
-			r.bareHits = bareHits
+			r.bareHits, r.bareTick = bareHits, *bareTick
 		}
 		data := filepath.Join(dir, fmt.Sprintf("data-%d", i))
 		if err := r.run(bin, cfgPath, data, env, *debug, addr, hits, *checks, *interval, *duration); err != nil {
@@ -163,6 +168,7 @@ type nodeRun struct {
 	// bareHits, if set, runs the bare prober beside vantage; the target
 	// counts its requests here.
 	bareHits *atomic.Int64
+	bareTick time.Duration
 }
 
 func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr string, hits *atomic.Int64,
@@ -193,14 +199,18 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 	}()
 	var bare *bareChild
 	if r.bareHits != nil {
-		if bare, err = startBare(addr, checks, interval); err != nil {
+		if bare, err = startBare(addr, checks, interval, r.bareTick); err != nil {
 			return err
 		}
 		defer bare.stop()
 	}
 	fmt.Printf("vantage run (%s): %d http checks every %s against %s, pid %d, %s\n", r.label, checks, interval, addr, pid, duration)
 	if bare != nil {
-		fmt.Printf("bare prober beside it: the same %d checks every %s, pid %d\n", checks, interval, bare.pid())
+		starts := "spread evenly"
+		if r.bareTick > 0 {
+			starts = "started on whole " + r.bareTick.String() + " ticks, as vantage's"
+		}
+		fmt.Printf("bare prober beside it: the same %d checks every %s, %s, pid %d\n", checks, interval, starts, bare.pid())
 	}
 
 	start := time.Now()
