@@ -129,6 +129,7 @@ type writer struct {
 	cache    map[rkey]*crow
 	maxStart [numSteps]int64
 	authFrom [numSteps]int64
+	sweptAt  int64 // maxStart[0] at the last eviction sweep
 
 	// per transaction
 	deltas  map[rkey]*row // own results' additions
@@ -631,12 +632,18 @@ func (w *writer) install() {
 	w.evict()
 }
 
-// evict keeps the cache bounded: buckets well behind the newest ones are
-// dropped (a late result reloads its bucket from the database).
+// evict keeps the cache small: once a minute (when the first bucket of a
+// newer minute is written) and whenever it holds more than cacheLimit
+// buckets, buckets well behind the newest ones are dropped (a late result
+// reloads its bucket from the database). So it holds about six minute
+// buckets, three hour buckets and three day buckets per check and node,
+// not up to cacheLimit buckets (half an hour of minute buckets at 1,000
+// checks) before the first eviction.
 func (w *writer) evict() {
-	if len(w.cache) <= w.s.opts.cacheLimit {
+	if w.maxStart[0] <= w.sweptAt && len(w.cache) <= w.s.opts.cacheLimit {
 		return
 	}
+	w.sweptAt = w.maxStart[0]
 	thr := [numSteps]int64{w.maxStart[0] - 5*minuteMS, w.maxStart[1] - 2*hourMS, w.maxStart[2] - 2*dayMS}
 	for k := range w.cache {
 		if k.start < thr[k.step] {
