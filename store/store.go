@@ -63,6 +63,15 @@ type Options struct {
 
 	// ReadConns is the size of the read pool; default 4.
 	ReadConns int
+	// PageCacheKiB bounds SQLite's page cache of the writer connection;
+	// each read connection gets a quarter of it (default 2048: 2 MiB for
+	// the writer, 512 KiB per reader, 4 MiB in all with the default pool).
+	// The caches fill as the database grows, so their bound is part of a
+	// node's steady RSS (docs/performance.md); a miss reads the page from
+	// the kernel's page cache. The writer touches one leaf page per check
+	// and step each minute, scattered over the file, so a larger cache
+	// saves little.
+	PageCacheKiB int
 
 	cacheLimit int // rollup rows cached by the writer; tests shrink it
 }
@@ -103,6 +112,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ReadConns <= 0 {
 		o.ReadConns = 4
+	}
+	if o.PageCacheKiB <= 0 {
+		o.PageCacheKiB = 2048
 	}
 	if o.cacheLimit <= 0 {
 		o.cacheLimit = defaultCacheLimit
@@ -206,7 +218,7 @@ func Open(path string, opts Options) (*Store, error) {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=foreign_keys(1)",
-		"_pragma=cache_size(-16000)",
+		fmt.Sprintf("_pragma=cache_size(%d)", -opts.PageCacheKiB),
 		"_txlock=immediate",
 	))
 	if err != nil {
@@ -236,6 +248,7 @@ func Open(path string, opts Options) (*Store, error) {
 		"_pragma=busy_timeout(5000)",
 		"_pragma=query_only(1)",
 		"_pragma=foreign_keys(1)",
+		fmt.Sprintf("_pragma=cache_size(%d)", -max(opts.PageCacheKiB/4, 64)),
 	))
 	if err != nil {
 		wdb.Close()

@@ -80,6 +80,27 @@ func TestOpenCreatesDirAndPragmas(t *testing.T) {
 	if err := s.wdb.QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Fatalf("foreign_keys %d %v", fk, err)
 	}
+	// SQLite's page caches are bounded (negative: KiB): 2 MiB for the
+	// writer, 512 KiB for each of the readers, whichever reader answers.
+	var wc int
+	if err := s.wdb.QueryRow("PRAGMA cache_size").Scan(&wc); err != nil || wc != -2048 {
+		t.Fatalf("writer cache_size %d %v, want -2048", wc, err)
+	}
+	conns := make([]*sql.Conn, s.opts.ReadConns)
+	for i := range conns {
+		c, err := s.rdb.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+		var rc int
+		if err := c.QueryRowContext(context.Background(), "PRAGMA cache_size").Scan(&rc); err != nil || rc != -512 {
+			t.Fatalf("reader %d cache_size %d %v, want -512", i, rc, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
 	// the read pool cannot write
 	if _, err := s.rdb.Exec("DELETE FROM results"); err == nil {
 		t.Fatal("read pool accepted a write")
@@ -761,6 +782,41 @@ func TestRollupCacheEviction(t *testing.T) {
 	s.AddBatch(gen(500))
 	mustFlush(t, s)
 	checkRollupsAgainstRaw(t, s, "c0", "c1", "c2")
+}
+
+// TestRollupCacheSweptEveryMinute: with the default cache limit, far
+// above what 50 checks need, the writer still drops buckets well behind
+// the newest once a minute: after 20 minutes it holds at most six minute,
+// three hour and three day buckets per check, and the rollups stay right.
+func TestRollupCacheSweptEveryMinute(t *testing.T) {
+	s := openTest(t, "", Options{FlushInterval: time.Hour})
+	const checks = 50
+	cached := func() int {
+		var n int
+		if err := s.exec(ctxT(t), func(*sql.Tx) error { n = len(s.w.cache); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	most := 0
+	for m := range 20 {
+		for c := range checks {
+			for sec := 0; sec < 60; sec += 20 {
+				s.Add(Result{Check: fmt.Sprintf("c%d", c), Region: "r0", Node: "n0",
+					Time: t0.Add(time.Duration(m)*time.Minute + time.Duration(sec)*time.Second), OK: sec != 40, Latency: time.Millisecond})
+			}
+		}
+		mustFlush(t, s)
+		most = max(most, cached())
+	}
+	if bound := checks * (6 + 3 + 3); most > bound {
+		t.Fatalf("the writer cached up to %d buckets for %d checks, want at most %d", most, checks, bound)
+	}
+	names := make([]string, checks)
+	for c := range names {
+		names[c] = fmt.Sprintf("c%d", c)
+	}
+	checkRollupsAgainstRaw(t, s, names...)
 }
 
 func TestReplaceIncident(t *testing.T) {
