@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +158,24 @@ func TestBareProberTicks(t *testing.T) {
 	}
 	if got, want := p.due(start, 1234), p.due(start, 234).Add(10*time.Second); !got.Equal(want) {
 		t.Fatalf("slot 1234 due at %s, want one interval after slot 234's (%s)", got, want)
+	}
+}
+
+func TestSampleRSS(t *testing.T) {
+	// This process, every 20 ms for a little over 100 ms: samples of a
+	// plausible size, one per period, none after the context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Millisecond)
+	defer cancel()
+	got := sampleRSS(ctx, os.Getpid(), 20*time.Millisecond)
+	if len(got) < 1 || len(got) > 5 {
+		t.Fatalf("%d samples in 110 ms at 20 ms, want 1 to 5 (a late tick at most dropped)", len(got))
+	}
+	for _, b := range got {
+		if b < 1<<20 || b > 1<<34 {
+			t.Fatalf("sample %d bytes: not an RSS", b)
+		}
+	}
+	if got := sampleRSS(ctx, os.Getpid(), time.Millisecond); len(got) != 0 {
+		t.Fatalf("%d samples after the context ended", len(got))
 	}
 }

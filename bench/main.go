@@ -242,7 +242,7 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	byMinute := sampleRSS(ctx, pid, time.Minute) // until the window ends
 	cpu1, bcpu1, t1, hits1, bhits1, err := sample()
 	if err != nil {
 		return err
@@ -260,6 +260,13 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 	fmt.Printf("  probes/s      %.1f\n", float64(hits1-hits0)/wall.Seconds())
 	fmt.Printf("  cpu           %s\n", cpuLine)
 	fmt.Printf("  rss           %.1f MB (peak %.1f MB)\n", float64(rss)/1e6, float64(hwm)/1e6)
+	if len(byMinute) > 0 {
+		mb := make([]string, len(byMinute))
+		for i, b := range byMinute {
+			mb[i] = fmt.Sprintf("%.1f", float64(b)/1e6)
+		}
+		fmt.Printf("  rss by minute %s MB (each whole minute of the window: still rising means the run was too short)\n", strings.Join(mb, ", "))
+	}
 	if bare != nil {
 		brss, bhwm, err := memory(bare.pid())
 		if err != nil {
@@ -361,6 +368,28 @@ func cpuShare(c procCPU, wall time.Duration) (total float64, s string) {
 	pct := func(d time.Duration) float64 { return float64(d) / float64(wall) * 100 }
 	total = pct(c.total())
 	return total, fmt.Sprintf("%.2f%% of one core (user %.1f %%, sys %.1f %%)", total, pct(c.user), pct(c.sys))
+}
+
+// sampleRSS reads pid's RSS every period until ctx is done and returns
+// the samples (none if ctx ends within the first period; a failed read is
+// left out).
+func sampleRSS(ctx context.Context, pid int, every time.Duration) []int64 {
+	var out []int64
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+			if ctx.Err() != nil {
+				return out
+			}
+			if rss, _, err := memory(pid); err == nil {
+				out = append(out, rss)
+			}
+		}
+	}
 }
 
 // memory returns VmRSS and VmHWM in bytes.
