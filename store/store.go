@@ -64,8 +64,8 @@ type Options struct {
 	// ReadConns is the size of the read pool; default 4.
 	ReadConns int
 	// PageCacheKiB bounds SQLite's page cache of the writer connection;
-	// each read connection gets a quarter of it (default 2048: 2 MiB for
-	// the writer, 512 KiB per reader, 4 MiB in all with the default pool).
+	// each read connection gets a quarter of it (default 1024: 1 MiB for
+	// the writer, 256 KiB per reader, 2 MiB in all with the default pool).
 	// The caches fill as the database grows, so their bound is part of a
 	// node's steady RSS (docs/performance.md); a miss reads the page from
 	// the kernel's page cache. The writer touches one leaf page per check
@@ -114,7 +114,7 @@ func (o *Options) setDefaults() {
 		o.ReadConns = 4
 	}
 	if o.PageCacheKiB <= 0 {
-		o.PageCacheKiB = 2048
+		o.PageCacheKiB = 1024
 	}
 	if o.cacheLimit <= 0 {
 		o.cacheLimit = defaultCacheLimit

@@ -80,11 +80,11 @@ func TestOpenCreatesDirAndPragmas(t *testing.T) {
 	if err := s.wdb.QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Fatalf("foreign_keys %d %v", fk, err)
 	}
-	// SQLite's page caches are bounded (negative: KiB): 2 MiB for the
-	// writer, 512 KiB for each of the readers, whichever reader answers.
+	// SQLite's page caches are bounded (negative: KiB): 1 MiB for the
+	// writer, 256 KiB for each of the readers, whichever reader answers.
 	var wc int
-	if err := s.wdb.QueryRow("PRAGMA cache_size").Scan(&wc); err != nil || wc != -2048 {
-		t.Fatalf("writer cache_size %d %v, want -2048", wc, err)
+	if err := s.wdb.QueryRow("PRAGMA cache_size").Scan(&wc); err != nil || wc != -1024 {
+		t.Fatalf("writer cache_size %d %v, want -1024", wc, err)
 	}
 	conns := make([]*sql.Conn, s.opts.ReadConns)
 	for i := range conns {
@@ -94,8 +94,8 @@ func TestOpenCreatesDirAndPragmas(t *testing.T) {
 		}
 		conns[i] = c
 		var rc int
-		if err := c.QueryRowContext(context.Background(), "PRAGMA cache_size").Scan(&rc); err != nil || rc != -512 {
-			t.Fatalf("reader %d cache_size %d %v, want -512", i, rc, err)
+		if err := c.QueryRowContext(context.Background(), "PRAGMA cache_size").Scan(&rc); err != nil || rc != -256 {
+			t.Fatalf("reader %d cache_size %d %v, want -256", i, rc, err)
 		}
 	}
 	for _, c := range conns {
