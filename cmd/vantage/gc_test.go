@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -30,5 +31,17 @@ func TestGCDefault(t *testing.T) {
 	}
 	if now := debug.SetGCPercent(100); now != 80 {
 		t.Fatalf("collector target with GOGC set: %d, want 80 (untouched)", now)
+	}
+}
+
+func TestProfileDefault(t *testing.T) {
+	before := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = before })
+	runtime.MemProfileRate = 512 * 1024
+	if got := profileDefault("127.0.0.1:6060"); got != 512*1024 {
+		t.Fatalf("with --debug-addr: allocation sampling rate %d, want Go's 524288 kept", got)
+	}
+	if got := profileDefault(""); got != 0 || runtime.MemProfileRate != 0 {
+		t.Fatalf("without --debug-addr: allocation sampling rate %d (runtime %d), want 0", got, runtime.MemProfileRate)
 	}
 }

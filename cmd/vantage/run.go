@@ -248,6 +248,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // runNode runs a node until ctx is cancelled, then shuts it down cleanly.
 func runNode(ctx context.Context, cfg *config.Config, s *settings, log *slog.Logger) error {
+	profileDefault(s.DebugAddr)
 	if err := os.MkdirAll(s.Data, 0o750); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
