@@ -1,13 +1,15 @@
 // Command bench measures Vantage on this machine. Figures go to stdout with
 // the command that produced them; docs/performance.md keeps the latest.
 //
-//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 2m] [--bare=false] [--bare-tick 100ms] [--gogc default,100]
+//	go run ./bench node [--checks 1000] [--interval 10s] [--duration 10m] [--bare=false] [--bare-tick 100ms] [--gogc default,100]
 //
 // node: builds vantage, starts a target HTTP server on loopback (in this
 // process), writes a config with N http checks against it, runs `vantage run`
 // as a child process and samples its CPU time and RSS from /proc. CPU share is
 // measured after a warm-up of one interval plus the first-run spread (so
-// start-up costs are excluded), RSS at the end. With --bare (the default) a
+// start-up costs are excluded), RSS at the end and at each whole minute of
+// the window (the default 10 minutes let SQLite's and the store's caches
+// fill, which a 2-minute run does not). With --bare (the default) a
 // bare net/http prober (this binary re-run as the hidden `bare-prober`: the
 // same checks and interval, a fresh connection per probe, paths /bare/<i>,
 // probes started on the same 100 ms ticks as vantage's unless --bare-tick 0)
@@ -94,7 +96,8 @@ func benchNode(args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	checks := fs.Int("checks", 1000, "number of http checks")
 	interval := fs.Duration("interval", 10*time.Second, "check interval")
-	duration := fs.Duration("duration", 2*time.Minute, "total run time")
+	duration := fs.Duration("duration", 10*time.Minute, "total run time (SQLite's and the store's caches fill over the first minutes: "+
+		"shorter runs understate RSS)")
 	keep := fs.Bool("keep", false, "keep the temporary directory")
 	debug := fs.String("debug-addr", "", "pass --debug-addr to vantage (profiling)")
 	gogc := fs.String("gogc", "", "comma-separated GOGC values to run the node with, one after the other against the same target, "+
