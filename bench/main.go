@@ -106,9 +106,15 @@ func benchNode(args []string) error {
 		"and interval, measured over the same window, and give vantage's CPU and RSS as a ratio to it")
 	bareTick := fs.Duration("bare-tick", scheduler.Tick, "the bare prober starts probes only on whole multiples of this, as vantage's "+
 		"scheduler does (its phases are whole scheduler.Tick); 0: spread evenly, one probe at a time")
+	buildName := fs.String("build", releaseBuild.name, "how to build vantage: release (as deploy/Dockerfile: CGO_ENABLED=0, -trimpath, "+
+		"-ldflags \"-s -w\") or dev (a plain go build, cgo where a C compiler is installed)")
 	fs.Parse(args)
+	build, err := buildNamed(*buildName)
+	if err != nil {
+		return err
+	}
 
-	dir, bin, cleanup, err := workDir("vantage-bench", *keep)
+	dir, bin, cleanup, err := workDirBuild("vantage-bench", *keep, build)
 	if err != nil {
 		return err
 	}
@@ -142,7 +148,7 @@ func benchNode(args []string) error {
 		} else {
 			g = "default"
 		}
-		r := nodeRun{label: "GOGC " + g}
+		r := nodeRun{label: "GOGC " + g, build: build.name}
 		if *bare {
 			r.bareHits, r.bareTick = bareHits, *bareTick
 		}
@@ -166,6 +172,7 @@ func benchNode(args []string) error {
 // nodeRun is one run of vantage under bench node.
 type nodeRun struct {
 	label    string
+	build    string // goBuild's name
 	rss, hwm int64
 	cpu      float64 // percent of one core
 	// bareHits, if set, runs the bare prober beside vantage; the target
@@ -207,7 +214,7 @@ func (r *nodeRun) run(bin, cfgPath, data string, env []string, debug, addr strin
 		}
 		defer bare.stop()
 	}
-	fmt.Printf("vantage run (%s): %d http checks every %s against %s, pid %d, %s\n", r.label, checks, interval, addr, pid, duration)
+	fmt.Printf("vantage run (%s, %s build): %d http checks every %s against %s, pid %d, %s\n", r.label, r.build, checks, interval, addr, pid, duration)
 	if bare != nil {
 		starts := "spread evenly"
 		if r.bareTick > 0 {

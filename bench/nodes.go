@@ -22,8 +22,14 @@ import (
 )
 
 // workDir makes the bench's temporary directory and builds vantage into
-// it; cleanup removes the directory unless keep (then it is printed).
+// it as released (releaseBuild); cleanup removes the directory unless keep
+// (then it is printed).
 func workDir(prefix string, keep bool) (dir, bin string, cleanup func(), err error) {
+	return workDirBuild(prefix, keep, releaseBuild)
+}
+
+// workDirBuild is workDir with the build's go command and environment.
+func workDirBuild(prefix string, keep bool, build goBuild) (dir, bin string, cleanup func(), err error) {
 	dir, err = os.MkdirTemp("", prefix)
 	if err != nil {
 		return "", "", nil, err
@@ -33,7 +39,7 @@ func workDir(prefix string, keep bool) (dir, bin string, cleanup func(), err err
 		fmt.Println("temporary directory:", dir)
 		cleanup = func() {}
 	}
-	if bin, err = buildVantage(dir); err != nil {
+	if bin, err = build.run(dir); err != nil {
 		cleanup()
 		return "", "", nil, err
 	}
@@ -67,11 +73,42 @@ func okTargetBare() (addr string, hits, bareHits *atomic.Int64, stop func(), err
 	return ln.Addr().String(), hits, bareHits, func() { srv.Close() }, nil
 }
 
-// buildVantage builds ./cmd/vantage into dir once.
-func buildVantage(dir string) (string, error) {
+// goBuild is how the bench builds ./cmd/vantage: go build's flags and
+// the environment's additions.
+type goBuild struct {
+	name  string
+	env   []string
+	flags []string
+}
+
+// releaseBuild builds vantage as it is released, by deploy/Dockerfile's
+// builder and docs/deployment.md: static (no cgo, so no C library or
+// dynamic loader mapped into the process) and stripped. The benches
+// measure what runs in production (TestReleaseBuildAsDockerfile).
+var releaseBuild = goBuild{name: "release", env: []string{"CGO_ENABLED=0"}, flags: []string{"-trimpath", "-ldflags", "-s -w"}}
+
+// devBuild is the plain go build of the README's "Build from source",
+// with cgo where a C compiler is installed.
+var devBuild = goBuild{name: "dev"}
+
+// buildNamed returns the build called name.
+func buildNamed(name string) (goBuild, error) {
+	for _, b := range []goBuild{releaseBuild, devBuild} {
+		if b.name == name {
+			return b, nil
+		}
+	}
+	return goBuild{}, fmt.Errorf("unknown build %q (release or dev)", name)
+}
+
+// run builds ./cmd/vantage into dir.
+func (b goBuild) run(dir string) (string, error) {
 	bin := filepath.Join(dir, "vantage")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/vantage").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build vantage: %v\n%s", err, out)
+	args := append([]string{"build"}, b.flags...)
+	cmd := exec.Command("go", append(args, "-o", bin, "./cmd/vantage")...)
+	cmd.Env = append(os.Environ(), b.env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build vantage (%s: %s go %s): %v\n%s", b.name, strings.Join(b.env, " "), strings.Join(args, " "), err, out)
 	}
 	return bin, nil
 }
