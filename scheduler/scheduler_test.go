@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jonboulle/clockwork"
 
 	"github.com/vantage-dev/vantage/config"
@@ -185,11 +184,11 @@ func TestSetAddsRemovesAndKeepsUnchanged(t *testing.T) {
 	}
 	count := func(n string) int { mu.Lock(); defer mu.Unlock(); return seen[n] }
 	waitFor(t, "a and b to run", func() bool { return count("a") > 0 && count("b") > 0 })
-	id := s.jobs["a"].id
+	id := s.jobs["a"].slot
 	if err := s.Set([]config.Check{a}); err != nil {
 		t.Fatal(err)
 	}
-	if s.Len() != 1 || s.jobs["a"].id != id {
+	if s.Len() != 1 || s.jobs["a"].slot != id {
 		t.Fatal("unchanged check a was rescheduled or b not removed")
 	}
 	before := count("b")
@@ -295,10 +294,13 @@ func TestRunsStartOnTicks(t *testing.T) {
 	for i := range 40 {
 		checks = append(checks, check("c"+itoa(i), 2*time.Second, time.Second))
 	}
-	fakeNode(t, clk, rec, "n", Options{}, checks...)
+	s := fakeNode(t, clk, rec, "n", Options{}, checks...)
 	var want []run
+	phases := map[time.Duration]bool{}
 	for _, c := range checks {
-		want = append(want, series("n", c.Name, next(start, c.Interval, Phase(c.Name, c.Interval, 0, 1, 0, 1)), c.Interval, start.Add(4*time.Second))...)
+		ph := Phase(c.Name, c.Interval, 0, 1, 0, 1)
+		phases[ph] = true
+		want = append(want, series("n", c.Name, next(start, c.Interval, ph), c.Interval, start.Add(4*time.Second))...)
 	}
 	sortRuns(want)
 	at := map[time.Time]bool{}
@@ -311,7 +313,83 @@ func TestRunsStartOnTicks(t *testing.T) {
 	if len(at) > 2*20+1 {
 		t.Fatalf("80 runs at %d instants in 4 s: more than one per tick", len(at))
 	}
-	drive(t, clk, rec, len(checks), want...)
+	// The checks of one phase share a slot: one gocron job, one timer.
+	if len(phases) >= len(checks) {
+		t.Fatalf("40 checks at 2 s have %d phases: none shared, the test shows nothing", len(phases))
+	}
+	s.mu.Lock()
+	slots := len(s.slots)
+	s.mu.Unlock()
+	if slots != len(phases) {
+		t.Fatalf("%d slots for %d phases", slots, len(phases))
+	}
+	drive(t, clk, rec, len(phases), want...)
+}
+
+func TestSlotsFollowTheirChecks(t *testing.T) {
+	// Checks leave their slot when removed, changed or moved by
+	// SetInterval or SetPlace; an emptied slot's gocron job is removed.
+	clk := clockwork.NewFakeClockAt(t0)
+	rec := &recorder{}
+	var checks []config.Check
+	for i := range 30 {
+		checks = append(checks, check("c"+itoa(i), time.Second, 500*time.Millisecond))
+	}
+	s := fakeNode(t, clk, rec, "n", Options{}, checks...)
+	consistent := func(what string) {
+		t.Helper()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		in := 0
+		for key, sl := range s.slots {
+			if sl.key != key || len(sl.jobs) == 0 {
+				t.Fatalf("%s: slot %v holds %d checks", what, key, len(sl.jobs))
+			}
+			for i, j := range sl.jobs {
+				if j.slot != sl || j.slotIdx != i || s.jobs[j.check.Load().Name] != j {
+					t.Fatalf("%s: %s misplaced in slot %v", what, j.check.Load().Name, key)
+				}
+				want := slotKey{j.periodOf(), s.phaseLocked(j.check.Load().Name, j.periodOf())}
+				if key != want {
+					t.Fatalf("%s: %s in slot %v, its slot is %v", what, j.check.Load().Name, key, want)
+				}
+			}
+			in += len(sl.jobs)
+		}
+		if in != len(s.jobs) {
+			t.Fatalf("%s: %d checks in slots, %d scheduled", what, in, len(s.jobs))
+		}
+		if jobs := len(s.s.Jobs()); jobs != len(s.slots) {
+			t.Fatalf("%s: %d gocron jobs for %d slots", what, jobs, len(s.slots))
+		}
+	}
+	consistent("start")
+	if n := len(s.slots); n >= 30 || n > 10 {
+		t.Fatalf("30 checks at 1 s in %d slots, want at most 10 (one per tick)", n)
+	}
+	for i := range 10 {
+		if err := s.SetInterval("c"+itoa(i), 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consistent("after SetInterval")
+	if err := s.SetPlace(1, 2, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	consistent("after SetPlace")
+	changed := checks[20]
+	changed.Target = "127.0.0.1:2"
+	if err := s.Set(append(checks[10:20:20], changed)); err != nil {
+		t.Fatal(err)
+	}
+	consistent("after Set")
+	if err := s.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+	consistent("after removing all")
+	if len(s.slots) != 0 {
+		t.Fatalf("%d slots left without checks", len(s.slots))
+	}
 }
 
 func TestNextPhasePoint(t *testing.T) {
@@ -536,7 +614,7 @@ func TestSetIntervalSwitchesAndBack(t *testing.T) {
 	if d, _ := s.Interval("api"); d != down {
 		t.Fatalf("interval %v after SetInterval(%v)", d, down)
 	}
-	id := s.jobs["api"].id
+	id := s.jobs["api"].slot
 	first := next(clk.Now(), down, Phase("api", down, 1, 3, 0, 1))
 	if w := first.Sub(clk.Now()); w <= 0 || w > down {
 		t.Fatalf("first run at the down interval %v after the switch", w)
@@ -546,7 +624,7 @@ func TestSetIntervalSwitchesAndBack(t *testing.T) {
 	if err := s.SetInterval("api", down); err != nil {
 		t.Fatal(err)
 	}
-	if s.jobs["api"].id != id {
+	if s.jobs["api"].slot != id {
 		t.Fatal("SetInterval with the period in force rescheduled the check")
 	}
 	drive(t, clk, rec, 1, run{"n", "api", first.Add(2 * down)})
@@ -601,13 +679,13 @@ func TestSetPlaceReschedules(t *testing.T) {
 	// A second and third region join; this node's region is third of three.
 	// (Right after a run: no timer is due before the next driven one.)
 	now := clk.Now()
-	ids := map[string]uuid.UUID{"api": s.jobs["api"].id, "web": s.jobs["web"].id}
+	ids := map[string]*slot{"api": s.jobs["api"].slot, "web": s.jobs["web"].slot}
 	if err := s.SetPlace(2, 3, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	want = nil
 	for _, c := range checks {
-		if s.jobs[c.Name].id == ids[c.Name] {
+		if s.jobs[c.Name].slot == ids[c.Name] {
 			t.Fatalf("%s not rescheduled", c.Name)
 		}
 		first := next(now, c.Interval, Phase(c.Name, c.Interval, 2, 3, 0, 1))
@@ -620,7 +698,7 @@ func TestSetPlaceReschedules(t *testing.T) {
 	drive(t, clk, rec, 2, want...)
 
 	// The same place again changes nothing; a bad one is refused.
-	ids = map[string]uuid.UUID{"api": s.jobs["api"].id, "web": s.jobs["web"].id}
+	ids = map[string]*slot{"api": s.jobs["api"].slot, "web": s.jobs["web"].slot}
 	if err := s.SetPlace(2, 3, 0, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +706,7 @@ func TestSetPlaceReschedules(t *testing.T) {
 		t.Fatal("region index 3 of 3 accepted")
 	}
 	for _, c := range checks {
-		if s.jobs[c.Name].id != ids[c.Name] {
+		if s.jobs[c.Name].slot != ids[c.Name] {
 			t.Fatalf("%s rescheduled by SetPlace to the same place", c.Name)
 		}
 	}
