@@ -136,6 +136,8 @@ type Scheduler struct {
 // slotKey is a period and a phase in it.
 type slotKey struct{ period, phase time.Duration }
 
+func (k slotKey) String() string { return fmt.Sprintf("%v@%v", k.period, k.phase) }
+
 // slot is the checks that run at the same period and phase, and the
 // gocron job that runs them. Guarded by Scheduler.mu.
 type slot struct {
@@ -161,7 +163,6 @@ type job struct {
 
 	slot    *slot // nil until scheduled
 	slotIdx int
-	period  time.Duration   // the slot's period
 	first   clockwork.Timer // pending first run (MaxSpread), or nil
 	firstT  time.Time
 }
@@ -332,7 +333,7 @@ func (s *Scheduler) scheduleLocked(j *job, first bool) error {
 		gj, err := s.s.NewJob(
 			gocron.DurationJob(key.period),
 			gocron.NewTask(func() { s.runSlot(sl) }),
-			gocron.WithName(fmt.Sprintf("%v@%v", key.period, key.phase)),
+			gocron.WithName(key.String()),
 			gocron.WithStartAt(gocron.WithStartDateTimePast(at)),
 		)
 		if err != nil {
@@ -341,7 +342,7 @@ func (s *Scheduler) scheduleLocked(j *job, first bool) error {
 		sl.id = gj.ID()
 		s.slots[key] = sl
 	}
-	j.slot, j.slotIdx, j.period = sl, len(sl.jobs), period
+	j.slot, j.slotIdx = sl, len(sl.jobs)
 	sl.jobs = append(sl.jobs, j)
 	return nil
 }
@@ -358,13 +359,13 @@ func (s *Scheduler) leaveSlotLocked(j *job) {
 	sl.jobs[j.slotIdx].slotIdx = j.slotIdx
 	sl.jobs[last] = nil
 	sl.jobs = sl.jobs[:last]
-	j.slot, j.slotIdx, j.period = nil, 0, 0
+	j.slot, j.slotIdx = nil, 0
 	if len(sl.jobs) > 0 {
 		return
 	}
 	delete(s.slots, sl.key)
 	if err := s.s.RemoveJob(sl.id); err != nil {
-		s.opts.Logger.Warn("remove job", "slot", fmt.Sprintf("%v@%v", sl.key.period, sl.key.phase), "err", err)
+		s.opts.Logger.Warn("remove job", "slot", sl.key.String(), "err", err)
 	}
 }
 
@@ -446,7 +447,7 @@ func (s *Scheduler) SetInterval(check string, d time.Duration) error {
 		return nil
 	}
 	j.override = d
-	if !s.started || s.closed || j.period == j.periodOf() {
+	if !s.started || s.closed || j.slot != nil && j.slot.key.period == j.periodOf() {
 		return nil
 	}
 	return s.scheduleLocked(j, false)
